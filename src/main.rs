@@ -51,6 +51,8 @@ fn init_tracing(cfg: &Config) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One crypto stack for every TLS client and server in the process (rustls + ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

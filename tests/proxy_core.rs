@@ -373,7 +373,7 @@ async fn enforce_serves_signed_tags_by_digest_and_their_closure_only() {
 }
 
 #[tokio::test]
-async fn a_moved_tag_still_serves_the_signed_content() {
+async fn a_moved_tag_is_refused_naming_both_digests() {
     let fake = FakeRegistry::default();
     let (md, _, manifest) = image(&fake, "demo/app", Some("v1"), b"original");
     // Re-point the tag upstream at other content; the signature still names the original.
@@ -381,7 +381,7 @@ async fn a_moved_tag_still_serves_the_signed_content() {
     fake.set(
         "/v2/demo/app/manifests/v1",
         Behaviour::Serve {
-            body: Bytes::from(other),
+            body: Bytes::from(other.clone()),
             content_type: OCI_MANIFEST.into(),
         },
     );
@@ -394,11 +394,11 @@ async fn a_moved_tag_still_serves_the_signed_content() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        resp.headers()["docker-content-digest"].to_str().unwrap(),
-        md
-    );
-    assert_eq!(body(resp).await.unwrap(), manifest);
+    let (s, code, msg) = error_code(resp).await;
+    assert_eq!((s, code.as_str()), (403, "DENIED"));
+    let swapped = portcullis::refs::Digest::sha256_of(&other).to_string();
+    assert!(msg.contains(&md) && msg.contains(&swapped), "{msg}");
+    assert!(msg.contains("re-pushed without signing"), "{msg}");
 }
 
 #[tokio::test]

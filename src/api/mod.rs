@@ -346,6 +346,9 @@ impl Proxy {
                 .serve_manifest(reg, repo, tag.as_str(), None, head, headers)
                 .await;
         };
+        if mode == Mode::Enforce {
+            self.refuse_moved_tag(reg, repo, tag, &target).await?;
+        }
         self.closure.add_root(&reg.name, repo, &target.digest);
         // Fetch BY THE TRUSTED DIGEST, never by tag: the tag may move between check and fetch.
         self.serve_manifest(
@@ -357,6 +360,62 @@ impl Proxy {
             headers,
         )
         .await
+    }
+
+    /// A signed tag that the registry now maps to other content was re-pushed without being
+    /// signed (or tampered with). Docker's client would quietly pull the old signed digest;
+    /// we refuse instead, so the operator sees it and either signs the new content or puts
+    /// the signed content back. Checked with the full Accept list, so a client's narrower
+    /// Accept cannot make the registry convert the manifest and look "moved".
+    async fn refuse_moved_tag(
+        &self,
+        reg: &Registry,
+        repo: &RepoName,
+        tag: &Tag,
+        target: &TrustedTarget,
+    ) -> Result<(), ApiError> {
+        let mut accept = HeaderMap::new();
+        for a in MANIFEST_ACCEPT {
+            accept.append(header::ACCEPT, HeaderValue::from_static(a));
+        }
+        let path = format!("/v2/{repo}/manifests/{tag}");
+        let resp = self
+            .send(
+                reg,
+                repo,
+                Method::HEAD,
+                &path,
+                None,
+                &accept,
+                &HeaderMap::new(),
+            )
+            .await?;
+        let current: Option<Digest> = resp
+            .inner
+            .headers()
+            .get(&DOCKER_CONTENT_DIGEST)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok());
+        match current {
+            Some(c) if c != target.digest => {
+                let message = format!(
+                    "{}/{repo}:{tag} refused: the registry maps the tag to {c}, but it is signed \
+                     (in {}) for {}; the tag was re-pushed without signing. Sign the new content, \
+                     or push the signed content back",
+                    reg.name, target.role, target.digest
+                );
+                self.carry_out(
+                    reg,
+                    Mode::Enforce,
+                    Decision::Deny {
+                        reason: "tag_moved",
+                        message,
+                    },
+                )
+            }
+            // The same digest, or a registry that does not say: the by-digest fetch decides.
+            _ => Ok(()),
+        }
     }
 
     async fn manifest_by_digest(

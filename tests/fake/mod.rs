@@ -51,8 +51,18 @@ impl FakeRegistry {
         self.routes.lock().unwrap().insert(path.to_owned(), b);
     }
 
+    /// GET requests for `path`.
     pub fn hits(&self, path: &str) -> usize {
-        *self.hits.lock().unwrap().get(path).unwrap_or(&0)
+        self.method_hits("GET", path)
+    }
+
+    pub fn method_hits(&self, method: &str, path: &str) -> usize {
+        *self
+            .hits
+            .lock()
+            .unwrap()
+            .get(&format!("{method} {path}"))
+            .unwrap_or(&0)
     }
 
     /// Serves a manifest under both its tag (if any) and its digest.
@@ -108,7 +118,12 @@ impl FakeRegistry {
     fn answer(&self, req: Request<Incoming>) -> Response<FakeBody> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         let path = req.uri().path().to_owned();
-        *self.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+        *self
+            .hits
+            .lock()
+            .unwrap()
+            .entry(format!("{} {path}", req.method()))
+            .or_default() += 1;
         if path == "/v2/" {
             return simple(200, Bytes::from_static(b"{}"), "application/json");
         }

@@ -31,7 +31,12 @@ fn shared() -> &'static Shared {
         signer.sign(&gun, "v1", seeded.get("v1"), &Role::Targets);
         signer.sign(&gun, "v1-docker", seeded.get("v1-docker"), &Role::Targets);
         signer.sign(&gun, "multi", seeded.get("multi"), &Role::Releases);
-        signer.sign(&gun, "qa-only", seeded.get("qa-only"), &Role::delegation("qa", KeyType::Rsa));
+        signer.sign(
+            &gun,
+            "qa-only",
+            seeded.get("qa-only"),
+            &Role::delegation("qa", KeyType::Rsa),
+        );
         Shared {
             reg,
             notary,
@@ -48,14 +53,23 @@ fn reference(s: &Shared, tag: &str) -> String {
 #[test]
 fn seeded_images_have_expected_media_types() {
     let s = shared();
-    assert_eq!(s.seeded.get("v1").media_type, "application/vnd.oci.image.manifest.v1+json");
-    assert_eq!(s.seeded.get("multi").media_type, "application/vnd.oci.image.index.v1+json");
+    assert_eq!(
+        s.seeded.get("v1").media_type,
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        s.seeded.get("multi").media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
     assert_eq!(
         s.seeded.get("v1-docker").media_type,
         "application/vnd.docker.distribution.manifest.v2+json"
     );
     let multi = s.seeded.get("multi");
-    assert!(multi.child("amd64").is_some() && multi.child("arm64").is_some(), "{multi:?}");
+    assert!(
+        multi.child("amd64").is_some() && multi.child("arm64").is_some(),
+        "{multi:?}"
+    );
     assert_ne!(s.seeded.get("v1").digest, s.seeded.get("unsigned").digest);
 }
 
@@ -78,14 +92,28 @@ fn notary_lists_signed_tags() {
     assert!(!targets.stdout.contains("unsigned"), "{}", targets.stdout);
     let releases = s.signer.list(&gun, Some(&Role::Releases));
     assert!(releases.ok, "{}", releases.combined());
-    assert!(releases.stdout.contains(s.seeded.get("multi").sha256_hex()), "{}", releases.stdout);
-    let qa = s.signer.list(&gun, Some(&Role::delegation("qa", KeyType::Rsa)));
-    assert!(qa.stdout.contains(s.seeded.get("qa-only").sha256_hex()), "{}", qa.combined());
+    assert!(
+        releases.stdout.contains(s.seeded.get("multi").sha256_hex()),
+        "{}",
+        releases.stdout
+    );
+    let qa = s
+        .signer
+        .list(&gun, Some(&Role::delegation("qa", KeyType::Rsa)));
+    assert!(
+        qa.stdout.contains(s.seeded.get("qa-only").sha256_hex()),
+        "{}",
+        qa.combined()
+    );
     // the TUF files are served over TLS from the harness CA
     let root = s.notary.get_tuf(&gun, "root").expect("root.json");
     assert!(String::from_utf8_lossy(&root).contains(r#""_type":"Root""#));
     assert!(s.notary.get_tuf(&gun, "targets/releases").is_some());
-    assert!(s.notary.get_tuf(&format!("{}/no/such", s.reg.addr()), "root").is_none());
+    assert!(
+        s.notary
+            .get_tuf(&format!("{}/no/such", s.reg.addr()), "root")
+            .is_none()
+    );
 }
 
 #[test]
@@ -94,7 +122,11 @@ fn skopeo_pulls_signed_tags_with_pushed_digests() {
     for tag in ["v1", "multi", "v1-docker"] {
         let r = skopeo_pull(&s.reg.addr(), &reference(s, tag), None);
         r.assert_ok(&format!("skopeo pull {tag}"));
-        assert_eq!(r.digest.as_deref(), Some(s.seeded.get(tag).digest.as_str()), "{tag}");
+        assert_eq!(
+            r.digest.as_deref(),
+            Some(s.seeded.get(tag).digest.as_str()),
+            "{tag}"
+        );
     }
     let r = skopeo_pull(&s.reg.addr(), &reference(s, "no-such-tag"), None);
     r.assert_refused("skopeo pull of a missing tag", "manifest unknown");
@@ -107,13 +139,21 @@ fn containerd_pulls_and_runs() {
     for tag in ["v1", "multi", "v1-docker"] {
         let r = c.pull(&s.reg.addr(), &reference(s, tag), None);
         r.assert_ok(&format!("ctr pull {tag}"));
-        assert_eq!(r.digest.as_deref(), Some(s.seeded.get(tag).digest.as_str()), "{tag}");
+        assert_eq!(
+            r.digest.as_deref(),
+            Some(s.seeded.get(tag).digest.as_str()),
+            "{tag}"
+        );
     }
     let r = c.pull(&s.reg.addr(), &reference(s, "v1"), None);
     r.assert_ok("ctr pull v1 again");
     let out = c.run(&reference(s, "v1"), &[]);
     out.assert_ok("ctr run v1");
-    assert!(out.output.contains(V1_NOTE), "ctr run output: {}", out.output);
+    assert!(
+        out.output.contains(V1_NOTE),
+        "ctr run output: {}",
+        out.output
+    );
 }
 
 #[test]
@@ -123,12 +163,21 @@ fn podman_pulls_and_runs() {
     for tag in ["v1", "multi", "v1-docker"] {
         let r = p.pull(&s.reg.addr(), &reference(s, tag), None);
         r.assert_ok(&format!("podman pull {tag}"));
-        assert_eq!(r.digest.as_deref(), Some(s.seeded.get(tag).digest.as_str()), "{tag}");
+        assert_eq!(
+            r.digest.as_deref(),
+            Some(s.seeded.get(tag).digest.as_str()),
+            "{tag}"
+        );
     }
-    p.pull(&s.reg.addr(), &reference(s, "v1"), None).assert_ok("podman pull v1 again");
+    p.pull(&s.reg.addr(), &reference(s, "v1"), None)
+        .assert_ok("podman pull v1 again");
     let out = p.run(&reference(s, "v1"), &[]);
     out.assert_ok("podman run v1");
-    assert!(out.output.contains(V1_NOTE), "podman run output: {}", out.output);
+    assert!(
+        out.output.contains(V1_NOTE),
+        "podman run output: {}",
+        out.output
+    );
 }
 
 #[test]
@@ -136,8 +185,18 @@ fn retag_repoints_a_tag() {
     let s = shared();
     let repo = "demo/tamper";
     let v1 = images::push(&s.reg, repo, "v1", &ImageSpec::single(V1_NOTE), Format::Oci);
-    assert_eq!(v1.digest, s.seeded.get("v1").digest, "mkoci builds are deterministic");
-    let other = images::push(&s.reg, repo, "other", &ImageSpec::single("other"), Format::Oci);
+    assert_eq!(
+        v1.digest,
+        s.seeded.get("v1").digest,
+        "mkoci builds are deterministic"
+    );
+    let other = images::push(
+        &s.reg,
+        repo,
+        "other",
+        &ImageSpec::single("other"),
+        Format::Oci,
+    );
     let tampered = images::retag(&s.reg, repo, "other", "v1");
     assert_eq!(tampered.digest, other.digest);
     assert_ne!(tampered.digest, v1.digest);
@@ -148,9 +207,22 @@ fn token_auth_registry_needs_credentials() {
     let reg = Registry::start(RegistryAuth::token("alice", "s3cret"));
     let img = images::push(&reg, REPO, "v1", &ImageSpec::single(V1_NOTE), Format::Oci);
     // /v2/ challenges with Bearer
-    let ping = reg.curl("", &["-o", "/dev/null", "-D", "-"], "/v2/");
+    let ping = support::real::proc::run(std::process::Command::new("curl").args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-D",
+        "-",
+        &format!("{}/v2/", reg.url()),
+    ]));
     assert!(ping.stdout.contains("401"), "{}", ping.stdout);
-    assert!(ping.stdout.to_lowercase().contains("www-authenticate: bearer realm="), "{}", ping.stdout);
+    assert!(
+        ping.stdout
+            .to_lowercase()
+            .contains("www-authenticate: bearer realm="),
+        "{}",
+        ping.stdout
+    );
     let r = format!("{}/{REPO}:v1", reg.addr());
 
     let ok = skopeo_pull(&reg.addr(), &r, Some(("alice", "s3cret")));
@@ -158,19 +230,37 @@ fn token_auth_registry_needs_credentials() {
     assert_eq!(ok.digest.as_deref(), Some(img.digest.as_str()));
     let anon = skopeo_pull(&reg.addr(), &r, None);
     assert!(!anon.ok, "anonymous pull succeeded:\n{}", anon.output);
-    assert!(anon.output.contains("authentication required") || anon.output.contains("unauthorized"), "{}", anon.output);
+    assert!(
+        anon.output.contains("authentication required") || anon.output.contains("unauthorized"),
+        "{}",
+        anon.output
+    );
     let wrong = skopeo_pull(&reg.addr(), &r, Some(("alice", "wrong")));
-    assert!(!wrong.ok, "pull with a wrong password succeeded:\n{}", wrong.output);
+    assert!(
+        !wrong.ok,
+        "pull with a wrong password succeeded:\n{}",
+        wrong.output
+    );
 
     let c = Containerd::start();
-    c.pull(&reg.addr(), &r, Some(("alice", "s3cret"))).assert_ok("ctr with credentials");
+    c.pull(&reg.addr(), &r, Some(("alice", "s3cret")))
+        .assert_ok("ctr with credentials");
     let anon = c.pull(&reg.addr(), &r, None);
     assert!(!anon.ok, "anonymous ctr pull succeeded:\n{}", anon.output);
 
     let reqs = reg.token_issuer().unwrap().requests();
-    assert!(reqs.iter().any(|q| q.authenticated && q.status == 200), "{reqs:?}");
-    assert!(reqs.iter().any(|q| q.method == "POST"), "containerd uses the OAuth POST: {reqs:?}");
-    assert!(reqs.iter().any(|q| !q.authenticated && q.status == 200), "{reqs:?}");
+    assert!(
+        reqs.iter().any(|q| q.authenticated && q.status == 200),
+        "{reqs:?}"
+    );
+    assert!(
+        reqs.iter().any(|q| q.method == "POST"),
+        "containerd uses the OAuth POST: {reqs:?}"
+    );
+    assert!(
+        reqs.iter().any(|q| !q.authenticated && q.status == 200),
+        "{reqs:?}"
+    );
     assert!(reqs.iter().any(|q| q.status == 401), "{reqs:?}");
 }
 
@@ -191,12 +281,21 @@ fn local_trust_service_signs() {
     let notary = Notary::start(TrustService::Local);
     let signer = Signer::new(&notary);
     let gun = reg.gun("local/app");
-    let img = images::push(reg, "local/app", "v1", &ImageSpec::single(V1_NOTE), Format::Oci);
+    let img = images::push(
+        reg,
+        "local/app",
+        "v1",
+        &ImageSpec::single(V1_NOTE),
+        Format::Oci,
+    );
     signer.sign(&gun, "v1", &img, &Role::Releases);
     let l = signer.list(&gun, Some(&Role::Releases));
     assert!(l.stdout.contains(img.sha256_hex()), "{}", l.combined());
     let ts = notary.get_tuf(&gun, "timestamp").expect("timestamp.json");
-    assert!(String::from_utf8_lossy(&ts).contains(r#""method":"ed25519""#), "local signer uses ed25519");
+    assert!(
+        String::from_utf8_lossy(&ts).contains(r#""method":"eddsa""#),
+        "local signer uses ed25519 (eddsa)"
+    );
 }
 
 #[test]
@@ -206,7 +305,10 @@ fn daemons_die_with_their_handle() {
     let dir = reg.dir().to_path_buf();
     assert!(support::real::proc::port_open(addr));
     drop(reg);
-    assert!(!support::real::proc::port_open(addr), "registry still listening after Drop");
+    assert!(
+        !support::real::proc::port_open(addr),
+        "registry still listening after Drop"
+    );
     assert!(!dir.exists(), "tempdir left behind");
 }
 

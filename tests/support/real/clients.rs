@@ -44,7 +44,11 @@ impl ClientResult {
 
     /// Panics unless the client failed and its output contains `needle`.
     pub fn assert_refused(&self, what: &str, needle: &str) -> &Self {
-        assert!(!self.ok, "{what} succeeded but should have failed:\n{}", self.output);
+        assert!(
+            !self.ok,
+            "{what} succeeded but should have failed:\n{}",
+            self.output
+        );
         assert!(
             self.output.contains(needle),
             "{what} failed, but its output lacks {needle:?}:\n{}",
@@ -56,7 +60,9 @@ impl ClientResult {
 
 /// Splits `HOST/REPO:TAG` into (HOST, REPO:TAG).
 pub fn split_host(reference: &str) -> (&str, &str) {
-    reference.split_once('/').expect("reference must be HOST/REPO:TAG")
+    reference
+        .split_once('/')
+        .expect("reference must be HOST/REPO:TAG")
 }
 
 fn auth_json(hosts: &[&str], creds: Option<(&str, &str)>) -> String {
@@ -64,7 +70,10 @@ fn auth_json(hosts: &[&str], creds: Option<(&str, &str)>) -> String {
         None => r#"{"auths":{}}"#.to_string(),
         Some((u, p)) => {
             let b = STANDARD.encode(format!("{u}:{p}"));
-            let entries: Vec<String> = hosts.iter().map(|h| format!(r#""{h}":{{"auth":"{b}"}}"#)).collect();
+            let entries: Vec<String> = hosts
+                .iter()
+                .map(|h| format!(r#""{h}":{{"auth":"{b}"}}"#))
+                .collect();
             format!(r#"{{"auths":{{{}}}}}"#, entries.join(","))
         }
     }
@@ -90,10 +99,18 @@ impl SkopeoEnv {
     pub fn new(registry_host: &str, mirror: &str, creds: Option<(String, String)>) -> SkopeoEnv {
         require_tool("skopeo", "skopeo");
         let dir = tempdir("pc-skopeo-");
-        fs::write(dir.path().join("registries.conf"), registries_conf(registry_host, mirror)).unwrap();
+        fs::write(
+            dir.path().join("registries.conf"),
+            registries_conf(registry_host, mirror),
+        )
+        .unwrap();
         fs::write(dir.path().join("policy.json"), POLICY).unwrap();
         let c = creds.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-        fs::write(dir.path().join("auth.json"), auth_json(&[registry_host, mirror], c)).unwrap();
+        fs::write(
+            dir.path().join("auth.json"),
+            auth_json(&[registry_host, mirror], c),
+        )
+        .unwrap();
         fs::create_dir_all(dir.path().join("tmp")).unwrap();
         SkopeoEnv { dir }
     }
@@ -120,7 +137,11 @@ impl SkopeoEnv {
 /// manifest bytes as received (dir: keeps them; for an index, the index).
 pub fn skopeo_pull(mirror: &str, reference: &str, creds: Option<(&str, &str)>) -> ClientResult {
     let (host, _) = split_host(reference);
-    let env = SkopeoEnv::new(host, mirror, creds.map(|(u, p)| (u.to_string(), p.to_string())));
+    let env = SkopeoEnv::new(
+        host,
+        mirror,
+        creds.map(|(u, p)| (u.to_string(), p.to_string())),
+    );
     let dest = env.dir().join("image");
     let mut cmd = env.command();
     cmd.args(["copy", "--all", "--retry-times", "0"])
@@ -129,7 +150,9 @@ pub fn skopeo_pull(mirror: &str, reference: &str, creds: Option<(&str, &str)>) -
     let out = run(&mut cmd);
     let mut r = ClientResult::from_cmd(out);
     if r.ok {
-        r.digest = fs::read(dest.join("manifest.json")).ok().map(|b| format!("sha256:{}", sha256_hex(&b)));
+        r.digest = fs::read(dest.join("manifest.json"))
+            .ok()
+            .map(|b| format!("sha256:{}", sha256_hex(&b)));
     }
     r
 }
@@ -167,8 +190,13 @@ impl Containerd {
         )
         .unwrap();
         let mut cmd = Command::new("env");
-        cmd.args(["-i", &format!("PATH={CLEAN_PATH}"), "containerd", "--config"])
-            .arg(&config);
+        cmd.args([
+            "-i",
+            &format!("PATH={CLEAN_PATH}"),
+            "containerd",
+            "--config",
+        ])
+        .arg(&config);
         let mut daemon = Daemon::spawn("containerd", cmd, &d.join("containerd.log"));
         let s = sock.clone();
         daemon
@@ -190,10 +218,11 @@ impl Containerd {
             dir,
         };
         let plugins = c.ctr(&["plugins", "ls"]).stdout;
-        if plugins
-            .lines()
-            .any(|l| l.contains("io.containerd.snapshotter.v1") && l.contains("overlayfs") && l.trim_end().ends_with("ok"))
-        {
+        if plugins.lines().any(|l| {
+            l.contains("io.containerd.snapshotter.v1")
+                && l.contains("overlayfs")
+                && l.trim_end().ends_with("ok")
+        }) {
             c.snapshotter = "overlayfs".into();
         }
         c
@@ -254,13 +283,26 @@ impl Containerd {
     }
 
     /// Like [`Containerd::pull`] with extra `ctr images pull` flags (e.g. `--all-platforms`).
-    pub fn pull_with(&self, mirror: &str, reference: &str, creds: Option<(&str, &str)>, extra: &[&str]) -> ClientResult {
+    pub fn pull_with(
+        &self,
+        mirror: &str,
+        reference: &str,
+        creds: Option<(&str, &str)>,
+        extra: &[&str],
+    ) -> ClientResult {
         let (host, _) = split_host(reference);
         self.forget(reference);
         let hosts = self.hosts_dir(host, mirror);
         let hosts_s = hosts.display().to_string();
         let user = creds.map(|(u, p)| format!("{u}:{p}"));
-        let mut args = vec!["images", "pull", "--snapshotter", &self.snapshotter, "--hosts-dir", &hosts_s];
+        let mut args = vec![
+            "images",
+            "pull",
+            "--snapshotter",
+            &self.snapshotter,
+            "--hosts-dir",
+            &hosts_s,
+        ];
         if let Some(u) = &user {
             args.extend(["--user", u.as_str()]);
         }
@@ -279,13 +321,24 @@ impl Containerd {
         ls.lines()
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
             .find(|f| f.first() == Some(&reference))
-            .and_then(|f| f.iter().find(|x| x.starts_with("sha256:")).map(|s| s.to_string()))
+            .and_then(|f| {
+                f.iter()
+                    .find(|x| x.starts_with("sha256:"))
+                    .map(|s| s.to_string())
+            })
     }
 
     /// `ctr run --rm REFERENCE ID [ARGS]` of a pulled image (60 s limit).
     pub fn run(&self, reference: &str, args: &[&str]) -> ClientResult {
         let id = format!("pc-{}-{}", std::process::id(), unique());
-        let mut a = vec!["run", "--rm", "--snapshotter", &self.snapshotter, reference, &id];
+        let mut a = vec![
+            "run",
+            "--rm",
+            "--snapshotter",
+            &self.snapshotter,
+            reference,
+            &id,
+        ];
         a.extend(args);
         let out = run(Command::new("timeout")
             .arg("60")
@@ -327,7 +380,11 @@ pub fn unmount_under(dir: &Path) {
     points.sort();
     points.reverse();
     for m in points {
-        let ok = Command::new("umount").arg(m).status().map(|s| s.success()).unwrap_or(false);
+        let ok = Command::new("umount")
+            .arg(m)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
         if !ok {
             let _ = Command::new("umount").args(["-l", m]).status();
         }
@@ -357,7 +414,11 @@ impl Podman {
         }
         fs::write(dir.path().join("conf/policy.json"), POLICY).unwrap();
         fs::write(dir.path().join("conf/auth.json"), auth_json(&[], None)).unwrap();
-        fs::write(dir.path().join("conf/registries.conf"), "unqualified-search-registries = []\n").unwrap();
+        fs::write(
+            dir.path().join("conf/registries.conf"),
+            "unqualified-search-registries = []\n",
+        )
+        .unwrap();
         Podman { dir }
     }
 
@@ -371,27 +432,43 @@ impl Podman {
             .arg(d.join("runroot"))
             .arg("--tmpdir")
             .arg(d.join("tmp"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ])
             .env("CONTAINERS_REGISTRIES_CONF", d.join("conf/registries.conf"))
             .env("REGISTRY_AUTH_FILE", d.join("conf/auth.json"))
             .env("TMPDIR", d.join("tmp"));
         cmd
     }
 
-    /// `podman pull REFERENCE` through `mirror`.
+    /// `podman pull REFERENCE` through `mirror`, into an emptied store.
     pub fn pull(&self, mirror: &str, reference: &str, creds: Option<(&str, &str)>) -> ClientResult {
         let (host, _) = split_host(reference);
         let conf = self.dir.path().join("conf");
         fs::write(conf.join("registries.conf"), registries_conf(host, mirror)).unwrap();
         fs::write(conf.join("auth.json"), auth_json(&[host, mirror], creds)).unwrap();
-        let _ = run(self.command().args(["rmi", "-f", reference]));
+        // an empty store for every pull: nothing is served from local layers, and the digest
+        // podman records is the one just pulled (it merges images that share a config)
+        let _ = run(self.command().args(["rm", "-af", "-t", "0"]));
+        let _ = run(self.command().args(["rmi", "-af"]));
         let mut cmd = self.command();
-        cmd.args(["pull", "--retry", "0", "--signature-policy"])
+        cmd.args(["pull", "--signature-policy"])
             .arg(conf.join("policy.json"))
             .arg(reference);
         let mut r = ClientResult::from_cmd(run(&mut cmd));
         if r.ok {
-            let out = run(self.command().args(["image", "inspect", "--format", "{{.Digest}}", reference]));
+            let out = run(self.command().args([
+                "image",
+                "inspect",
+                "--format",
+                "{{.Digest}}",
+                reference,
+            ]));
             r.digest = Some(out.stdout.trim().to_string()).filter(|s| s.starts_with("sha256:"));
         }
         r
@@ -401,7 +478,9 @@ impl Podman {
     pub fn run(&self, reference: &str, args: &[&str]) -> ClientResult {
         let mut cmd = Command::new("timeout");
         let inner = self.command();
-        cmd.arg("60").arg(inner.get_program()).args(inner.get_args());
+        cmd.arg("60")
+            .arg(inner.get_program())
+            .args(inner.get_args());
         for (k, v) in inner.get_envs() {
             if let Some(v) = v {
                 cmd.env(k, v);
@@ -431,4 +510,3 @@ impl Drop for Podman {
         unmount_under(self.dir.path());
     }
 }
-

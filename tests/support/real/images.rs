@@ -83,7 +83,10 @@ impl ImageInfo {
     }
     /// The digest of the linux/`arch` child of an index.
     pub fn child(&self, arch: &str) -> Option<&str> {
-        self.children.iter().find(|(a, _)| a == arch).map(|(_, d)| d.as_str())
+        self.children
+            .iter()
+            .find(|(a, _)| a == arch)
+            .map(|(_, d)| d.as_str())
     }
 }
 
@@ -104,7 +107,12 @@ pub fn build(spec: &ImageSpec) -> (PathBuf, &'static str) {
             ("large", v)
         }
     };
-    let key = format!("{}|{kind}|{}|{}", sha256_hex(&script), extra.join(" "), spec.note);
+    let key = format!(
+        "{}|{kind}|{}|{}",
+        sha256_hex(&script),
+        extra.join(" "),
+        spec.note
+    );
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("portcullis-oci");
     fs::create_dir_all(&cache).expect("mkdir layout cache");
     let dir = cache.join(&sha256_hex(key.as_bytes())[..16]);
@@ -130,7 +138,13 @@ pub fn build(spec: &ImageSpec) -> (PathBuf, &'static str) {
 }
 
 /// Pushes `spec` to `registry` as `repo:tag` with skopeo and returns what the registry serves.
-pub fn push(registry: &Registry, repo: &str, tag: &str, spec: &ImageSpec, format: Format) -> ImageInfo {
+pub fn push(
+    registry: &Registry,
+    repo: &str,
+    tag: &str,
+    spec: &ImageSpec,
+    format: Format,
+) -> ImageInfo {
     let (layout, src_tag) = build(spec);
     let env = SkopeoEnv::new(&registry.addr(), &registry.addr(), registry.creds());
     let mut cmd = env.command();
@@ -155,7 +169,10 @@ pub fn info(registry: &Registry, repo: &str, tag: &str) -> ImageInfo {
         && let Some(list) = v.get("manifests").and_then(|x| x.as_array())
     {
         for c in list {
-            let arch = c.pointer("/platform/architecture").and_then(|x| x.as_str()).unwrap_or("");
+            let arch = c
+                .pointer("/platform/architecture")
+                .and_then(|x| x.as_str())
+                .unwrap_or("");
             let dg = c.get("digest").and_then(|x| x.as_str()).unwrap_or("");
             children.push((arch.to_string(), dg.to_string()));
         }
@@ -184,7 +201,8 @@ pub fn retag(registry: &Registry, repo: &str, from_tag: &str, tag: &str) -> Imag
         "--dest-tls-verify=false",
     ]);
     if let Some((u, p)) = registry.creds() {
-        cmd.arg(format!("--src-creds={u}:{p}")).arg(format!("--dest-creds={u}:{p}"));
+        cmd.arg(format!("--src-creds={u}:{p}"))
+            .arg(format!("--dest-creds={u}:{p}"));
     }
     cmd.arg(format!("docker://{}/{repo}:{from_tag}", registry.addr()))
         .arg(format!("docker://{}/{repo}:{tag}", registry.addr()));
@@ -218,10 +236,22 @@ pub fn seed(registry: &Registry, repo: &str, large_mb: u32) -> Seeded {
     let v1 = ImageSpec::single(V1_NOTE);
     let list: Vec<(&str, ImageSpec, Format)> = vec![
         ("v1", v1.clone(), Format::Oci),
-        ("multi", ImageSpec::multi("portcullis multi-arch (signed)"), Format::Oci),
+        (
+            "multi",
+            ImageSpec::multi("portcullis multi-arch (signed)"),
+            Format::Oci,
+        ),
         ("v1-docker", v1, Format::DockerV2s2),
-        ("unsigned", ImageSpec::single("portcullis UNSIGNED image"), Format::Oci),
-        ("qa-only", ImageSpec::single("portcullis qa-only image"), Format::Oci),
+        (
+            "unsigned",
+            ImageSpec::single("portcullis UNSIGNED image"),
+            Format::Oci,
+        ),
+        (
+            "qa-only",
+            ImageSpec::single("portcullis qa-only image"),
+            Format::Oci,
+        ),
     ];
     for (tag, spec, fmt) in list {
         images.insert(tag.to_string(), push(registry, repo, tag, &spec, fmt));
@@ -229,7 +259,13 @@ pub fn seed(registry: &Registry, repo: &str, large_mb: u32) -> Seeded {
     if large_mb > 0 {
         images.insert(
             "large".into(),
-            push(registry, repo, "large", &ImageSpec::large(large_mb, false), Format::Oci),
+            push(
+                registry,
+                repo,
+                "large",
+                &ImageSpec::large(large_mb, false),
+                Format::Oci,
+            ),
         );
     }
     Seeded {

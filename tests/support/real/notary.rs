@@ -13,7 +13,8 @@ use std::time::Duration;
 use super::certs::{CertKey, KeyType, TestCa, self_signed};
 use super::images::ImageInfo;
 use super::proc::{
-    CLEAN_PATH, CmdOutput, Daemon, free_port, http_status, port_open, require_tool, run, start_with_retry, tempdir,
+    CLEAN_PATH, CmdOutput, Daemon, free_port, http_status, port_open, require_tool, run,
+    start_with_retry, tempdir,
 };
 
 /// Where notary-server gets its timestamp/snapshot keys.
@@ -78,7 +79,13 @@ impl Notary {
             )
             .unwrap();
             let mut cmd = Command::new("env");
-            cmd.args(["-i", &format!("PATH={CLEAN_PATH}"), "notary-server", "-config"]).arg(&cfg);
+            cmd.args([
+                "-i",
+                &format!("PATH={CLEAN_PATH}"),
+                "notary-server",
+                "-config",
+            ])
+            .arg(&cfg);
             let mut d = Daemon::spawn_with_cleanup("notary-server", cmd, &log, Some(dir.path()));
             let url = format!("https://{addr}/_notary_server/health");
             let ca_s = ca.cert.display().to_string();
@@ -143,7 +150,10 @@ impl Notary {
         match out.stdout.trim() {
             "200" => Some(fs::read(&body).unwrap()),
             "404" => None,
-            other => panic!("notary GET {role}.json of {gun}: status {other} {}", out.stderr),
+            other => panic!(
+                "notary GET {role}.json of {gun}: status {other} {}",
+                out.stderr
+            ),
         }
     }
 }
@@ -169,7 +179,10 @@ fn start_signer(dir: &Path, ca: &TestCa, tls: &CertKey) -> (Daemon, SocketAddr) 
         cmd.args([
             "-i",
             &format!("PATH={CLEAN_PATH}"),
-            &format!("NOTARY_SIGNER_{}={SIGNER_PASS}", SIGNER_ALIAS.to_uppercase()),
+            &format!(
+                "NOTARY_SIGNER_{}={SIGNER_PASS}",
+                SIGNER_ALIAS.to_uppercase()
+            ),
             "notary-signer",
             "-config",
         ])
@@ -230,7 +243,11 @@ impl Signer {
         Signer {
             url: notary.url(),
             ca: notary.ca_path().to_path_buf(),
-            dir: tempdir("pc-trust-"),
+            // inside the notary's directory: goes with it even when the Signer is never dropped
+            dir: tempfile::Builder::new()
+                .prefix("trust-")
+                .tempdir_in(notary.dir())
+                .expect("create trust dir"),
             inited: Mutex::new(HashSet::new()),
             delegations: Mutex::new(HashSet::new()),
         }
@@ -294,7 +311,9 @@ impl Signer {
             _ => {
                 self.ensure_delegation(gun, role);
                 let r = role.name();
-                self.notary_ok(&["addhash", gun, tag, &size_s, "--sha256", sha256_hex, "--roles", &r, "-p"]);
+                self.notary_ok(&[
+                    "addhash", gun, tag, &size_s, "--sha256", sha256_hex, "--roles", &r, "-p",
+                ]);
             }
         }
     }
@@ -331,10 +350,24 @@ impl Signer {
             }
         } else {
             let c = self_signed(&kdir, &base, &base, kt);
-            self.notary_ok(&["key", "import", &c.key.display().to_string(), "--role", &name]);
+            self.notary_ok(&[
+                "key",
+                "import",
+                &c.key.display().to_string(),
+                "--role",
+                &name,
+            ]);
             c
         };
-        self.notary_ok(&["delegation", "add", gun, &name, &cert.cert.display().to_string(), "--all-paths", "-p"]);
+        self.notary_ok(&[
+            "delegation",
+            "add",
+            gun,
+            &name,
+            &cert.cert.display().to_string(),
+            "--all-paths",
+            "-p",
+        ]);
         dels.insert((gun.to_string(), name));
     }
 
@@ -349,4 +382,3 @@ impl Signer {
         }
     }
 }
-

@@ -57,7 +57,11 @@ impl Portcullis {
             }
             fs::write(&f, content).unwrap();
         }
-        fs::write(&config, config_toml.replace("{dir}", &dir.path().display().to_string())).unwrap();
+        fs::write(
+            &config,
+            config_toml.replace("{dir}", &dir.path().display().to_string()),
+        )
+        .unwrap();
         let mut p = Portcullis {
             daemon: None,
             listen: ([127, 0, 0, 1], 0).into(),
@@ -79,7 +83,12 @@ impl Portcullis {
         p
     }
 
-    fn spawn(&self, listen: SocketAddr, admin: SocketAddr, has_cache: bool) -> Result<Daemon, String> {
+    fn spawn(
+        &self,
+        listen: SocketAddr,
+        admin: SocketAddr,
+        has_cache: bool,
+    ) -> Result<Daemon, String> {
         let mut cmd = Command::new("env");
         cmd.arg("-i")
             .arg(format!("PATH={CLEAN_PATH}"))
@@ -88,7 +97,10 @@ impl Portcullis {
             .arg(format!("PORTCULLIS_SERVER__LISTEN={listen}"))
             .arg(format!("PORTCULLIS_SERVER__ADMIN_LISTEN={admin}"));
         if !has_cache {
-            cmd.arg(format!("PORTCULLIS_CACHE__DIR={}", self.dir.path().join("cache").display()));
+            cmd.arg(format!(
+                "PORTCULLIS_CACHE__DIR={}",
+                self.dir.path().join("cache").display()
+            ));
         }
         if let Ok(v) = std::env::var("RUST_LOG") {
             cmd.arg(format!("RUST_LOG={v}"));
@@ -101,7 +113,12 @@ impl Portcullis {
             cmd.args(["faketime", "-f", ft]);
         }
         cmd.arg(BIN).arg("serve").arg("--config").arg(&self.config);
-        let mut d = Daemon::spawn_with_cleanup("portcullis", cmd, &self.dir.path().join("portcullis.log"), Some(self.dir.path()));
+        let mut d = Daemon::spawn_with_cleanup(
+            "portcullis",
+            cmd,
+            &self.dir.path().join("portcullis.log"),
+            Some(self.dir.path()),
+        );
         let url = format!("http://{admin}/readyz");
         let t = Duration::from_secs(self.opts.ready_timeout_secs.unwrap_or(30));
         d.wait_ready(t, || http_status(&url, &[]) == Some(200))?;

@@ -20,7 +20,9 @@ pub fn require_tool(tool: &str, package: &str) {
         std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
             .unwrap_or(false)
-            || CLEAN_PATH.split(':').any(|d| Path::new(d).join(tool).is_file())
+            || CLEAN_PATH
+                .split(':')
+                .any(|d| Path::new(d).join(tool).is_file())
     };
     if !found {
         panic!(
@@ -55,11 +57,20 @@ pub fn tempdir(prefix: &str) -> tempfile::TempDir {
     b.tempdir_in("/tmp").expect("create tempdir in /tmp")
 }
 
-/// The last `lines` lines of a file (for failure messages).
+/// The last `lines` lines of a file (for failure messages), each cut to 400 characters.
 pub fn tail(path: &Path, lines: usize) -> String {
-    let s = fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let s = fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let v: Vec<&str> = s.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
+    v[v.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| match l.char_indices().nth(400) {
+            Some((i, _)) => format!("{}...", &l[..i]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Runs a command to completion; stdout+stderr of a finished command, and whether it succeeded.
@@ -138,7 +149,11 @@ pub fn http_status(url: &str, extra: &[&str]) -> Option<u16> {
         .stdin(Stdio::null())
         .output()
         .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok().filter(|c| *c != 0)
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .ok()
+        .filter(|c| *c != 0)
 }
 
 /// A daemon in its own process group with its output in a log file. Drop sends SIGTERM to the
@@ -158,14 +173,22 @@ impl Daemon {
 
     /// Like [`Daemon::spawn`]; when the test process dies without dropping the daemon (a killed
     /// run, or a component kept in a `static`), the watchdog also deletes `cleanup_dir`.
-    pub fn spawn_with_cleanup(name: &str, mut cmd: Command, log: &Path, cleanup_dir: Option<&Path>) -> Daemon {
+    pub fn spawn_with_cleanup(
+        name: &str,
+        mut cmd: Command,
+        log: &Path,
+        cleanup_dir: Option<&Path>,
+    ) -> Daemon {
         let out = File::options()
             .create(true)
             .append(true)
             .open(log)
             .unwrap_or_else(|e| panic!("open log {}: {e}", log.display()));
         let err = out.try_clone().expect("clone log fd");
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
@@ -233,7 +256,11 @@ impl Daemon {
     }
 
     /// Waits until `ready()`; on timeout or early exit returns Err with the log tail.
-    pub fn wait_ready(&mut self, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<(), String> {
+    pub fn wait_ready(
+        &mut self,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), String> {
         let end = Instant::now() + timeout;
         loop {
             if let Some(st) = self.exited() {
@@ -261,17 +288,21 @@ impl Daemon {
 
     /// SIGTERM to the group, SIGKILL after `grace`; waits for the process.
     pub fn stop(&mut self, grace: Duration) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         let pgid = child.id();
         if std::thread::panicking() {
             eprintln!(
                 "---- {} (pid {pgid}) log tail, {}:\n{}\n----",
                 self.name,
                 self.log.display(),
-                self.log_tail(40)
+                self.log_tail(25)
             );
         }
-        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{pgid}")]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{pgid}")])
+            .status();
         let end = Instant::now() + grace;
         while Instant::now() < end {
             if let Ok(Some(_)) = child.try_wait() {

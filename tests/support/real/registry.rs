@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::proc::{CLEAN_PATH, CmdOutput, Daemon, free_port, http_status, require_tool, run, run_ok, start_with_retry, tempdir};
+use super::proc::{
+    CLEAN_PATH, CmdOutput, Daemon, free_port, http_status, require_tool, run, run_ok,
+    start_with_retry, tempdir,
+};
 use super::token::{TOKEN_ISSUER, TOKEN_SERVICE, TokenIssuer};
 
 /// Every manifest media type; the registry hides OCI content from requests without it.
@@ -74,7 +77,12 @@ impl Registry {
                 anonymous_actions,
             } => {
                 let acts: Vec<&str> = anonymous_actions.iter().map(String::as_str).collect();
-                Some(TokenIssuer::start(&dir.path().join("token"), user, pass, &acts))
+                Some(TokenIssuer::start(
+                    &dir.path().join("token"),
+                    user,
+                    pass,
+                    &acts,
+                ))
             }
             _ => None,
         };
@@ -204,7 +212,11 @@ impl Registry {
             RegistryAuth::None => vec![],
             RegistryAuth::Htpasswd { user, pass } => vec!["-u".into(), format!("{user}:{pass}")],
             RegistryAuth::Token { user, .. } => {
-                let t = self.token.as_ref().unwrap().mint(user, repo, &["pull", "push", "delete"]);
+                let t = self
+                    .token
+                    .as_ref()
+                    .unwrap()
+                    .mint(user, repo, &["pull", "push", "delete"]);
                 vec!["-H".into(), format!("Authorization: Bearer {t}")]
             }
         }
@@ -219,7 +231,12 @@ impl Registry {
             .arg(&body)
             .arg("-D")
             .arg(&hdr)
-            .args(["-w", "%{http_code}", "-H", &format!("Accept: {MANIFEST_ACCEPT}")])
+            .args([
+                "-w",
+                "%{http_code}",
+                "-H",
+                &format!("Accept: {MANIFEST_ACCEPT}"),
+            ])
             .args(self.curl_auth(repo))
             .arg(format!("{}/v2/{repo}/manifests/{reference}", self.url())));
         let status: u16 = out.stdout.trim().parse().unwrap_or(0);
@@ -242,7 +259,10 @@ impl Registry {
         };
         let digest = format!("sha256:{}", sha256_hex(&bytes));
         let served = header("Docker-Content-Digest");
-        assert_eq!(served, digest, "Docker-Content-Digest differs from the body's sha256");
+        assert_eq!(
+            served, digest,
+            "Docker-Content-Digest differs from the body's sha256"
+        );
         Manifest {
             media_type: header("Content-Type"),
             digest,

@@ -63,14 +63,25 @@ impl TokenIssuer {
     pub fn start(dir: &Path, user: &str, pass: &str, anonymous_actions: &[&str]) -> TokenIssuer {
         fs::create_dir_all(dir).expect("mkdir token dir");
         let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("generate P-256 key");
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("load key");
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("generate P-256 key");
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .expect("load key");
         let key_pem = dir.join("token.key");
         let cert = dir.join("token.crt");
         fs::write(&key_pem, pem("PRIVATE KEY", pkcs8.as_ref())).expect("write token key");
         run_ok(
             Command::new("openssl")
-                .args(["req", "-x509", "-sha256", "-days", "3650", "-subj", "/CN=portcullis-test-token", "-key"])
+                .args([
+                    "req",
+                    "-x509",
+                    "-sha256",
+                    "-days",
+                    "3650",
+                    "-subj",
+                    "/CN=portcullis-test-token",
+                    "-key",
+                ])
                 .arg(&key_pem)
                 .arg("-out")
                 .arg(&cert),
@@ -128,7 +139,10 @@ impl TokenIssuer {
         let access = if repository.is_empty() {
             vec![]
         } else {
-            vec![(repository.to_string(), actions.iter().map(|s| s.to_string()).collect())]
+            vec![(
+                repository.to_string(),
+                actions.iter().map(|s| s.to_string()).collect(),
+            )]
         };
         jwt(&self.shared, account, &access)
     }
@@ -167,7 +181,10 @@ fn libtrust_key_id(uncompressed_point: &[u8]) -> String {
 }
 
 fn hex_decode(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn base32(data: &[u8]) -> String {
@@ -189,7 +206,10 @@ fn base32(data: &[u8]) -> String {
 }
 
 fn jwt(sh: &Shared, account: &str, access: &[(String, Vec<String>)]) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "kid": sh.kid});
     let access: Vec<_> = access
         .iter()
@@ -221,7 +241,8 @@ fn url_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
                     Ok(v) => {
                         out.push(v);
                         i += 2;
@@ -265,7 +286,10 @@ fn handle(sh: &Shared, stream: TcpStream) -> std::io::Result<()> {
         }
     }
     let mut body = Vec::new();
-    if let Some(n) = headers.get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(n) = headers
+        .get("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         body.resize(n.min(1 << 20), 0);
         r.read_exact(&mut body)?;
     }
@@ -285,27 +309,44 @@ fn handle(sh: &Shared, stream: TcpStream) -> std::io::Result<()> {
     // credentials: Basic header (GET) or username/password form fields (POST password grant)
     let mut creds: Option<(String, String)> = headers
         .get("authorization")
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
         .and_then(|b| STANDARD.decode(b.trim()).ok())
         .and_then(|d| String::from_utf8(d).ok())
-        .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())));
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+        });
     if creds.is_none() && get("grant_type").as_deref() == Some("password") {
-        creds = Some((get("username").unwrap_or_default(), get("password").unwrap_or_default()));
+        creds = Some((
+            get("username").unwrap_or_default(),
+            get("password").unwrap_or_default(),
+        ));
     }
     let authenticated = matches!(&creds, Some((u, p)) if *u == sh.user && *p == sh.pass);
-    let account = creds.as_ref().map(|(u, _)| u.clone()).or_else(|| get("account"));
+    let account = creds
+        .as_ref()
+        .map(|(u, _)| u.clone())
+        .or_else(|| get("account"));
 
     let (status, resp) = if path != "/token" || (method != "GET" && method != "POST") {
         (404, r#"{"error":"not found"}"#.to_string())
     } else if creds.is_some() && !authenticated {
         (401, r#"{"error":"invalid credentials"}"#.to_string())
-    } else if get("service").as_deref().is_some_and(|s| s != TOKEN_SERVICE) {
+    } else if get("service")
+        .as_deref()
+        .is_some_and(|s| s != TOKEN_SERVICE)
+    {
         (400, r#"{"error":"unknown service"}"#.to_string())
     } else {
         let mut access = Vec::new();
         for s in &scopes {
             // repository:NAME:ACTIONS (the actions follow the last ':')
-            let Some(rest) = s.strip_prefix("repository:") else { continue };
+            let Some(rest) = s.strip_prefix("repository:") else {
+                continue;
+            };
             let (name, actions) = rest.rsplit_once(':').unwrap_or((rest, ""));
             let name = name.to_string();
             let granted: Vec<String> = actions
@@ -337,7 +378,11 @@ fn handle(sh: &Shared, stream: TcpStream) -> std::io::Result<()> {
         _ => "Not Found",
     };
     let mut w = stream;
-    let extra = if status == 401 { "WWW-Authenticate: Basic realm=\"portcullis-test-token\"\r\n" } else { "" };
+    let extra = if status == 401 {
+        "WWW-Authenticate: Basic realm=\"portcullis-test-token\"\r\n"
+    } else {
+        ""
+    };
     write!(
         w,
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{resp}",

@@ -317,3 +317,54 @@ fn daemons_die_with_their_handle() {
 fn missing_tool_panics_naming_the_package() {
     require_tool("portcullis-no-such-tool", "no-such-package");
 }
+
+#[test]
+fn portcullis_launcher_sets_ports_env_and_waits_for_readyz() {
+    let opts = PortcullisOpts {
+        program: Some(vec![
+            "/usr/bin/python3".into(),
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/harness/fake-portcullis.py"
+            )
+            .into(),
+        ]),
+        files: vec![("secret".into(), "pw".into())],
+        ..Default::default()
+    };
+    let mut p = Portcullis::start_with("[log]\nlevel = \"debug\"\n# {dir}/secret\n", opts);
+    let cfg = std::fs::read_to_string(p.config_path()).unwrap();
+    assert!(
+        cfg.contains(&format!("# {}/secret", p.dir().display())),
+        "{cfg}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.dir().join("secret")).unwrap(),
+        "pw"
+    );
+    let v2 = format!("{}/v2/", p.url());
+    assert_eq!(support::real::proc::http_status(&v2, &[]), Some(200));
+    assert!(
+        p.log().contains(&format!("listen={}", p.addr())),
+        "{}",
+        p.log()
+    );
+    assert!(
+        p.log()
+            .contains(&format!("cache={}/cache", p.dir().display())),
+        "{}",
+        p.log()
+    );
+    p.restart();
+    assert_eq!(
+        support::real::proc::http_status(&v2, &[]),
+        Some(200),
+        "same port after restart"
+    );
+    let addr: std::net::SocketAddr = p.addr().parse().unwrap();
+    drop(p);
+    assert!(
+        !support::real::proc::port_open(addr),
+        "still listening after Drop"
+    );
+}

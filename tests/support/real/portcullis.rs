@@ -30,6 +30,8 @@ pub struct PortcullisOpts {
     pub ready_timeout_secs: Option<u64>,
     /// Files written into the proxy's directory before it starts: (relative path, content).
     pub files: Vec<(String, String)>,
+    /// Run this program instead of the built `portcullis` (the harness's own tests use a stand-in).
+    pub program: Option<Vec<String>>,
 }
 
 pub struct Portcullis {
@@ -112,7 +114,11 @@ impl Portcullis {
             super::proc::require_tool("faketime", "faketime");
             cmd.args(["faketime", "-f", ft]);
         }
-        cmd.arg(BIN).arg("serve").arg("--config").arg(&self.config);
+        match &self.opts.program {
+            Some(p) => cmd.args(p),
+            None => cmd.arg(BIN),
+        };
+        cmd.arg("serve").arg("--config").arg(&self.config);
         let mut d = Daemon::spawn_with_cleanup(
             "portcullis",
             cmd,

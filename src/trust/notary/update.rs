@@ -148,6 +148,40 @@ async fn get(
     })
 }
 
+/// Fetches a file whose length its parent lists, reading at most that length (TUF: download
+/// at most the listed length), and names an overlong file as the mismatch it is.
+async fn get_listed(
+    fetcher: &dyn Fetch,
+    gun: &str,
+    role: &str,
+    listed_by: &str,
+    meta: &FileMeta,
+    limit: u64,
+) -> Result<bytes::Bytes, Error> {
+    if meta.length > limit {
+        return Err(super::error::invalid(
+            gun,
+            role,
+            format!("{listed_by} lists it at {} bytes, above the limit of {limit}", meta.length),
+        ));
+    }
+    let path = checksum_path(role, meta);
+    match get(fetcher, gun, role, &path, meta.length).await {
+        Err(Error::Fetch {
+            source: FetchError::TooLarge { .. },
+            ..
+        }) => Err(super::error::invalid(
+            gun,
+            role,
+            format!(
+                "served file does not match {listed_by}'s record of it (longer than {} bytes): mixed or tampered metadata",
+                meta.length
+            ),
+        )),
+        other => other,
+    }
+}
+
 /// The path notary 0.7 asks for: `<role>.<sha256 hex>` when the parent lists a sha256.
 fn checksum_path(role: &str, meta: &FileMeta) -> String {
     match meta.sha256_hex() {
@@ -163,6 +197,7 @@ pub async fn update(
     anchor: &RootAnchor,
     prior: &Prior,
     limits: &Limits,
+    wanted: &[String],
     now: OffsetDateTime,
 ) -> Result<Trusted, Error> {
     let seen = |role: &str| prior.versions.get(role).copied();
@@ -178,8 +213,7 @@ pub async fn update(
         .meta
         .get("snapshot")
         .ok_or_else(|| super::error::invalid(gun, "timestamp", "no snapshot entry"))?;
-    let max = snap_meta.length.min(limits.snapshot);
-    let raw = get(fetcher, gun, "snapshot", &checksum_path("snapshot", snap_meta), max).await?;
+    let raw = get_listed(fetcher, gun, "snapshot", "timestamp", snap_meta, limits.snapshot).await?;
     let snapshot = load_snapshot(gun, &raw, &root, &timestamp, seen("snapshot"), now)?;
 
     let tgt_meta = snapshot
@@ -187,8 +221,7 @@ pub async fn update(
         .meta
         .get("targets")
         .ok_or_else(|| super::error::invalid(gun, "snapshot", "meta has no targets entry"))?;
-    let max = tgt_meta.length.min(limits.targets);
-    let raw = get(fetcher, gun, "targets", &checksum_path("targets", tgt_meta), max).await?;
+    let raw = get_listed(fetcher, gun, "targets", "snapshot", tgt_meta, limits.targets).await?;
     let targets = load_targets(gun, &raw, &root, &snapshot, seen("targets"), now)?;
 
     let mut trusted = Trusted {
@@ -200,11 +233,22 @@ pub async fn update(
         delegations: Vec::new(),
         skipped: Vec::new(),
     };
-    walk_delegations(fetcher, gun, &mut trusted, prior, limits, now).await?;
+    walk_delegations(fetcher, gun, &mut trusted, prior, limits, wanted, now).await?;
     Ok(trusted)
 }
 
-/// Breadth-first over the delegation tree, as notary's client downloads it. Like notary, a
+/// Whether the walk must fetch `role`: it is read by the policy, or is an ancestor of a role
+/// that is. Other delegations are never fetched (Docker ignores them), so a broken or missing
+/// unrelated delegation cannot block a pull, and a missing wanted one always does.
+fn is_wanted(role: &str, wanted: &[String]) -> bool {
+    wanted.iter().any(|w| {
+        w == role
+            || w.strip_prefix(role)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+/// Breadth-first over the wanted part of the delegation tree, in notary's order. Like notary, a
 /// delegation the snapshot does not list is skipped (not yet published), and one that is
 /// expired or under its threshold is skipped with a warning: its targets are simply not
 /// trusted. Bytes that do not match the snapshot, or a rolled-back version, abort the update.
@@ -214,13 +258,16 @@ async fn walk_delegations(
     trusted: &mut Trusted,
     prior: &Prior,
     limits: &Limits,
+    wanted: &[String],
     now: OffsetDateTime,
 ) -> Result<(), Error> {
     let mut queue: VecDeque<Delegation> =
         child_delegations(gun, "targets", &[String::new()], &trusted.targets.signed)?.into();
     let mut walked = 0;
     while let Some(d) = queue.pop_front() {
-        if trusted.delegations.iter().any(|(done, _)| done.name == d.name) {
+        if !is_wanted(&d.name, wanted)
+            || trusted.delegations.iter().any(|(done, _)| done.name == d.name)
+        {
             continue;
         }
         let Some(meta) = trusted.snapshot.signed.meta.get(&d.name).cloned() else {
@@ -235,8 +282,7 @@ async fn walk_delegations(
                 format!("more than {} delegations", limits.max_delegations),
             ));
         }
-        let max = meta.length.min(limits.delegation);
-        let raw = get(fetcher, gun, &d.name, &checksum_path(&d.name, &meta), max).await?;
+        let raw = get_listed(fetcher, gun, &d.name, "snapshot", &meta, limits.delegation).await?;
         check_file_meta(gun, &d.name, "snapshot", &raw, &meta)?;
         let seen = prior.versions.get(&d.name).copied();
         match load_delegation(gun, &d, &raw, &trusted.snapshot, seen, now) {

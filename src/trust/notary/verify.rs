@@ -480,3 +480,66 @@ pub fn load_delegation(
     check_expiry(gun, &d.name, &env.signed, now)?;
     Ok(env)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets_with(roles: serde_json::Value) -> Targets {
+        serde_json::from_value(serde_json::json!({
+            "_type": "Targets", "version": 1, "expires": "2030-01-01T00:00:00Z",
+            "targets": {}, "delegations": {"keys": {}, "roles": roles}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_direct_children_are_delegations() {
+        assert!(is_direct_child("targets", "targets/releases"));
+        assert!(is_direct_child("targets/role", "targets/role/foo"));
+        assert!(!is_direct_child("targets", "targets/role/foo"));
+        assert!(!is_direct_child("targets", "targetsx/a"));
+        assert!(!is_direct_child("targets", "targets/"));
+        assert!(!is_direct_child("targets", "targets/.."));
+        let t = targets_with(serde_json::json!([
+            {"name": "targets/a", "keyids": [], "threshold": 1, "paths": [""]},
+            {"name": "targets/a/b", "keyids": [], "threshold": 1, "paths": [""]},
+            {"name": "other", "keyids": [], "threshold": 1, "paths": [""]}
+        ]));
+        let ds = child_delegations("g", "targets", &[String::new()], &t).unwrap();
+        assert_eq!(ds.len(), 1);
+        assert_eq!(ds[0].name, "targets/a");
+    }
+
+    #[test]
+    fn child_paths_are_narrowed_to_the_parents() {
+        let t = targets_with(serde_json::json!([
+            {"name": "targets/r/x", "keyids": [], "threshold": 1, "paths": ["edge/1", "v1", ""]}
+        ]));
+        let ds = child_delegations("g", "targets/r", &["edge".to_string()], &t).unwrap();
+        assert_eq!(ds[0].paths, vec!["edge/1".to_string()]);
+        assert!(ds[0].allows("edge/1.2"));
+        assert!(!ds[0].allows("v1"));
+        assert!(!ds[0].allows("edge/2"));
+        let none = targets_with(serde_json::json!([
+            {"name": "targets/n", "keyids": [], "threshold": 1}
+        ]));
+        let ds = child_delegations("g", "targets", &[String::new()], &none).unwrap();
+        assert!(!ds[0].allows("anything"), "no paths means nothing");
+    }
+
+    #[test]
+    fn file_meta_needs_a_known_hash_and_exact_length() {
+        let raw = b"abc";
+        let sha = B64.encode(Sha256::digest(raw));
+        let meta = |len: u64, hashes: &[(&str, &str)]| FileMeta {
+            length: len,
+            hashes: hashes.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+        };
+        check_file_meta("g", "r", "p", raw, &meta(3, &[("sha256", &sha)])).unwrap();
+        assert!(check_file_meta("g", "r", "p", raw, &meta(4, &[("sha256", &sha)])).is_err());
+        assert!(check_file_meta("g", "r", "p", raw, &meta(3, &[("md5", "AA==")])).is_err());
+        let other = B64.encode(Sha256::digest(b"abd"));
+        assert!(check_file_meta("g", "r", "p", raw, &meta(3, &[("sha256", &other)])).is_err());
+    }
+}

@@ -36,8 +36,9 @@ pub enum FetchError {
 impl FetchError {
     /// Whether the server is simply not there (so cached metadata may stand in, as the Docker
     /// client does offline). Attacks a reachable server can mount are not "unreachable".
+    /// A stalling server counts too: serving still-valid cached metadata is safe.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, FetchError::Unreachable(_))
+        matches!(self, FetchError::Unreachable(_) | FetchError::TooSlow(_))
     }
 }
 

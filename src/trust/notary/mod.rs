@@ -11,7 +11,9 @@ pub mod error;
 pub mod fetch;
 pub mod keys;
 pub mod metadata;
+pub mod pinning;
 pub mod resolve;
+pub mod state;
 pub mod update;
 pub mod verify;
 

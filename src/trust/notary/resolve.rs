@@ -48,8 +48,8 @@ fn skipped_note(trusted: &Trusted, roles: &[&str]) -> String {
     let notes: Vec<String> = trusted
         .skipped
         .iter()
-        .filter(|(r, _)| roles.contains(&r.as_str()))
-        .map(|(r, why)| format!("{r} was not trusted: {why}"))
+        .filter(|(r, _, _)| roles.contains(&r.as_str()))
+        .map(|(r, why, _)| format!("{r} was not trusted: {why}"))
         .collect();
     if notes.is_empty() {
         String::new()

@@ -62,8 +62,9 @@ pub struct Trusted {
     pub targets: Envelope<Targets>,
     /// Verified delegations, in walk order, with their effective paths.
     pub delegations: Vec<(Delegation, Envelope<Targets>)>,
-    /// Delegations that were not trusted, and why (expired, under threshold, not published).
-    pub skipped: Vec<(String, String)>,
+    /// Delegations that were not trusted, and why (expired, under threshold, not published),
+    /// with their bytes when they were fetched (kept so the cache can replay this update).
+    pub skipped: Vec<(String, String, Option<Vec<u8>>)>,
 }
 
 /// One role's version and expiry, for reports.
@@ -112,6 +113,11 @@ impl Trusted {
             ("targets".to_string(), self.targets.raw.as_slice()),
         ];
         out.extend(self.delegations.iter().map(|(d, e)| (d.name.clone(), e.raw.as_slice())));
+        out.extend(
+            self.skipped
+                .iter()
+                .filter_map(|(name, _, raw)| raw.as_deref().map(|r| (name.clone(), r))),
+        );
         out
     }
 
@@ -271,7 +277,9 @@ async fn walk_delegations(
             continue;
         }
         let Some(meta) = trusted.snapshot.signed.meta.get(&d.name).cloned() else {
-            trusted.skipped.push((d.name.clone(), "not listed in the snapshot".into()));
+            trusted
+                .skipped
+                .push((d.name.clone(), "not listed in the snapshot".into(), None));
             continue;
         };
         walked += 1;
@@ -294,7 +302,9 @@ async fn walk_delegations(
             Err(e @ Error::Rollback { .. }) => return Err(e),
             Err(e) => {
                 tracing::warn!(gun, role = %d.name, error = %e, "delegation not trusted");
-                trusted.skipped.push((d.name.clone(), e.to_string()));
+                trusted
+                    .skipped
+                    .push((d.name.clone(), e.to_string(), Some(raw.to_vec())));
             }
         }
     }

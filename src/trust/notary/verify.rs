@@ -205,6 +205,16 @@ fn root_cert_problem(gun: &str, key: &PublicKey, now: Option<OffsetDateTime>) ->
     None
 }
 
+/// A root trusted earlier (from the state directory): parsed, keys ID-checked, no other
+/// checks, since it already passed [`load_root`] when it was stored. Like notary, the old
+/// root's certificates are not expiry-checked when they vouch for a new root.
+pub fn trusted_root(gun: &str, raw: &[u8]) -> Result<VerifiedRoot, Error> {
+    let env = parse::<Root>(raw, RoleType::Root).map_err(|r| invalid(gun, "root", r))?;
+    let all: Vec<&String> = env.signed.keys.keys().collect();
+    let keys = parse_keys(gun, "root", &env.signed.keys, &all)?;
+    Ok(VerifiedRoot { env, keys })
+}
+
 /// Loads root.json: certificate checks, rotation from `prev`, trust pinning, self-signature,
 /// version and expiry (notary `trustpinning.ValidateRoot`, then the TUF client's checks).
 pub fn load_root(

@@ -13,8 +13,10 @@ pub mod keys;
 pub mod metadata;
 pub mod pinning;
 pub mod resolve;
+pub mod source;
 pub mod state;
 pub mod update;
 pub mod verify;
 
 pub use error::Error;
+pub use source::{CheckReport, Clock, NotarySource};

@@ -85,12 +85,24 @@ async fn verify_dir(dir: &str, gun: &str, now: OffsetDateTime) -> Result<Trusted
         "targets".to_string(),
         "targets/role/foo".to_string(),
     ];
-    update(&fetcher, gun, &RootAnchor::Tofu, &Prior::default(), &Limits::default(), &wanted, now).await
+    update(
+        &fetcher,
+        gun,
+        &RootAnchor::Tofu,
+        &Prior::default(),
+        &Limits::default(),
+        &wanted,
+        now,
+    )
+    .await
 }
 
 fn by_dir(verdicts: &[&str]) -> BTreeMap<String, Vec<Row>> {
     let mut m: BTreeMap<String, Vec<Row>> = BTreeMap::new();
-    for r in rows().into_iter().filter(|r| verdicts.contains(&r.verdict.as_str())) {
+    for r in rows()
+        .into_iter()
+        .filter(|r| verdicts.contains(&r.verdict.as_str()))
+    {
         m.entry(r.dir.clone()).or_default().push(r);
     }
     m
@@ -110,7 +122,10 @@ async fn accepted_sets_verify_and_resolve_every_expected_tag() {
             if r.verdict == "unsigned" {
                 let e = got.expect_err(&r.tag);
                 assert!(matches!(e, Error::NotSigned(_)), "{dir} {}: {e}", r.tag);
-                assert!(e.to_string().contains("not signed in targets/releases or targets"));
+                assert!(
+                    e.to_string()
+                        .contains("not signed in targets/releases or targets")
+                );
                 continue;
             }
             let t = got.unwrap_or_else(|e| panic!("{dir} {}: {e}", r.tag));
@@ -170,7 +185,9 @@ async fn every_accepted_set_is_refused_after_its_timestamp_expires() {
 #[tokio::test]
 async fn root_cert_cn_must_be_the_gun() {
     let r = &by_dir(&["accept"])["signer-ecdsa"][0];
-    let e = verify_dir("signer-ecdsa", "127.0.0.1:5000/other/app", r.now).await.unwrap_err();
+    let e = verify_dir("signer-ecdsa", "127.0.0.1:5000/other/app", r.now)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("is not the GUN"), "{e}");
 }
 
@@ -181,7 +198,10 @@ async fn root_cert_validity_is_checked_whatever_root_expires_says() {
     let gun = "jt-dev.local.goharbor.io/library/busybox";
     let late = parse_time("2030-02-23T00:00:00Z").unwrap();
     let e = verify_dir(dir, gun, late).await.unwrap_err();
-    assert!(matches!(&e, Error::Invalid { role, .. } if role == "root"), "{e}");
+    assert!(
+        matches!(&e, Error::Invalid { role, .. } if role == "root"),
+        "{e}"
+    );
     assert!(e.to_string().contains("certificate is valid only"), "{e}");
 }
 
@@ -193,10 +213,21 @@ async fn size_limits_are_enforced() {
         timestamp: 100,
         ..Limits::default()
     };
-    let e = update(&fetcher, &r.gun, &RootAnchor::Tofu, &Prior::default(), &limits, &[], r.now)
-        .await
-        .unwrap_err();
-    assert!(matches!(&e, Error::Fetch { role, source: FetchError::TooLarge { .. }, .. } if role == "timestamp"), "{e}");
+    let e = update(
+        &fetcher,
+        &r.gun,
+        &RootAnchor::Tofu,
+        &Prior::default(),
+        &limits,
+        &[],
+        r.now,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Fetch { role, source: FetchError::TooLarge { .. }, .. } if role == "timestamp"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -204,15 +235,24 @@ async fn nested_delegations_resolve_for_required_signers() {
     // kolide-greeter-darwin-deleg3: targets/role/foo (paths ["edge","v1"]) under targets/role,
     // and targets/bar (paths ["edge","latest"]).
     let rows = &by_dir(&["accept"])["real/kolide-greeter-darwin-deleg3"];
-    let trusted = verify_dir(&rows[0].dir, &rows[0].gun, rows[0].now).await.unwrap();
+    let trusted = verify_dir(&rows[0].dir, &rows[0].gun, rows[0].now)
+        .await
+        .unwrap();
     let foo = vec!["targets/role/foo".to_string()];
     let t = resolve(&trusted, "edge/target", "edge/target", &foo).unwrap();
     assert_eq!(t.role, "targets/role/foo");
     let e = resolve(&trusted, "latest/target", "latest/target", &foo).unwrap_err();
-    assert!(e.to_string().contains("required signer targets/role/foo"), "{e}");
+    assert!(
+        e.to_string().contains("required signer targets/role/foo"),
+        "{e}"
+    );
     let both = vec!["targets".to_string(), "targets/role".to_string()];
     let t = resolve(&trusted, "latest/target", "latest/target", &both).unwrap();
     assert_eq!(t.role, "targets+targets/role");
-    let d = trusted.delegations.iter().find(|(d, _)| d.name == "targets/role/foo").unwrap();
+    let d = trusted
+        .delegations
+        .iter()
+        .find(|(d, _)| d.name == "targets/role/foo")
+        .unwrap();
     assert_eq!(d.0.paths, vec!["edge".to_string(), "v1".to_string()]);
 }

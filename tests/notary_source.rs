@@ -12,7 +12,7 @@ use portcullis::refs::{RepoName, Tag};
 use portcullis::trust::notary::fetch::{Fetch, FetchError};
 use portcullis::trust::notary::metadata::parse_time;
 use portcullis::trust::notary::update::Limits;
-use portcullis::trust::notary::NotarySource;
+use portcullis::trust::notary::{Error, NotarySource};
 use portcullis::trust::{TrustError, TrustSource};
 use time::{Duration, OffsetDateTime};
 
@@ -118,11 +118,25 @@ const DEMO_NOW: &str = "2026-11-24T19:12:12Z";
 async fn no_pin_and_no_tofu_is_refused_with_how_to_pin() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::new("signer-ecdsa", 0);
-    let src = source(&server, &cfg("{registry}/{repository}", TrustPinning::default()), tmp.path(), &at(DEMO_NOW));
-    let e = src.resolve(&repo("demo/app"), &tag("v1")).await.unwrap_err();
+    let src = source(
+        &server,
+        &cfg("{registry}/{repository}", TrustPinning::default()),
+        tmp.path(),
+        &at(DEMO_NOW),
+    );
+    let e = src
+        .resolve(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("trust_pinning.certs") && msg.contains("tofu = true"), "{msg}");
-    assert!(!tmp.path().join("notary").exists(), "nothing may be persisted");
+    assert!(
+        msg.contains("trust_pinning.certs") && msg.contains("tofu = true"),
+        "{msg}"
+    );
+    assert!(
+        !tmp.path().join("notary").exists(),
+        "nothing may be persisted"
+    );
 }
 
 #[tokio::test]
@@ -131,13 +145,25 @@ async fn pinned_by_canonical_id_or_root_json_id() {
     let now = at("2018-07-25T00:00:00Z");
     let server = Server::new("real/moby-alpine", 0);
     for (ids, ok) in [
-        (vec!["c15164663f80d58bf3d8d5a0cd08b8086cba02065feb00421fc2a5436c563210"], true),
-        (vec!["0000000000000000000000000000000000000000000000000000000000000000"], false),
+        (
+            vec!["c15164663f80d58bf3d8d5a0cd08b8086cba02065feb00421fc2a5436c563210"],
+            true,
+        ),
+        (
+            vec!["0000000000000000000000000000000000000000000000000000000000000000"],
+            false,
+        ),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let mut p = TrustPinning::default();
-        p.certs.insert("docker.io/library/*".into(), ids.iter().map(|s| s.to_string()).collect());
-        let c = NotaryConfig { gun_template: "docker.io/{repository}".into(), ..cfg("x", p) };
+        p.certs.insert(
+            "docker.io/library/*".into(),
+            ids.iter().map(|s| s.to_string()).collect(),
+        );
+        let c = NotaryConfig {
+            gun_template: "docker.io/{repository}".into(),
+            ..cfg("x", p)
+        };
         let src = source(&server, &c, tmp.path(), &now);
         let r = src.resolve(&repo("library/alpine"), &tag("3.8")).await;
         assert_eq!(r.is_ok(), ok, "{r:?}");
@@ -147,14 +173,26 @@ async fn pinned_by_canonical_id_or_root_json_id() {
         }
     }
     // The key ID as root.json lists it (the x509 key's ID) is accepted too, like notary.
-    let root: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixtures().join("real/moby-alpine/root.json")).unwrap()).unwrap();
-    let listed = root["signed"]["roles"]["root"]["keyids"][0].as_str().unwrap().to_string();
+    let root: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("real/moby-alpine/root.json")).unwrap(),
+    )
+    .unwrap();
+    let listed = root["signed"]["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     let tmp = tempfile::tempdir().unwrap();
     let mut p = TrustPinning::default();
-    p.certs.insert("docker.io/library/alpine".into(), vec![listed]);
-    let c = NotaryConfig { gun_template: "docker.io/{repository}".into(), ..cfg("x", p) };
-    source(&server, &c, tmp.path(), &now).resolve(&repo("library/alpine"), &tag("3.8")).await.unwrap();
+    p.certs
+        .insert("docker.io/library/alpine".into(), vec![listed]);
+    let c = NotaryConfig {
+        gun_template: "docker.io/{repository}".into(),
+        ..cfg("x", p)
+    };
+    source(&server, &c, tmp.path(), &now)
+        .resolve(&repo("library/alpine"), &tag("3.8"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -162,19 +200,38 @@ async fn tofu_root_is_persisted_and_then_anchors_without_tofu() {
     let tmp = tempfile::tempdir().unwrap();
     let now = at(DEMO_NOW);
     let server = Server::new("signer-ecdsa", 0);
-    let t = source(&server, &cfg("{registry}/{repository}", tofu()), tmp.path(), &now)
-        .resolve(&repo("demo/app"), &tag("v1"))
-        .await
-        .unwrap();
+    let t = source(
+        &server,
+        &cfg("{registry}/{repository}", tofu()),
+        tmp.path(),
+        &now,
+    )
+    .resolve(&repo("demo/app"), &tag("v1"))
+    .await
+    .unwrap();
     assert_eq!(t.role, "targets/releases");
     // A restart with TOFU off: the persisted root is the anchor now.
-    let src = source(&server, &cfg("{registry}/{repository}", TrustPinning::default()), tmp.path(), &now);
+    let src = source(
+        &server,
+        &cfg("{registry}/{repository}", TrustPinning::default()),
+        tmp.path(),
+        &now,
+    );
     src.resolve(&repo("demo/app"), &tag("v1")).await.unwrap();
     // A different root for the same GUN (another notary-server's keys) is a rotation that the
     // trusted root did not sign: refused, even with TOFU on.
     server.serve("local-ed25519");
-    let src = source(&server, &cfg("{registry}/{repository}", tofu()), tmp.path(), &at("2026-11-24T19:11:59Z"));
-    let e = src.resolve(&repo("demo/app"), &tag("v1")).await.unwrap_err().to_string();
+    let src = source(
+        &server,
+        &cfg("{registry}/{repository}", tofu()),
+        tmp.path(),
+        &at("2026-11-24T19:11:59Z"),
+    );
+    let e = src
+        .resolve(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("root rotation refused"), "{e}");
 }
 
@@ -186,17 +243,34 @@ async fn root_rotation_signed_by_the_old_root_is_accepted_and_rollback_refused()
     let now = at("2017-07-05T00:00:00Z");
     let server = Server::new("real/kolide-greeter-darwin-root1", 0);
     let c = cfg("{repository}", tofu());
-    let r = repo("kolide/greeter/darwin");
-    source(&server, &c, tmp.path(), &now).resolve(&r, &tag("latest/target")).await.unwrap();
+    let gun = "kolide/greeter/darwin";
+    let first = source(&server, &c, tmp.path(), &now)
+        .current(gun)
+        .await
+        .unwrap();
+    assert_eq!(first.trusted.root.env.signed.version, 1);
     server.serve("real/kolide-greeter-darwin-root2");
-    let report = source(&server, &c, tmp.path(), &now).check(&r, &tag("latest/target")).await.unwrap();
-    let root = report.roles.iter().find(|s| s.role == "root").unwrap();
-    assert_eq!(root.version, 2);
-    assert!(report.offline.is_none());
+    let fresh = source(&server, &c, tmp.path(), &now)
+        .current(gun)
+        .await
+        .unwrap();
+    assert_eq!(fresh.trusted.root.env.signed.version, 2);
+    assert!(fresh.offline.is_none());
+    let all = source(&server, &c, tmp.path(), &now)
+        .trusted_targets(&repo("kolide/greeter/darwin"))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
     // Going back to the v1 publication is a rollback (root v1 < trusted v2).
     server.serve("real/kolide-greeter-darwin-root1");
-    let e = source(&server, &c, tmp.path(), &now).check(&r, &tag("latest/target")).await.unwrap_err();
-    assert!(matches!(e, TrustError::Invalid(_)), "{e}");
+    let e = source(&server, &c, tmp.path(), &now)
+        .current(gun)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Rollback { role, .. } if role == "root"),
+        "{e}"
+    );
     assert!(e.to_string().contains("rollback"), "{e}");
 }
 
@@ -206,16 +280,34 @@ async fn corrupt_state_is_refused_not_re_tofued() {
     let now = at(DEMO_NOW);
     let server = Server::new("signer-ecdsa", 0);
     let c = cfg("{registry}/{repository}", tofu());
-    source(&server, &c, tmp.path(), &now).resolve(&repo("demo/app"), &tag("v1")).await.unwrap();
-    let dir = tmp.path().join("notary").join("127.0.0.1%3A5000%2Fdemo%2Fapp");
+    source(&server, &c, tmp.path(), &now)
+        .resolve(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap();
+    let dir = tmp
+        .path()
+        .join("notary")
+        .join("127.0.0.1%3A5000%2Fdemo%2Fapp");
     std::fs::write(dir.join("state.json"), b"garbage").unwrap();
-    let e = source(&server, &c, tmp.path(), &now).resolve(&repo("demo/app"), &tag("v1")).await.unwrap_err();
+    let e = source(&server, &c, tmp.path(), &now)
+        .resolve(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, TrustError::State(_)), "{e}");
-    assert!(e.to_string().contains(&format!("delete {}", dir.display())), "{e}");
+    assert!(
+        e.to_string().contains(&format!("delete {}", dir.display())),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
-    source(&server, &c, tmp.path(), &now).resolve(&repo("demo/app"), &tag("v1")).await.unwrap();
+    source(&server, &c, tmp.path(), &now)
+        .resolve(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap();
     std::fs::remove_file(dir.join("root.json")).unwrap();
-    let e = source(&server, &c, tmp.path(), &now).resolve(&repo("demo/app"), &tag("v1")).await.unwrap_err();
+    let e = source(&server, &c, tmp.path(), &now)
+        .resolve(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("root.json"), "{e}");
 }
 
@@ -223,12 +315,19 @@ async fn corrupt_state_is_refused_not_re_tofued() {
 async fn fifty_concurrent_resolves_fetch_the_timestamp_once() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::new("signer-ecdsa", 50);
-    let src = Arc::new(source(&server, &cfg("{registry}/{repository}", tofu()), tmp.path(), &at(DEMO_NOW)));
+    let src = Arc::new(source(
+        &server,
+        &cfg("{registry}/{repository}", tofu()),
+        tmp.path(),
+        &at(DEMO_NOW),
+    ));
     let mut tasks = Vec::new();
     for i in 0..50 {
         let src = src.clone();
         let t = if i % 2 == 0 { "v1" } else { "v1-docker" };
-        tasks.push(tokio::spawn(async move { src.resolve(&repo("demo/app"), &tag(t)).await }));
+        tasks.push(tokio::spawn(async move {
+            src.resolve(&repo("demo/app"), &tag(t)).await
+        }));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
@@ -248,9 +347,16 @@ async fn offline_serves_cache_until_it_expires_then_says_why() {
     let src = source(&server, &c, tmp.path(), &now);
     // Unreachable and nothing cached: say so.
     server.down.store(true, Ordering::SeqCst);
-    let e = src.resolve(&repo("demo/app"), &tag("v1")).await.unwrap_err();
+    let e = src
+        .resolve(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, TrustError::Unavailable(_)), "{e}");
-    assert!(e.to_string().contains("no cached metadata for 127.0.0.1:5000/demo/app"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("no cached metadata for 127.0.0.1:5000/demo/app"),
+        "{e}"
+    );
     server.down.store(false, Ordering::SeqCst);
     let want = src.resolve(&repo("demo/app"), &tag("v1")).await.unwrap();
     server.down.store(true, Ordering::SeqCst);
@@ -258,12 +364,30 @@ async fn offline_serves_cache_until_it_expires_then_says_why() {
     let src = source(&server, &c, tmp.path(), &now);
     let report = src.check(&repo("demo/app"), &tag("v1")).await.unwrap();
     assert_eq!(report.target, want);
-    assert!(report.offline.as_deref().unwrap_or("").contains("connection refused"));
+    assert!(
+        report
+            .offline
+            .as_deref()
+            .unwrap_or("")
+            .contains("connection refused")
+    );
     // Past the timestamp's expiry the cache is refused, naming the role.
-    let expires = report.roles.iter().find(|r| r.role == "timestamp").unwrap().expires;
+    let expires = report
+        .roles
+        .iter()
+        .find(|r| r.role == "timestamp")
+        .unwrap()
+        .expires;
     *now.lock().unwrap() = expires + Duration::seconds(1);
-    let e = src.resolve(&repo("demo/app"), &tag("v1")).await.unwrap_err().to_string();
-    assert!(e.contains("unreachable") && e.contains("timestamp") && e.contains("expired"), "{e}");
+    let e = src
+        .resolve(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unreachable") && e.contains("timestamp") && e.contains("expired"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -275,11 +399,20 @@ async fn required_signers_must_all_sign_the_same_digest() {
     let src = source(&server, &c, tmp.path(), &at(DEMO_NOW));
     let t = src.resolve(&repo("demo/app"), &tag("v1")).await.unwrap();
     assert_eq!(t.role, "targets/releases+targets");
-    let e = src.resolve(&repo("demo/app"), &tag("large")).await.unwrap_err();
-    assert!(e.to_string().contains("required signer targets/releases"), "{e}");
+    let e = src
+        .resolve(&repo("demo/app"), &tag("large"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("required signer targets/releases"),
+        "{e}"
+    );
     c.required_signers = vec!["targets/qa".into()];
     let src = source(&server, &c, tmp.path(), &at(DEMO_NOW));
-    let t = src.resolve(&repo("demo/app"), &tag("qa-only")).await.unwrap();
+    let t = src
+        .resolve(&repo("demo/app"), &tag("qa-only"))
+        .await
+        .unwrap();
     assert_eq!(t.role, "targets/qa");
     let all = src.trusted_targets(&repo("demo/app")).await.unwrap();
     assert!(all.iter().any(|t| t.name == "qa-only"));

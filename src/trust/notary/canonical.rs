@@ -111,8 +111,8 @@ mod tests {
 
     #[test]
     fn sorts_keys_and_drops_whitespace() {
-        let v: Value = serde_json::from_str(r#"{ "b": [1, 2], "a": {"z": null, "y": true} }"#)
-            .unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{ "b": [1, 2], "a": {"z": null, "y": true} }"#).unwrap();
         assert_eq!(canon(&v), r#"{"a":{"y":true,"z":null},"b":[1,2]}"#);
     }
 
@@ -140,8 +140,14 @@ mod tests {
 
     #[test]
     fn integers_yes_floats_no() {
-        assert_eq!(canon(&json!([-1, 0, 18446744073709551615u64])), "[-1,0,18446744073709551615]");
-        assert!(matches!(to_canonical(&json!(1.5)), Err(CanonicalError::Float(_))));
+        assert_eq!(
+            canon(&json!([-1, 0, 18446744073709551615u64])),
+            "[-1,0,18446744073709551615]"
+        );
+        assert!(matches!(
+            to_canonical(&json!(1.5)),
+            Err(CanonicalError::Float(_))
+        ));
     }
 
     #[test]

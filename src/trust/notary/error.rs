@@ -35,7 +35,9 @@ pub enum Error {
         seen: u64,
     },
     /// The server answered but did not have a role (404).
-    #[error("{role} of {gun} is not on the notary server {server} (404): is the repository signed?")]
+    #[error(
+        "{role} of {gun} is not on the notary server {server} (404): is the repository signed?"
+    )]
     NotFound {
         gun: String,
         role: String,
@@ -69,7 +71,9 @@ pub enum Error {
     #[error("{0}")]
     NoRootOfTrust(String),
     /// Local state is unusable; never a reason to trust on first use again.
-    #[error("trust state for {gun} in {dir} is unusable ({reason}); to start over with this GUN deliberately, stop portcullis and delete {dir}")]
+    #[error(
+        "trust state for {gun} in {dir} is unusable ({reason}); to start over with this GUN deliberately, stop portcullis and delete {dir}"
+    )]
     State {
         gun: String,
         dir: String,

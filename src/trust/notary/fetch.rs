@@ -102,7 +102,10 @@ impl HttpFetcher {
                 n += 1;
             }
             if n == 0 {
-                return Err(format!("notary ca_file {} holds no certificate", path.display()));
+                return Err(format!(
+                    "notary ca_file {} holds no certificate",
+                    path.display()
+                ));
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -182,7 +185,10 @@ impl Fetch for HttpFetcher {
             return Err(FetchError::NotFound);
         }
         if status.is_server_error() {
-            return Err(FetchError::Unreachable(format!("HTTP status {}", status.as_u16())));
+            return Err(FetchError::Unreachable(format!(
+                "HTTP status {}",
+                status.as_u16()
+            )));
         }
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));

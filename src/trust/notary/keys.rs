@@ -24,7 +24,10 @@ pub enum KeyError {
     #[error("unsupported key: {0}")]
     Unsupported(String),
     #[error("signature method {method:?} cannot be used with a {keytype} key")]
-    MethodMismatch { method: String, keytype: &'static str },
+    MethodMismatch {
+        method: String,
+        keytype: &'static str,
+    },
     #[error("signature does not verify")]
     BadSignature,
 }
@@ -201,7 +204,11 @@ fn parse_spki(der: &[u8], keytype: KeyType) -> Result<(Material, Option<usize>),
     let point = spki.subject_public_key.data.to_vec();
     match keytype {
         KeyType::Ecdsa | KeyType::EcdsaX509 if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY => {
-            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok());
             if curve.as_ref() != Some(&OID_EC_P256) {
                 return Err(KeyError::Unsupported(
                     "only P-256 ECDSA keys are supported".into(),
@@ -217,7 +224,9 @@ fn parse_spki(der: &[u8], keytype: KeyType) -> Result<(Material, Option<usize>),
             // notary refuses RSA keys under 2048 bits (utils.ValidateCertificate, and its
             // RSA verifiers); refuse at parse time so the error names the key.
             if bits < 2048 {
-                return Err(KeyError::Unsupported(format!("RSA key of {bits} bits (< 2048)")));
+                return Err(KeyError::Unsupported(format!(
+                    "RSA key of {bits} bits (< 2048)"
+                )));
             }
             Ok((Material::Rsa(point), Some(bits)))
         }
@@ -311,14 +320,22 @@ mod tests {
     use super::*;
 
     fn root_keys(set: &str) -> serde_json::Map<String, Value> {
-        let path = format!("{}/tests/fixtures/notary/{set}/root.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/notary/{set}/root.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         doc["signed"]["keys"].as_object().unwrap().clone()
     }
 
     #[test]
     fn key_ids_match_the_ids_notary_lists() {
-        for set in ["signer-ecdsa", "local-ed25519", "real/moby-alpine", "real/notary-compat-0.1-dockerio"] {
+        for set in [
+            "signer-ecdsa",
+            "local-ed25519",
+            "real/moby-alpine",
+            "real/notary-compat-0.1-dockerio",
+        ] {
             for (kid, k) in root_keys(set) {
                 let key = PublicKey::from_json(&k).unwrap();
                 assert_eq!(key.id, kid, "{set}");
@@ -336,7 +353,9 @@ mod tests {
             .map(|k| k.canonical_id())
             .collect();
         assert!(
-            ids.contains(&"c15164663f80d58bf3d8d5a0cd08b8086cba02065feb00421fc2a5436c563210".into()),
+            ids.contains(
+                &"c15164663f80d58bf3d8d5a0cd08b8086cba02065feb00421fc2a5436c563210".into()
+            ),
             "{ids:?}"
         );
     }
@@ -349,7 +368,10 @@ mod tests {
             .filter_map(|k| PublicKey::from_json(k).unwrap().cert)
             .next()
             .unwrap();
-        assert_eq!(cert.common_name.as_deref(), Some("docker.io/library/alpine"));
+        assert_eq!(
+            cert.common_name.as_deref(),
+            Some("docker.io/library/alpine")
+        );
         assert!(!cert.sha1_signed);
         assert_eq!(cert.not_after.year(), 2025);
     }
@@ -374,7 +396,10 @@ mod tests {
         let kp = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
         use ring::signature::KeyPair as _;
         let pubkey = B64.encode(kp.public_key().as_ref());
-        (kp, json!({"keytype": "ed25519", "keyval": {"private": null, "public": pubkey}}))
+        (
+            kp,
+            json!({"keytype": "ed25519", "keyval": {"private": null, "public": pubkey}}),
+        )
     }
 
     #[test]
@@ -383,7 +408,10 @@ mod tests {
         let key = PublicKey::from_json(&k).unwrap();
         let sig = kp.sign(b"hello");
         key.verify("eddsa", b"hello", sig.as_ref()).unwrap();
-        assert_eq!(key.verify("eddsa", b"hellO", sig.as_ref()), Err(KeyError::BadSignature));
+        assert_eq!(
+            key.verify("eddsa", b"hellO", sig.as_ref()),
+            Err(KeyError::BadSignature)
+        );
         assert!(matches!(
             key.verify("ecdsa", b"hello", sig.as_ref()),
             Err(KeyError::MethodMismatch { .. })
@@ -400,7 +428,8 @@ mod tests {
         // DER SPKI for a P-256 point: fixed 26-byte header + 65-byte point.
         let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
         spki.extend_from_slice(kp.public_key().as_ref());
-        let k = json!({"keytype": "ecdsa", "keyval": {"private": null, "public": B64.encode(&spki)}});
+        let k =
+            json!({"keytype": "ecdsa", "keyval": {"private": null, "public": B64.encode(&spki)}});
         let key = PublicKey::from_json(&k).unwrap();
         let sig = kp.sign(&rng, b"msg").unwrap();
         assert_eq!(sig.as_ref().len(), 64);
@@ -415,11 +444,15 @@ mod tests {
     #[test]
     fn rsapss_from_real_delegation_verifies() {
         // targets/qa in signer-ecdsa is signed `rsapss` by an rsa-x509 delegation key.
-        let dir = format!("{}/tests/fixtures/notary/signer-ecdsa", env!("CARGO_MANIFEST_DIR"));
+        let dir = format!(
+            "{}/tests/fixtures/notary/signer-ecdsa",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let targets: Value =
             serde_json::from_slice(&std::fs::read(format!("{dir}/targets.json")).unwrap()).unwrap();
         let qa: Value =
-            serde_json::from_slice(&std::fs::read(format!("{dir}/targets_qa.json")).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(format!("{dir}/targets_qa.json")).unwrap())
+                .unwrap();
         let sig = &qa["signatures"][0];
         assert_eq!(sig["method"], "rsapss");
         let kid = sig["keyid"].as_str().unwrap();
@@ -431,7 +464,10 @@ mod tests {
         key.verify("rsapss", &msg, &raw).unwrap();
         let mut bad = raw.clone();
         bad[10] ^= 1;
-        assert_eq!(key.verify("rsapss", &msg, &bad), Err(KeyError::BadSignature));
+        assert_eq!(
+            key.verify("rsapss", &msg, &bad),
+            Err(KeyError::BadSignature)
+        );
         assert!(key.verify("ecdsa", &msg, &raw).is_err());
     }
 }

@@ -79,7 +79,10 @@ pub fn parse<T: DeserializeOwned>(raw: &[u8], expect: RoleType) -> Result<Envelo
         .get("signed")
         .cloned()
         .ok_or_else(|| "no \"signed\" object".to_string())?;
-    let found = signed_value.get("_type").and_then(Value::as_str).unwrap_or("");
+    let found = signed_value
+        .get("_type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if found != expect.type_name() {
         return Err(format!(
             "_type is {found:?}, expected {:?} (served under another role's name?)",
@@ -88,10 +91,9 @@ pub fn parse<T: DeserializeOwned>(raw: &[u8], expect: RoleType) -> Result<Envelo
     }
     let signed: T = serde_json::from_value(signed_value.clone())
         .map_err(|e| format!("malformed {} metadata: {e}", expect.type_name()))?;
-    let raw_sigs: Vec<RawSignature> = serde_json::from_value(
-        doc.get("signatures").cloned().unwrap_or(Value::Null),
-    )
-    .map_err(|e| format!("malformed signatures: {e}"))?;
+    let raw_sigs: Vec<RawSignature> =
+        serde_json::from_value(doc.get("signatures").cloned().unwrap_or(Value::Null))
+            .map_err(|e| format!("malformed signatures: {e}"))?;
     let mut signatures = Vec::with_capacity(raw_sigs.len());
     for s in raw_sigs {
         let sig = B64

@@ -68,9 +68,13 @@ mod tests {
         assert!(e.to_string().contains("cannot be read"), "{e}");
         p.certs.insert("a/*".into(), vec!["w".into()]);
         p.certs.insert("a/b*".into(), vec!["longer".into()]);
-        assert!(matches!(anchor_for("a/bc", &p).unwrap(), RootAnchor::KeyIds(ids) if ids == ["longer"]));
+        assert!(
+            matches!(anchor_for("a/bc", &p).unwrap(), RootAnchor::KeyIds(ids) if ids == ["longer"])
+        );
         p.certs.insert("a/bc".into(), vec!["exact".into()]);
-        assert!(matches!(anchor_for("a/bc", &p).unwrap(), RootAnchor::KeyIds(ids) if ids == ["exact"]));
+        assert!(
+            matches!(anchor_for("a/bc", &p).unwrap(), RootAnchor::KeyIds(ids) if ids == ["exact"])
+        );
         p.tofu = false;
         assert!(matches!(anchor_for("z", &p).unwrap(), RootAnchor::Refuse));
     }

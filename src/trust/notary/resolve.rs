@@ -28,9 +28,10 @@ fn lookup<'a>(trusted: &'a Trusted, role: &str, name: &str) -> Option<&'a Target
 }
 
 fn to_trusted(gun: &str, role: &str, name: &str, t: &TargetFile) -> Result<TrustedTarget, Error> {
-    let b64 = t.hashes.get("sha256").ok_or_else(|| {
-        invalid(gun, role, format!("target {name:?} has no sha256 hash"))
-    })?;
+    let b64 = t
+        .hashes
+        .get("sha256")
+        .ok_or_else(|| invalid(gun, role, format!("target {name:?} has no sha256 hash")))?;
     let raw = B64
         .decode(b64)
         .map_err(|_| invalid(gun, role, format!("target {name:?}: sha256 is not base64")))?;

@@ -126,18 +126,29 @@ impl NotarySource {
         let stored = state.load()?;
         let prior = match &stored {
             Some(s) => Prior {
-                root: Some(trusted_root(gun, &s.files["root"]).map_err(|e| Error::State {
-                    gun: gun.to_string(),
-                    dir: state.path().display().to_string(),
-                    reason: format!("stored root.json: {e}"),
-                })?),
+                root: Some(
+                    trusted_root(gun, &s.files["root"]).map_err(|e| Error::State {
+                        gun: gun.to_string(),
+                        dir: state.path().display().to_string(),
+                        reason: format!("stored root.json: {e}"),
+                    })?,
+                ),
                 versions: s.versions.clone(),
             },
             None => Prior::default(),
         };
         let anchor = anchor_for(gun, &self.cfg.trust_pinning)?;
         let wanted = self.wanted();
-        let result = update(&*self.fetcher, gun, &anchor, &prior, &self.limits, &wanted, now).await;
+        let result = update(
+            &*self.fetcher,
+            gun,
+            &anchor,
+            &prior,
+            &self.limits,
+            &wanted,
+            now,
+        )
+        .await;
         match result {
             Ok(trusted) => {
                 let mut versions: BTreeMap<String, u64> = prior.versions.clone();

@@ -131,7 +131,10 @@ impl StateDir {
             write_atomic(&self.dir, STATE_FILE, &state_bytes).map_err(io)?;
             return Ok(());
         }
-        let parent = self.dir.parent().ok_or_else(|| self.broken("no parent directory"))?;
+        let parent = self
+            .dir
+            .parent()
+            .ok_or_else(|| self.broken("no parent directory"))?;
         std::fs::create_dir_all(parent).map_err(io)?;
         let tmp = tempfile::Builder::new()
             .prefix(".new-")
@@ -188,7 +191,10 @@ mod tests {
 
     #[test]
     fn gun_escapes_to_one_safe_component() {
-        assert_eq!(escape("127.0.0.1:5000/demo/app"), "127.0.0.1%3A5000%2Fdemo%2Fapp");
+        assert_eq!(
+            escape("127.0.0.1:5000/demo/app"),
+            "127.0.0.1%3A5000%2Fdemo%2Fapp"
+        );
         assert_eq!(escape(".."), "%2E.");
         assert_eq!(escape("targets/releases"), "targets%2Freleases");
     }

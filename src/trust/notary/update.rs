@@ -112,7 +112,11 @@ impl Trusted {
             ("snapshot".to_string(), self.snapshot.raw.as_slice()),
             ("targets".to_string(), self.targets.raw.as_slice()),
         ];
-        out.extend(self.delegations.iter().map(|(d, e)| (d.name.clone(), e.raw.as_slice())));
+        out.extend(
+            self.delegations
+                .iter()
+                .map(|(d, e)| (d.name.clone(), e.raw.as_slice())),
+        );
         out.extend(
             self.skipped
                 .iter()
@@ -140,18 +144,21 @@ async fn get(
     path: &str,
     max_len: u64,
 ) -> Result<bytes::Bytes, Error> {
-    fetcher.fetch(gun, path, max_len).await.map_err(|e| match e {
-        FetchError::NotFound => Error::NotFound {
-            gun: gun.to_string(),
-            role: role.to_string(),
-            server: fetcher.describe(),
-        },
-        source => Error::Fetch {
-            gun: gun.to_string(),
-            role: role.to_string(),
-            source,
-        },
-    })
+    fetcher
+        .fetch(gun, path, max_len)
+        .await
+        .map_err(|e| match e {
+            FetchError::NotFound => Error::NotFound {
+                gun: gun.to_string(),
+                role: role.to_string(),
+                server: fetcher.describe(),
+            },
+            source => Error::Fetch {
+                gun: gun.to_string(),
+                role: role.to_string(),
+                source,
+            },
+        })
 }
 
 /// Fetches a file whose length its parent lists, reading at most that length (TUF: download
@@ -168,7 +175,10 @@ async fn get_listed(
         return Err(super::error::invalid(
             gun,
             role,
-            format!("{listed_by} lists it at {} bytes, above the limit of {limit}", meta.length),
+            format!(
+                "{listed_by} lists it at {} bytes, above the limit of {limit}",
+                meta.length
+            ),
         ));
     }
     let path = checksum_path(role, meta);
@@ -219,7 +229,15 @@ pub async fn update(
         .meta
         .get("snapshot")
         .ok_or_else(|| super::error::invalid(gun, "timestamp", "no snapshot entry"))?;
-    let raw = get_listed(fetcher, gun, "snapshot", "timestamp", snap_meta, limits.snapshot).await?;
+    let raw = get_listed(
+        fetcher,
+        gun,
+        "snapshot",
+        "timestamp",
+        snap_meta,
+        limits.snapshot,
+    )
+    .await?;
     let snapshot = load_snapshot(gun, &raw, &root, &timestamp, seen("snapshot"), now)?;
 
     let tgt_meta = snapshot
@@ -227,7 +245,15 @@ pub async fn update(
         .meta
         .get("targets")
         .ok_or_else(|| super::error::invalid(gun, "snapshot", "meta has no targets entry"))?;
-    let raw = get_listed(fetcher, gun, "targets", "snapshot", tgt_meta, limits.targets).await?;
+    let raw = get_listed(
+        fetcher,
+        gun,
+        "targets",
+        "snapshot",
+        tgt_meta,
+        limits.targets,
+    )
+    .await?;
     let targets = load_targets(gun, &raw, &root, &snapshot, seen("targets"), now)?;
 
     let mut trusted = Trusted {
@@ -272,7 +298,10 @@ async fn walk_delegations(
     let mut walked = 0;
     while let Some(d) = queue.pop_front() {
         if !is_wanted(&d.name, wanted)
-            || trusted.delegations.iter().any(|(done, _)| done.name == d.name)
+            || trusted
+                .delegations
+                .iter()
+                .any(|(done, _)| done.name == d.name)
         {
             continue;
         }

@@ -16,8 +16,7 @@ use super::canonical::to_canonical;
 use super::error::{Error, invalid};
 use super::keys::PublicKey;
 use super::metadata::{
-    Common, DelegatedRole, Envelope, FileMeta, Root, RoleType, Snapshot, Targets, Timestamp,
-    parse,
+    Common, DelegatedRole, Envelope, FileMeta, RoleType, Root, Snapshot, Targets, Timestamp, parse,
 };
 
 use base64::Engine as _;
@@ -47,7 +46,11 @@ pub struct VerifiedRoot {
 impl VerifiedRoot {
     fn role(&self, gun: &str, role: &str) -> Result<(&[String], u32), Error> {
         let r = self.env.signed.roles.get(role).ok_or_else(|| {
-            invalid(gun, "root", format!("root.json does not define the {role} role"))
+            invalid(
+                gun,
+                "root",
+                format!("root.json does not define the {role} role"),
+            )
         })?;
         Ok((&r.keyids, r.threshold))
     }
@@ -65,8 +68,8 @@ fn parse_keys(
     let mut out = HashMap::new();
     for id in wanted {
         let Some(v) = keys.get(*id) else { continue };
-        let key = PublicKey::from_json(v)
-            .map_err(|e| invalid(gun, role, format!("key {id}: {e}")))?;
+        let key =
+            PublicKey::from_json(v).map_err(|e| invalid(gun, role, format!("key {id}: {e}")))?;
         if key.id != **id {
             return Err(invalid(
                 gun,
@@ -118,7 +121,12 @@ fn check_signatures<T>(
 }
 
 /// TUF 5.x "freeze attack": refuse metadata whose `expires` is not after now.
-fn check_expiry<T: Common>(gun: &str, role: &str, signed: &T, now: OffsetDateTime) -> Result<(), Error> {
+fn check_expiry<T: Common>(
+    gun: &str,
+    role: &str,
+    signed: &T,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
     if signed.expires() <= now {
         return Err(Error::Expired {
             gun: gun.to_string(),
@@ -130,7 +138,12 @@ fn check_expiry<T: Common>(gun: &str, role: &str, signed: &T, now: OffsetDateTim
 }
 
 /// TUF 5.x "rollback attack": a role's version never goes below the highest trusted.
-fn check_version<T: Common>(gun: &str, role: &str, signed: &T, seen: Option<u64>) -> Result<(), Error> {
+fn check_version<T: Common>(
+    gun: &str,
+    role: &str,
+    signed: &T,
+    seen: Option<u64>,
+) -> Result<(), Error> {
     match seen {
         Some(seen) if signed.version() < seen => Err(Error::Rollback {
             gun: gun.to_string(),
@@ -145,12 +158,20 @@ fn check_version<T: Common>(gun: &str, role: &str, signed: &T, seen: Option<u64>
 /// The served bytes must match the length and every known hash the parent lists (notary's
 /// `utils.CheckHashes`: sha256 and sha512, at least one of them present). This ties each file
 /// to one publication, defeating mix-and-match and tampered files.
-pub fn check_file_meta(gun: &str, role: &str, listed_by: &str, raw: &[u8], meta: &FileMeta) -> Result<(), Error> {
+pub fn check_file_meta(
+    gun: &str,
+    role: &str,
+    listed_by: &str,
+    raw: &[u8],
+    meta: &FileMeta,
+) -> Result<(), Error> {
     let fail = |what: String| {
         invalid(
             gun,
             role,
-            format!("served file does not match {listed_by}'s record of it ({what}): mixed or tampered metadata"),
+            format!(
+                "served file does not match {listed_by}'s record of it ({what}): mixed or tampered metadata"
+            ),
         )
     };
     if raw.len() as u64 != meta.length {
@@ -163,7 +184,9 @@ pub fn check_file_meta(gun: &str, role: &str, listed_by: &str, raw: &[u8], meta:
             "sha512" => Sha512::digest(raw).to_vec(),
             _ => continue,
         };
-        let expected = B64.decode(b64).map_err(|_| fail(format!("{alg} is not base64")))?;
+        let expected = B64
+            .decode(b64)
+            .map_err(|_| fail(format!("{alg} is not base64")))?;
         if expected != actual {
             return Err(fail(format!("{alg} differs")));
         }
@@ -249,7 +272,10 @@ pub fn load_root(
         return Err(invalid(
             gun,
             "root",
-            format!("no root certificate is valid for this GUN now: {}", problems.join("; ")),
+            format!(
+                "no root certificate is valid for this GUN now: {}",
+                problems.join("; ")
+            ),
         ));
     }
 
@@ -335,8 +361,8 @@ pub fn load_timestamp(
     seen: Option<u64>,
     now: OffsetDateTime,
 ) -> Result<Envelope<Timestamp>, Error> {
-    let env = parse::<Timestamp>(raw, RoleType::Timestamp)
-        .map_err(|r| invalid(gun, "timestamp", r))?;
+    let env =
+        parse::<Timestamp>(raw, RoleType::Timestamp).map_err(|r| invalid(gun, "timestamp", r))?;
     let (ids, threshold) = root.role(gun, "timestamp")?;
     check_signatures(gun, "timestamp", &env, &root.keys, ids, threshold)?;
     check_version(gun, "timestamp", &env.signed, seen)?;
@@ -544,7 +570,10 @@ mod tests {
         let sha = B64.encode(Sha256::digest(raw));
         let meta = |len: u64, hashes: &[(&str, &str)]| FileMeta {
             length: len,
-            hashes: hashes.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            hashes: hashes
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
         };
         check_file_meta("g", "r", "p", raw, &meta(3, &[("sha256", &sha)])).unwrap();
         assert!(check_file_meta("g", "r", "p", raw, &meta(4, &[("sha256", &sha)])).is_err());

@@ -127,11 +127,14 @@ impl NotarySource {
         let prior = match &stored {
             Some(s) => Prior {
                 root: Some(
-                    trusted_root(gun, &s.files["root"]).map_err(|e| Error::State {
-                        gun: gun.to_string(),
-                        dir: state.path().display().to_string(),
-                        reason: format!("stored root.json: {e}"),
-                    })?,
+                    // `StateDir::load` guarantees a root; an empty slice fails to parse.
+                    trusted_root(gun, s.files.get("root").map_or(&[][..], Vec::as_slice)).map_err(
+                        |e| Error::State {
+                            gun: gun.to_string(),
+                            dir: state.path().display().to_string(),
+                            reason: format!("stored root.json: {e}"),
+                        },
+                    )?,
                 ),
                 versions: s.versions.clone(),
             },

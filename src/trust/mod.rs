@@ -73,6 +73,7 @@ pub fn build(
     cfg: &crate::config::NotaryConfig,
     cache_dir: &std::path::Path,
 ) -> anyhow::Result<std::sync::Arc<dyn TrustSource>> {
-    let _ = (registry, cfg, cache_dir);
-    anyhow::bail!("the notary trust source is not built yet")
+    let source = notary::NotarySource::new(registry, cfg, cache_dir)
+        .map_err(|e| anyhow::anyhow!("registry {registry}: notary trust source: {e}"))?;
+    Ok(std::sync::Arc::new(source))
 }

@@ -149,6 +149,8 @@ fn containerd_pulls_and_runs() {
     r.assert_ok("ctr pull v1 again");
     let out = c.run(&reference(s, "v1"), &[]);
     out.assert_ok("ctr run v1");
+    let missing = c.pull(&s.reg.addr(), &reference(s, "no-such-tag"), None);
+    missing.assert_refused("ctr pull of a missing tag", "not found");
     assert!(
         out.output.contains(V1_NOTE),
         "ctr run output: {}",
@@ -173,6 +175,8 @@ fn podman_pulls_and_runs() {
         .assert_ok("podman pull v1 again");
     let out = p.run(&reference(s, "v1"), &[]);
     out.assert_ok("podman run v1");
+    let missing = p.pull(&s.reg.addr(), &reference(s, "no-such-tag"), None);
+    missing.assert_refused("podman pull of a missing tag", "manifest unknown");
     assert!(
         out.output.contains(V1_NOTE),
         "podman run output: {}",
@@ -367,4 +371,48 @@ fn portcullis_launcher_sets_ports_env_and_waits_for_readyz() {
         !support::real::proc::port_open(addr),
         "still listening after Drop"
     );
+}
+
+#[test]
+fn large_image_round_trips() {
+    let s = shared();
+    let img = images::push(
+        &s.reg,
+        "demo/large",
+        "large",
+        &ImageSpec::large(4, false),
+        Format::Oci,
+    );
+    let m: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+    let big = m["layers"][1]["size"].as_u64().unwrap();
+    assert!(big > 4 << 20, "second layer holds 4 MiB: {big}");
+    assert_eq!(
+        m["layers"][1]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar"
+    );
+    let r = skopeo_pull(
+        &s.reg.addr(),
+        &format!("{}/demo/large:large", s.reg.addr()),
+        None,
+    );
+    r.assert_ok("skopeo pull large");
+    assert_eq!(r.digest.as_deref(), Some(img.digest.as_str()));
+}
+
+#[test]
+fn raw_upload_matches_skopeo_push() {
+    let s = shared();
+    for (tag, spec) in [
+        ("multi", ImageSpec::multi("portcullis multi-arch (signed)")),
+        ("v1", ImageSpec::single(V1_NOTE)),
+    ] {
+        let (layout, layout_tag) = images::build(&spec);
+        images::upload_layout(&s.reg, "demo/raw", tag, &layout, layout_tag);
+        let raw = images::info(&s.reg, "demo/raw", tag);
+        assert_eq!(
+            raw.digest,
+            s.seeded.get(tag).digest,
+            "{tag}: skopeo keeps OCI manifests byte for byte"
+        );
+    }
 }

@@ -25,10 +25,12 @@ class H(http.server.BaseHTTPRequestHandler):
         print("fake portcullis: " + fmt % a, flush=True)
 
 
-def serve(addr):
+def bind(addr):
     host, port = addr.rsplit(":", 1)
-    http.server.ThreadingHTTPServer((host, int(port)), H).serve_forever()
+    return http.server.ThreadingHTTPServer((host, int(port)), H)
 
 
-threading.Thread(target=serve, args=(listen,), daemon=True).start()
-serve(admin)
+# both listeners are bound before either serves, so /readyz = 200 means the API port is up too
+api_srv, admin_srv = bind(listen), bind(admin)
+threading.Thread(target=api_srv.serve_forever, daemon=True).start()
+admin_srv.serve_forever()

@@ -1,0 +1,117 @@
+//! Self-tests of the malicious notary harness (tests/support/evil_notary): the generator's
+//! canonical JSON and escaping, and the server's URL layout. These do not need `portcullis`.
+//!
+//! The fixtures were checked by hand against the testbed's reference verifier; to repeat:
+//!   EVIL_NOTARY_DUMP=/tmp/evil cargo test --test evil_notary -- --ignored dump
+//!   for d in /tmp/evil/*/; do verify_tuf.py "$d" --gun "$(cat $d/GUN)" --tag v1; done
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::evil_notary::canonical::{canonical, go_html_escape};
+use support::evil_notary::{EvilNotary, Role, fixtures, gun};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[test]
+fn canonical_json_sorts_keys_and_keeps_html_and_utf8_raw() {
+    let v = json!({"b": 1, "a": {"z": null, "y": [true, "a<b>&c-é"]}});
+    let c = String::from_utf8(canonical(&v)).unwrap();
+    assert_eq!(c, r#"{"a":{"y":[true,"a<b>&c-é"],"z":null},"b":1}"#);
+    let served = String::from_utf8(go_html_escape(c.as_bytes())).unwrap();
+    assert_eq!(
+        served,
+        r#"{"a":{"y":[true,"a\u003cb\u003e\u0026c-é"],"z":null},"b":1}"#
+    );
+}
+
+#[test]
+fn escaping_fixture_is_served_escaped_but_parses_to_the_signed_name() {
+    let f = fixtures::escaping();
+    let raw = f.publication.get(Role::Targets);
+    let text = std::str::from_utf8(raw).unwrap();
+    assert!(text.contains(r"a\u003cb\u003e\u0026c-é"), "{text}");
+    let v: Value = serde_json::from_slice(raw).unwrap();
+    assert!(v["signed"]["targets"].get("a<b>&c-é").is_some());
+}
+
+#[test]
+fn expiry_is_written_like_go() {
+    use support::evil_notary::Expiry;
+    let at = time::Date::from_calendar_date(2026, time::Month::December, 8)
+        .unwrap()
+        .with_hms_nano(19, 1, 31, 270_040_410)
+        .unwrap()
+        .assume_utc();
+    let e = Expiry {
+        at,
+        offset: time::UtcOffset::UTC,
+    };
+    assert_eq!(e.rfc3339(), "2026-12-08T19:01:31.27004041Z");
+    assert_eq!(
+        e.with_offset(-7).rfc3339(),
+        "2026-12-08T12:01:31.27004041-07:00"
+    );
+}
+
+async fn get(url: &str, path: &str) -> (u16, Vec<u8>) {
+    let addr = url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let code = head[9..12].parse().unwrap();
+    (code, buf[split + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn server_serves_the_notary_url_layout_and_counts() {
+    let f = fixtures::honest();
+    let server = EvilNotary::serving(&f.publication).await;
+    let base = format!("/v2/{}/_trust/tuf", gun());
+    let snap = f.publication.get(Role::Snapshot);
+    let (code, body) = get(&server.url(), &format!("{base}/snapshot.json")).await;
+    assert_eq!((code, body.as_slice()), (200, snap));
+    let h = hex::encode(ring::digest::digest(&ring::digest::SHA256, snap));
+    let (code, body) = get(&server.url(), &format!("{base}/snapshot.{h}.json")).await;
+    assert_eq!((code, body.as_slice()), (200, snap));
+    let (code, _) = get(&server.url(), &format!("{base}/1.snapshot.json")).await;
+    assert_eq!(code, 200);
+    let (code, _) = get(
+        &server.url(),
+        &format!("{base}/snapshot.{}.json", "0".repeat(64)),
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, _) = get(&server.url(), &format!("{base}/targets/releases.json")).await;
+    assert_eq!(code, 404);
+    assert_eq!(server.requests("snapshot"), 4);
+}
+
+/// Writes every fixture in fetch-tuf.sh's layout under `$EVIL_NOTARY_DUMP/<name>/`, with
+/// `GUN` and `EXPECT` files, for a check by hand with the testbed's verify_tuf.py.
+#[test]
+#[ignore = "writes fixtures for a manual check with verify_tuf.py"]
+fn dump() {
+    let Ok(out) = std::env::var("EVIL_NOTARY_DUMP") else {
+        panic!("set EVIL_NOTARY_DUMP to a directory");
+    };
+    for f in fixtures::catalogue() {
+        let dir = std::path::Path::new(&out).join(&f.name);
+        f.publication.write_dir(&dir).unwrap();
+        std::fs::write(dir.join("GUN"), &f.publication.gun).unwrap();
+        let expect = if f.valid {
+            format!("accept {}", f.target.digest())
+        } else {
+            "refuse".into()
+        };
+        std::fs::write(dir.join("EXPECT"), expect).unwrap();
+    }
+}

@@ -173,11 +173,17 @@ pub struct Repo {
     pub releases: Option<Delegation>,
     /// Sign this role with this key instead of the one root names (key-not-in-root attacks).
     pub sign_with: BTreeMap<Role, Key>,
+    /// Sign this role with the key root.json lists for that other role (a listed key, but
+    /// not one of this role's).
+    pub sign_with_key_of: BTreeMap<Role, Role>,
     /// Edits applied to `signed` before signing (the signature covers them).
     pub before_sign: Vec<(Role, Edit)>,
     /// Edits applied to `signed` after signing (the signature does not cover them). The
     /// snapshot and timestamp still hash the edited bytes, as a lying server would serve them.
     pub after_sign: Vec<(Role, Edit)>,
+    /// Sign the served (HTML-escaped) bytes of these roles instead of the canonical form:
+    /// what a signer that skipped canonicalisation would produce.
+    pub sign_served_bytes: Vec<Role>,
     /// Flip a bit in the first signature of these roles.
     pub corrupt_signature: Vec<Role>,
 }
@@ -236,8 +242,10 @@ impl Repo {
             targets: BTreeMap::new(),
             releases: None,
             sign_with: BTreeMap::new(),
+            sign_with_key_of: BTreeMap::new(),
             before_sign: Vec::new(),
             after_sign: Vec::new(),
+            sign_served_bytes: Vec::new(),
             corrupt_signature: Vec::new(),
         }
     }
@@ -283,21 +291,42 @@ impl Repo {
 
     /// Signs and serialises every role.
     pub fn publish(&self) -> Publication {
+        self.publish_keeping(None, &[])
+    }
+
+    /// Like [`Repo::publish`], but the `keep` roles are taken byte for byte from `base`
+    /// (e.g. a new timestamp over an old snapshot, or an old targets file under a new
+    /// snapshot). Snapshot and timestamp meta always hash the bytes actually published.
+    pub fn publish_over(&self, base: &Publication, keep: &[Role]) -> Publication {
+        self.publish_keeping(Some(base), keep)
+    }
+
+    fn publish_keeping(&self, base: Option<&Publication>, keep: &[Role]) -> Publication {
+        let kept = |role: Role| -> Option<Vec<u8>> {
+            let base = base?;
+            if keep.contains(&role) {
+                base.files.get(role.name()).cloned()
+            } else {
+                None
+            }
+        };
         let mut files = BTreeMap::new();
-        let root = self.envelope(Role::Root, self.root_signed(), &self.root_signing_keys());
+        let root = kept(Role::Root).unwrap_or_else(|| {
+            self.envelope(Role::Root, self.root_signed(), &self.root_signing_keys())
+        });
         files.insert(Role::Root, root);
-        let targets_signer = self.signer(Role::Targets, &self.targets_key);
-        files.insert(
-            Role::Targets,
-            self.envelope(Role::Targets, self.targets_signed(), &[targets_signer]),
-        );
+        let targets = kept(Role::Targets).unwrap_or_else(|| {
+            let signer = self.signer(Role::Targets, &self.targets_key);
+            self.envelope(Role::Targets, self.targets_signed(), &[signer])
+        });
+        files.insert(Role::Targets, targets);
         if let Some(d) = &self.releases {
-            let signer = self.signer(Role::Releases, &d.key);
-            let signed = self.targets_role_signed(Role::Releases, &d.targets, None);
-            files.insert(
-                Role::Releases,
-                self.envelope(Role::Releases, signed, &[signer]),
-            );
+            let rel = kept(Role::Releases).unwrap_or_else(|| {
+                let signer = self.signer(Role::Releases, &d.key);
+                let signed = self.targets_role_signed(Role::Releases, &d.targets, None);
+                self.envelope(Role::Releases, signed, &[signer])
+            });
+            files.insert(Role::Releases, rel);
         }
         let mut snap_meta = Map::new();
         for role in [Role::Root, Role::Targets, Role::Releases] {
@@ -305,9 +334,11 @@ impl Repo {
                 snap_meta.insert(role.name().into(), file_meta(raw));
             }
         }
-        let snapshot = self.simple_signed(Role::Snapshot, "Snapshot", Value::Object(snap_meta));
-        let snapshot_signer = self.signer(Role::Snapshot, &self.snapshot_key);
-        let snapshot = self.envelope(Role::Snapshot, snapshot, &[snapshot_signer]);
+        let snapshot = kept(Role::Snapshot).unwrap_or_else(|| {
+            let signed = self.simple_signed(Role::Snapshot, "Snapshot", Value::Object(snap_meta));
+            let signer = self.signer(Role::Snapshot, &self.snapshot_key);
+            self.envelope(Role::Snapshot, signed, &[signer])
+        });
         let ts_meta = json!({"snapshot": file_meta(&snapshot)});
         files.insert(Role::Snapshot, snapshot);
         let ts = self.simple_signed(Role::Timestamp, "Timestamp", ts_meta);
@@ -326,7 +357,21 @@ impl Repo {
     }
 
     fn signer<'a>(&'a self, role: Role, default: &'a Key) -> &'a Key {
+        if let Some(other) = self.sign_with_key_of.get(&role) {
+            return self.key_of(*other);
+        }
         self.sign_with.get(&role).unwrap_or(default)
+    }
+
+    /// The key root.json (or targets, for the delegation) lists for `role`.
+    fn key_of(&self, role: Role) -> &Key {
+        match role {
+            Role::Root => &self.root_keys[0],
+            Role::Targets => &self.targets_key,
+            Role::Releases => &self.releases.as_ref().expect("with_releases first").key,
+            Role::Snapshot => &self.snapshot_key,
+            Role::Timestamp => &self.timestamp_key,
+        }
     }
 
     fn root_signing_keys(&self) -> Vec<&Key> {
@@ -424,7 +469,11 @@ impl Repo {
                 edit(&mut signed);
             }
         }
-        let msg = canonical(&signed);
+        let msg = if self.sign_served_bytes.contains(&role) {
+            go_html_escape(&canonical(&signed))
+        } else {
+            canonical(&signed)
+        };
         let mut sigs: Vec<Signature> = keys.iter().map(|k| k.sign(&msg)).collect();
         if self.corrupt_signature.contains(&role) {
             sigs[0].sig[10] ^= 0x01;

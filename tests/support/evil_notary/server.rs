@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,6 +56,8 @@ struct State {
     counts: BTreeMap<String, usize>,
     /// Answer every request, whatever the path, with this (server-wide outage).
     all: Option<Behaviour>,
+    /// Body bytes handed to the connection by `Endless`, `HugeLength` and `Trickle`.
+    sent: Arc<AtomicU64>,
 }
 
 /// A running malicious notary server on 127.0.0.1 (port chosen by the OS).
@@ -147,6 +150,17 @@ impl EvilNotary {
             .sum()
     }
 
+    /// Body bytes sent so far by the streaming behaviours (`Endless`, `HugeLength`,
+    /// `Trickle`): how much of an endless response a client actually read (plus what fits in
+    /// socket buffers).
+    pub fn streamed_bytes(&self) -> u64 {
+        self.state
+            .lock()
+            .expect("state")
+            .sent
+            .load(Ordering::Relaxed)
+    }
+
     /// Requests so far, per path.
     pub fn counts(&self) -> BTreeMap<String, usize> {
         self.state.lock().expect("state").counts.clone()
@@ -170,16 +184,17 @@ type Body = BoxBody<Bytes, Infallible>;
 
 async fn answer(st: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    let behaviour = {
+    let (behaviour, sent) = {
         let mut s = st.lock().expect("state");
         *s.counts.entry(path.clone()).or_default() += 1;
-        match &s.all {
+        let b = match &s.all {
             Some(b) => Some(b.clone()),
             None => lookup(&s, &path),
-        }
+        };
+        (b, s.sent.clone())
     };
     match behaviour {
-        Some(b) => respond(b).await,
+        Some(b) => respond(b, sent).await,
         None if path == "/v2/" || path == "/_notary_server/health" => {
             full(StatusCode::OK, Bytes::from_static(b"{}"))
         }
@@ -247,7 +262,7 @@ fn version_of(raw: &[u8]) -> Option<u64> {
     v.get("signed")?.get("version")?.as_u64()
 }
 
-async fn respond(b: Behaviour) -> Response<Body> {
+async fn respond(b: Behaviour, sent: Arc<AtomicU64>) -> Response<Body> {
     match b {
         Behaviour::Bytes(bytes) => full(StatusCode::OK, bytes),
         Behaviour::Status(code) => Response::builder()
@@ -262,6 +277,7 @@ async fn respond(b: Behaviour) -> Response<Body> {
             let len = bytes.len();
             let s = stream::unfold(0usize, move |at| {
                 let bytes = bytes.clone();
+                let sent = sent.clone();
                 async move {
                     if at >= bytes.len() {
                         return None;
@@ -270,6 +286,7 @@ async fn respond(b: Behaviour) -> Response<Body> {
                         tokio::time::sleep(every).await;
                     }
                     let end = (at + chunk).min(bytes.len());
+                    sent.fetch_add((end - at) as u64, Ordering::Relaxed);
                     Some((Ok(Frame::data(bytes.slice(at..end))), end))
                 }
             });
@@ -279,8 +296,8 @@ async fn respond(b: Behaviour) -> Response<Body> {
                 .body(BodyExt::boxed(StreamBody::new(s)))
                 .expect("response")
         }
-        Behaviour::Endless { cap } => filler(None, cap),
-        Behaviour::HugeLength { length } => filler(Some(length), length),
+        Behaviour::Endless { cap } => filler(None, cap, sent),
+        Behaviour::HugeLength { length } => filler(Some(length), length, sent),
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(600)).await;
             not_found()
@@ -289,12 +306,13 @@ async fn respond(b: Behaviour) -> Response<Body> {
 }
 
 /// `{"signed":{"_type":"Timestamp","padding":"xxxx...` in 64 KiB chunks up to `cap` bytes.
-fn filler(length: Option<u64>, cap: u64) -> Response<Body> {
+fn filler(length: Option<u64>, cap: u64, sent_total: Arc<AtomicU64>) -> Response<Body> {
     const CHUNK: usize = 64 * 1024;
     let head = Bytes::from_static(br#"{"signed":{"_type":"Timestamp","padding":""#);
     let pad = Bytes::from(vec![b'x'; CHUNK]);
     let s = stream::unfold(0u64, move |sent| {
         let (head, pad) = (head.clone(), pad.clone());
+        let sent_total = sent_total.clone();
         async move {
             if sent >= cap {
                 return None;
@@ -305,6 +323,7 @@ fn filler(length: Option<u64>, cap: u64) -> Response<Body> {
                 pad.slice(..(cap - sent).min(CHUNK as u64) as usize)
             };
             let n = chunk.len() as u64;
+            sent_total.fetch_add(n, Ordering::Relaxed);
             Some((Ok(Frame::data(chunk)), sent + n))
         }
     });

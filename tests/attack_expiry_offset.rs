@@ -1,0 +1,33 @@
+//! `expires` written with a local offset, as notary clients write client-signed roles
+//! (`-08:00` ... `+08:00` occur in the wild): valid RFC 3339, and compared as an instant. A
+//! verifier comparing the wall-clock digits would accept the first refusal below and refuse
+//! the acceptance.
+
+mod support;
+
+use support::evil_notary::{Env, EvilNotary, fixtures};
+
+/// Expires one hour from now, written in -07:00: its digits are seven hours "earlier" than
+/// now in UTC, yet it is in the future.
+#[tokio::test]
+async fn expiry_ahead_written_minus_seven_is_trusted() {
+    let f = fixtures::targets_expiry_with_offset(1, -7);
+    assert!(
+        f.publication.files["targets"]
+            .windows(6)
+            .any(|w| w == b"-07:00")
+    );
+    let server = EvilNotary::serving(&f.publication).await;
+    let out = Env::new(&server.url()).check(f.tag).await;
+    out.assert_trusted(&f.target.digest(), "targets");
+}
+
+/// Expired one hour ago, written in +07:00: its digits are six hours "after" now in UTC.
+#[tokio::test]
+async fn expiry_past_written_plus_seven_is_refused() {
+    let f = fixtures::targets_expiry_with_offset(-1, 7);
+    let server = EvilNotary::serving(&f.publication).await;
+    let out = Env::new(&server.url()).check(f.tag).await;
+    out.assert_refused(&["expired"], Some("targets"));
+    out.assert_no_digest(&f.target.digest());
+}

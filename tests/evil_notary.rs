@@ -103,7 +103,7 @@ fn dump() {
     let Ok(out) = std::env::var("EVIL_NOTARY_DUMP") else {
         panic!("set EVIL_NOTARY_DUMP to a directory");
     };
-    for f in fixtures::catalogue() {
+    for f in fixtures::catalogue().into_iter().chain(more_fixtures()) {
         let dir = std::path::Path::new(&out).join(&f.name);
         f.publication.write_dir(&dir).unwrap();
         std::fs::write(dir.join("GUN"), &f.publication.gun).unwrap();
@@ -114,4 +114,97 @@ fn dump() {
         };
         std::fs::write(dir.join("EXPECT"), expect).unwrap();
     }
+}
+
+/// Variants that the attack tests build inline, plus each stage of the stateful attacks
+/// (every stage must verify standing alone; only the order makes them attacks).
+fn more_fixtures() -> Vec<fixtures::Fixture> {
+    use support::evil_notary::{Key, Repo, Target};
+    let mk = |name: &str, p, t: &Target, valid| fixtures::Fixture {
+        name: name.to_string(),
+        publication: p,
+        tag: "v1",
+        target: t.clone(),
+        valid,
+    };
+    let mut out = Vec::new();
+
+    let (mut repo, v1) = fixtures::honest_repo();
+    repo.sign_tag("a<b>&c-é", Target::manifest("escaped", 3));
+    repo.sign_served_bytes.push(Role::Targets);
+    out.push(mk(
+        "escaping-signed-over-served-bytes",
+        repo.publish(),
+        &v1,
+        false,
+    ));
+
+    let (mut repo, v1) = fixtures::honest_repo();
+    repo.sign_with_key_of.insert(Role::Targets, Role::Snapshot);
+    out.push(mk(
+        "targets-signed-by-snapshot-key",
+        repo.publish(),
+        &v1,
+        false,
+    ));
+
+    let (mut repo, v1) = fixtures::honest_repo();
+    repo.root_keys.push(Key::root_for(&gun()));
+    repo.root_threshold = 2;
+    repo.root_signers = Some(vec![0, 0]);
+    out.push(mk(
+        "root-threshold-2-same-key-twice",
+        repo.publish(),
+        &v1,
+        false,
+    ));
+
+    let (mut repo, v1) = fixtures::honest_repo();
+    let now = time::OffsetDateTime::now_utc();
+    repo.root_keys = vec![Key::root_cert(
+        &gun(),
+        now + time::Duration::days(1),
+        now + time::Duration::days(3650),
+    )];
+    out.push(mk("root-cert-not-yet-valid", repo.publish(), &v1, false));
+
+    let mut repo = Repo::new(&gun());
+    let rel = Target::manifest("v1", 7);
+    repo.with_releases(&[""]).sign_release("v1", rel.clone());
+    repo.corrupt_signature.push(Role::Releases);
+    out.push(mk("bad-signature-releases", repo.publish(), &rel, false));
+
+    // Rollback stages (attack_rollback.rs): the replayed publication is valid alone.
+    let (mut repo, v1) = fixtures::honest_repo();
+    let old = repo.publish();
+    repo.role(Role::Snapshot).version = 2;
+    repo.role(Role::Timestamp).version = 2;
+    let new = repo.publish_over(&old, &[Role::Root, Role::Targets]);
+    repo.role(Role::Timestamp).version = 3;
+    let replay = repo.publish_over(&old, &[Role::Root, Role::Targets, Role::Snapshot]);
+    out.push(mk("rollback-snapshot-stage1", new, &v1, true));
+    out.push(mk("rollback-snapshot-stage2", replay, &v1, true));
+
+    let (mut repo, v1) = fixtures::honest_repo();
+    let old = repo.publish();
+    repo.bump_all();
+    repo.bump_all();
+    let replay = repo.publish_over(&old, &[Role::Root]);
+    out.push(mk("rollback-root-stage2", replay, &v1, true));
+
+    // Rotation (attack_root_rotation.rs): the valid rotation, and the forged one (which a
+    // TOFU-only check like verify_tuf.py, with no earlier root, cannot tell from a valid one).
+    let (mut repo, v1) = fixtures::honest_repo();
+    let old = std::mem::replace(&mut repo.root_keys, vec![Key::root_for(&gun())]);
+    repo.old_root_keys = old;
+    repo.bump_all();
+    out.push(mk("rotation-valid-stage2", repo.publish(), &v1, true));
+    repo.old_root_keys.clear();
+    out.push(mk(
+        "rotation-forged-stage2-alone",
+        repo.publish(),
+        &v1,
+        true,
+    ));
+    out
 }

@@ -33,14 +33,14 @@ async fn root_certificate_expired_under_valid_root_json_is_refused() {
     out.assert_no_digest(&f.target.digest());
 }
 
-/// The certificate is not valid yet.
+/// The certificate is not valid until two days from now (notary allows one day of skew).
 #[tokio::test]
 async fn root_certificate_not_yet_valid_is_refused() {
     let (mut repo, v1) = fixtures::honest_repo();
     let now = time::OffsetDateTime::now_utc();
     repo.root_keys = vec![support::evil_notary::Key::root_cert(
         &support::evil_notary::gun(),
-        now + time::Duration::days(1),
+        now + time::Duration::days(2),
         now + time::Duration::days(3650),
     )];
     let server = EvilNotary::serving(&repo.publish()).await;

@@ -163,7 +163,7 @@ fn more_fixtures() -> Vec<fixtures::Fixture> {
     let now = time::OffsetDateTime::now_utc();
     repo.root_keys = vec![Key::root_cert(
         &gun(),
-        now + time::Duration::days(1),
+        now + time::Duration::days(2),
         now + time::Duration::days(3650),
     )];
     out.push(mk("root-cert-not-yet-valid", repo.publish(), &v1, false));

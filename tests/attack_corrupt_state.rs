@@ -79,3 +79,26 @@ async fn truncated_state_is_refused_with_reset_instructions() {
 async fn emptied_state_is_refused_with_reset_instructions() {
     refused_after(|f| std::fs::write(f, b"").unwrap()).await;
 }
+
+/// Only the stored trusted root is damaged (state layout of `trust::notary::state`:
+/// `<cache>/notary/<escaped GUN>/root.json` next to `state.json`); the index still names it.
+#[tokio::test]
+async fn corrupted_trusted_root_is_refused_with_reset_instructions() {
+    refused_after(|f| {
+        if f.file_name().is_some_and(|n| n == "root.json") {
+            std::fs::write(f, b"{\"signed\":{\"_type\":\"Root\"},\"signatures\":[]}").unwrap();
+        }
+    })
+    .await;
+}
+
+/// The stored trusted root is removed: not a reason to trust on first use again.
+#[tokio::test]
+async fn missing_trusted_root_is_refused_with_reset_instructions() {
+    refused_after(|f| {
+        if f.file_name().is_some_and(|n| n == "root.json") {
+            std::fs::remove_file(f).unwrap();
+        }
+    })
+    .await;
+}

@@ -23,14 +23,14 @@ async fn check_twice(first: &Publication, first_digest: &str, second: &Publicati
     env.check("v1")
         .await
         .assert_trusted(first_digest, "targets");
-    let before = server.requests("timestamp");
+    let before: usize = server.counts().values().sum();
     server.serve(second);
     env.let_refresh_pass().await;
     let out = env.check("v1").await;
+    let after: usize = server.counts().values().sum();
     assert!(
-        server.requests("timestamp") > before,
-        "the second check did not ask the server for a new timestamp: {:?}",
-        server.counts()
+        after > before,
+        "the second check did not ask the server: {out:#?}"
     );
     out
 }
@@ -82,7 +82,7 @@ async fn targets_rollback_is_refused() {
     let new = repo.publish();
     repo.role(Role::Snapshot).version = 3;
     repo.role(Role::Timestamp).version = 3;
-    let replay = repo.publish_over(&old, &[Role::Root, Role::Targets]);
+    let replay = repo.publish_mixed(&[(Role::Root, &new), (Role::Targets, &old)]);
     let out = check_twice(&new, &new_v1.digest(), &replay).await;
     out.assert_refused(ROLLBACK, Some("targets"));
     out.assert_no_digest(&old_v1.digest());
@@ -113,7 +113,11 @@ async fn delegation_rollback_is_refused() {
     let new = repo.publish();
     repo.role(Role::Snapshot).version = 3;
     repo.role(Role::Timestamp).version = 3;
-    let replay = repo.publish_over(&old, &[Role::Releases]);
+    let replay = repo.publish_mixed(&[
+        (Role::Root, &new),
+        (Role::Targets, &new),
+        (Role::Releases, &old),
+    ]);
     let server = EvilNotary::serving(&new).await;
     let env = Env::new(&server.url());
     env.check("v1")

@@ -291,24 +291,26 @@ impl Repo {
 
     /// Signs and serialises every role.
     pub fn publish(&self) -> Publication {
-        self.publish_keeping(None, &[])
+        self.publish_keeping(&[])
     }
 
     /// Like [`Repo::publish`], but the `keep` roles are taken byte for byte from `base`
     /// (e.g. a new timestamp over an old snapshot, or an old targets file under a new
     /// snapshot). Snapshot and timestamp meta always hash the bytes actually published.
     pub fn publish_over(&self, base: &Publication, keep: &[Role]) -> Publication {
-        self.publish_keeping(Some(base), keep)
+        let sources: Vec<(Role, &Publication)> = keep.iter().map(|&r| (r, base)).collect();
+        self.publish_keeping(&sources)
     }
 
-    fn publish_keeping(&self, base: Option<&Publication>, keep: &[Role]) -> Publication {
+    /// Like [`Repo::publish_over`], with each kept role from its own publication.
+    pub fn publish_mixed(&self, sources: &[(Role, &Publication)]) -> Publication {
+        self.publish_keeping(sources)
+    }
+
+    fn publish_keeping(&self, sources: &[(Role, &Publication)]) -> Publication {
         let kept = |role: Role| -> Option<Vec<u8>> {
-            let base = base?;
-            if keep.contains(&role) {
-                base.files.get(role.name()).cloned()
-            } else {
-                None
-            }
+            let (_, base) = sources.iter().find(|(r, _)| *r == role)?;
+            base.files.get(role.name()).cloned()
         };
         let mut files = BTreeMap::new();
         let root = kept(Role::Root).unwrap_or_else(|| {

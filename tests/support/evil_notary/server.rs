@@ -2,9 +2,12 @@
 //! switches content between requests, trickles, stalls or never ends, and counts requests.
 //!
 //! Layout served (notary-server 0.7): `/v2/<GUN>/_trust/tuf/<role>.json`,
-//! `<role>.<sha256hex>.json` (any bytes ever served for the role with that hash) and
-//! `<version>.<role>.json`; `/v2/` and `/_notary_server/health` answer 200; anything else gets
-//! notary's 404 `METADATA_NOT_FOUND`.
+//! `<role>.<sha256hex>.json` and `<version>.<role>.json`; `/v2/` and `/_notary_server/health`
+//! answer 200; a role it has nothing for gets notary's 404 `METADATA_NOT_FOUND`.
+//!
+//! Like an attacker, it lies about checksum and version names: they get bytes served for that
+//! role earlier with that hash or version if there are any, else the role's current bytes (so a
+//! swapped file reaches the client even when it asks by the hash it expects).
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -246,12 +249,14 @@ fn lookup(s: &State, path: &str) -> Option<Behaviour> {
         Selector::Version(v) => version_of(b) == Some(*v),
     };
     match current {
-        Behaviour::Bytes(b) if !matches(b, &selector) => s
-            .archive
-            .iter()
-            .rev()
-            .find(|(r, b)| *r == role && matches(b, &selector))
-            .map(|(_, b)| Behaviour::Bytes(b.clone())),
+        Behaviour::Bytes(b) if !matches(b, &selector) => Some(
+            s.archive
+                .iter()
+                .rev()
+                .find(|(r, b)| *r == role && matches(b, &selector))
+                .map(|(_, b)| Behaviour::Bytes(b.clone()))
+                .unwrap_or_else(|| current.clone()),
+        ),
         // A misbehaving role misbehaves under every name.
         other => Some(other.clone()),
     }

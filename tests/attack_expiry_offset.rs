@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, fixtures};
+use support::evil_notary::{Env, EvilNotary, Role, fixtures};
 
 /// Expires one hour from now, written in -07:00: its digits are seven hours "earlier" than
 /// now in UTC, yet it is in the future.
@@ -30,4 +30,20 @@ async fn expiry_past_written_plus_seven_is_refused() {
     let out = Env::new(&server.url()).check(f.tag).await;
     out.assert_refused(&["expired"], Some("targets"));
     out.assert_no_digest(&f.target.digest());
+}
+
+/// `expires` without an offset is not RFC 3339: a parser that read it as local time (or as
+/// UTC) would accept a date whose instant nobody signed for. Refused.
+#[tokio::test]
+async fn expiry_without_offset_is_refused() {
+    let (mut repo, v1) = fixtures::honest_repo();
+    repo.before_sign.push((
+        Role::Targets,
+        Box::new(|s: &mut serde_json::Value| s["expires"] = "2099-01-01T00:00:00".into()),
+    ));
+    let server = EvilNotary::serving(&repo.publish()).await;
+    let out = Env::new(&server.url()).check("v1").await;
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert!(out.text().contains("targets"), "{out:#?}");
+    out.assert_no_digest(&v1.digest());
 }

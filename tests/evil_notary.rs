@@ -172,6 +172,25 @@ fn more_fixtures() -> Vec<fixtures::Fixture> {
     repo.corrupt_signature.push(Role::Releases);
     out.push(mk("bad-signature-releases", repo.publish(), &rel, false));
 
+    let (mut repo, v1) = fixtures::honest_repo();
+    repo.shared_key.insert(Role::Timestamp, Role::Snapshot);
+    let p = repo.publish();
+    out.push(mk("shared-snapshot-timestamp-key", p.clone(), &v1, true));
+    let confused = p.clone().with(Role::Timestamp, p.get(Role::Snapshot));
+    out.push(mk("snapshot-served-as-timestamp", confused, &v1, false));
+
+    let (mut repo, v1) = fixtures::honest_repo();
+    repo.before_sign.push((
+        Role::Targets,
+        Box::new(|s: &mut Value| s["expires"] = "2099-01-01T00:00:00".into()),
+    ));
+    out.push(mk(
+        "targets-expires-without-offset",
+        repo.publish(),
+        &v1,
+        false,
+    ));
+
     // Rollback stages (attack_rollback.rs): the replayed publication is valid alone.
     let (mut repo, v1) = fixtures::honest_repo();
     let old = repo.publish();

@@ -155,6 +155,9 @@ pub struct RoleMeta {
 /// A hook that edits a role's `signed` object (before or after signing).
 pub type Edit = Box<dyn Fn(&mut Value) + Send + Sync>;
 
+/// A hook that edits a role's served bytes.
+pub type RawEdit = Box<dyn Fn(Vec<u8>) -> Vec<u8> + Send + Sync>;
+
 /// Everything a publication is made from. Every field is a knob.
 pub struct Repo {
     pub gun: String,
@@ -181,6 +184,12 @@ pub struct Repo {
     /// Edits applied to `signed` after signing (the signature does not cover them). The
     /// snapshot and timestamp still hash the edited bytes, as a lying server would serve them.
     pub after_sign: Vec<(Role, Edit)>,
+    /// Roles that share another role's key, listed so in root.json and signed with it (e.g.
+    /// timestamp -> snapshot: one key for both, which root.json may legitimately say).
+    pub shared_key: BTreeMap<Role, Role>,
+    /// Edits of the served bytes of a role (after serialisation; snapshot and timestamp hash
+    /// the edited bytes), for what a JSON value cannot express, such as duplicate keys.
+    pub edit_bytes: Vec<(Role, RawEdit)>,
     /// Sign the served (HTML-escaped) bytes of these roles instead of the canonical form:
     /// what a signer that skipped canonicalisation would produce.
     pub sign_served_bytes: Vec<Role>,
@@ -245,6 +254,8 @@ impl Repo {
             sign_with_key_of: BTreeMap::new(),
             before_sign: Vec::new(),
             after_sign: Vec::new(),
+            shared_key: BTreeMap::new(),
+            edit_bytes: Vec::new(),
             sign_served_bytes: Vec::new(),
             corrupt_signature: Vec::new(),
         }
@@ -358,8 +369,16 @@ impl Repo {
         }
     }
 
+    /// The key root.json lists for `role` (its own, or the one it shares).
+    fn listed_key(&self, role: Role) -> &Key {
+        self.key_of(*self.shared_key.get(&role).unwrap_or(&role))
+    }
+
     fn signer<'a>(&'a self, role: Role, default: &'a Key) -> &'a Key {
         if let Some(other) = self.sign_with_key_of.get(&role) {
+            return self.key_of(*other);
+        }
+        if let Some(other) = self.shared_key.get(&role) {
             return self.key_of(*other);
         }
         self.sign_with.get(&role).unwrap_or(default)
@@ -398,9 +417,9 @@ impl Repo {
             keys.insert(k.id(), k.json());
             json!({"keyids": [k.id()], "threshold": 1})
         };
-        let targets = add(&self.targets_key);
-        let snapshot = add(&self.snapshot_key);
-        let timestamp = add(&self.timestamp_key);
+        let targets = add(self.listed_key(Role::Targets));
+        let snapshot = add(self.listed_key(Role::Snapshot));
+        let timestamp = add(self.listed_key(Role::Timestamp));
         let root_ids: Vec<String> = self.root_keys.iter().map(Key::id).collect();
         for k in &self.root_keys {
             keys.insert(k.id(), k.json());
@@ -485,7 +504,13 @@ impl Repo {
                 edit(&mut signed);
             }
         }
-        serve_envelope(&signed, &sigs)
+        let mut raw = serve_envelope(&signed, &sigs);
+        for (r, edit) in &self.edit_bytes {
+            if *r == role {
+                raw = edit(raw);
+            }
+        }
+        raw
     }
 }
 

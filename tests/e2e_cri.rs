@@ -21,7 +21,9 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use support::real::cri::{CriContainerd, K8S_NAMESPACE, assert_pull_refused};
+use support::real::cri::{
+    CriContainerd, K8S_NAMESPACE, assert_pull_refused, hosts_toml_without_host_table,
+};
 use support::real::images;
 use support::real::*;
 
@@ -123,14 +125,28 @@ fn kubelet_pulls_through_portcullis_signed_only() {
     // The reason is in the proxy's log, even though the kubelet does not see it.
     let log = proxy.log();
     for needle in [
-        &format!("demo/app:unsigned is not signed in targets/releases or targets"),
-        &format!("demo/app:qa-only is not signed in targets/releases or targets"),
-        &format!("demo/app:moved refused: the registry maps the tag to"),
-        &"re-pushed without signing".to_string(),
-        &"not_signed".to_string(),
-        &"tag_moved".to_string(),
+        "demo/app:unsigned is not signed in targets/releases or targets",
+        "demo/app:qa-only is not signed in targets/releases or targets",
+        "demo/app:moved refused: the registry maps the tag to",
+        "re-pushed without signing",
+        "not_signed",
+        "tag_moved",
     ] {
-        assert!(log.contains(needle.as_str()), "proxy log lacks {needle:?}:\n{log}");
+        assert!(log.contains(needle), "proxy log lacks {needle:?}:\n{log}");
+    }
+    // containerd tries `[host]` and then `server`, both Portcullis here: one refused pull is
+    // two HEADs and two denials in the log.
+    let denials: Vec<&str> = log.lines().filter(|l| l.contains("denied")).collect();
+    for l in &denials {
+        eprintln!("proxy log: {l}");
+    }
+    for tag in ["unsigned", "qa-only", "moved"] {
+        let n = denials
+            .iter()
+            .filter(|l| l.contains(&format!("demo/app:{tag} ")))
+            .count();
+        eprintln!("{tag}: {n} denials logged for one PullImage");
+        assert!(n >= 1, "{tag}: no denial logged:\n{log}");
     }
     // Whether the reason reaches the kubelet (it does once the proxy puts it where containerd
     // shows it, e.g. the reason phrase of the refused HEAD; see the next test).
@@ -138,6 +154,45 @@ fn kubelet_pulls_through_portcullis_signed_only() {
         let reason_shown = msg.contains("is not signed") || msg.contains("re-pushed");
         eprintln!("{tag}: proxy's reason in the kubelet's message: {reason_shown}");
     }
+
+    // A hosts.toml containerd 1.6 cannot parse FAILS OPEN: it logs "failed to decode
+    // hosts.toml" and pulls from the registry itself. One without a `[host]` table is such a
+    // file ("invalid `host` tree" in 1.6.20), so `portcullis config containerd` must always
+    // write `[host."http://PORTCULLIS"]`, and node tooling should check containerd's log.
+    cri.write_hosts_toml(&host, &hosts_toml_without_host_table(&mirror));
+    let proxy_lines = proxy.log().lines().count();
+    let id = cri.pull(&r("unsigned")).unwrap_or_else(|e| {
+        panic!(
+            "containerd no longer falls back to the registry on a hosts.toml without [host] \
+             ({e}); update this test and the README"
+        )
+    });
+    eprintln!("BYPASS: a hosts.toml without [host] let unsigned land: {id}");
+    assert!(
+        cri.log().contains("failed to decode hosts.toml"),
+        "{}",
+        cri.log()
+    );
+    assert!(
+        reg.log()
+            .contains("\"HEAD /v2/demo/app/manifests/unsigned HTTP/1.1\" 200")
+            && reg.log().contains("containerd/"),
+        "containerd did not go to the registry directly:\n{}",
+        reg.log()
+    );
+    assert_eq!(
+        proxy.log().lines().count(),
+        proxy_lines,
+        "the proxy saw the bypassing pull"
+    );
+    cri.remove_image(&r("unsigned"));
+    // and the generated form works again on the next pull (containerd re-reads the file)
+    cri.mirror_through(&host, &mirror);
+    assert_pull_refused(
+        "PullImage unsigned, hosts.toml restored",
+        &cri.pull(&r("unsigned")),
+        &["403 Forbidden"],
+    );
     eprintln!("total: {:.1?}", t0.elapsed());
 }
 
@@ -164,7 +219,8 @@ fn refusing_mirror(reason: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
             }
             let head = first.starts_with("HEAD ");
             s.lock().unwrap().push(first.trim_end().to_string());
-            let body = r#"{"errors":[{"code":"DENIED","message":"body: refused by the stand-in"}]}"#;
+            let body =
+                r#"{"errors":[{"code":"DENIED","message":"body: refused by the stand-in"}]}"#;
             let resp = format!(
                 "HTTP/1.1 403 {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
                 body.len(),
@@ -197,7 +253,8 @@ fn containerd_passes_a_refused_heads_reason_phrase_to_the_kubelet() {
     let seen = seen.lock().unwrap().clone();
     eprintln!("stand-in saw: {seen:#?}");
     assert!(
-        seen.iter().all(|l| l.starts_with("HEAD /v2/demo/app/manifests/unsigned?ns=")),
+        seen.iter()
+            .all(|l| l.starts_with("HEAD /v2/demo/app/manifests/unsigned?ns=")),
         "{seen:?}"
     );
 }

@@ -69,7 +69,11 @@ pub fn assert_pull_refused(what: &str, r: &PullResult, needles: &[&str]) -> Stri
         Ok(id) => panic!("{what}: PullImage succeeded ({id}) but should have been refused"),
         Err(e) => e,
     };
-    assert_eq!(e.code, tonic::Code::Unknown, "{what}: unexpected gRPC code: {e}");
+    assert_eq!(
+        e.code,
+        tonic::Code::Unknown,
+        "{what}: unexpected gRPC code: {e}"
+    );
     for n in needles {
         assert!(
             e.message.contains(n),
@@ -253,10 +257,15 @@ state = "{state}"
     /// both the mirror (capabilities pull, resolve), so that containerd cannot fall back to the
     /// registry. This is the file `portcullis config containerd` is to generate. Returns it.
     pub fn mirror_through(&self, registry_host: &str, mirror: &str) -> PathBuf {
+        self.write_hosts_toml(registry_host, &hosts_toml(mirror))
+    }
+
+    /// Writes `CONFIG_PATH/REGISTRY_HOST/hosts.toml` as given (read again on the next pull).
+    pub fn write_hosts_toml(&self, registry_host: &str, content: &str) -> PathBuf {
         let d = self.hosts.join(registry_host);
         fs::create_dir_all(&d).unwrap();
         let f = d.join("hosts.toml");
-        fs::write(&f, hosts_toml(mirror)).unwrap();
+        fs::write(&f, content).unwrap();
         f
     }
 
@@ -313,7 +322,10 @@ state = "{state}"
     /// The manifest digest containerd recorded for `reference` (from ImageStatus' repo_digests,
     /// `HOST/REPO@sha256:...`): for an index, the index's digest.
     pub fn repo_digest(&self, reference: &str) -> Option<String> {
-        let repo = reference.rsplit_once(':').map(|(r, _)| r).unwrap_or(reference);
+        let repo = reference
+            .rsplit_once(':')
+            .map(|(r, _)| r)
+            .unwrap_or(reference);
         self.image_status(reference)?
             .repo_digests
             .iter()
@@ -335,6 +347,13 @@ pub fn hosts_toml(mirror: &str) -> String {
     format!(
         "server = \"http://{mirror}\"\n\n[host.\"http://{mirror}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
     )
+}
+
+/// hosts.toml naming the mirror only as `server`, with no `[host]` table. containerd 1.6.20
+/// cannot parse it ("failed to decode hosts.toml": "invalid `host` tree") and then ignores it,
+/// pulling from the registry itself: kept to show that failure mode.
+pub fn hosts_toml_without_host_table(mirror: &str) -> String {
+    format!("server = \"http://{mirror}\"\ncapabilities = [\"pull\", \"resolve\"]\n")
 }
 
 fn spec(reference: &str) -> ImageSpec {

@@ -12,6 +12,10 @@
 //! body of a refused HEAD never reaches the kubelet. The second test shows, against a stand-in
 //! mirror, that the status line's reason phrase does reach it verbatim.
 //!
+//! The first test ends by showing that containerd 1.6.20 ignores a hosts.toml it cannot parse
+//! (one without a `[host]` table, for instance) and then pulls from the registry directly:
+//! the generated file must always carry `[host."http://PORTCULLIS"]`.
+//!
 //! Run with `--nocapture` to see the exact messages.
 
 mod support;

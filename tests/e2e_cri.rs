@@ -26,7 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use support::real::cri::{
-    CriContainerd, K8S_NAMESPACE, assert_pull_refused, hosts_toml_without_host_table,
+    CriContainerd, K8S_NAMESPACE, assert_pull_refused, hosts_toml_server_push_only,
+    hosts_toml_without_host_table,
 };
 use support::real::images;
 use support::real::*;
@@ -180,6 +181,29 @@ fn kubelet_pulls_through_portcullis_signed_only() {
         }
     }
 
+    // With `server` left out of pulls (`capabilities = ["push"]`), a refused pull is one HEAD
+    // and one denial, and signed tags still pull (see the last test).
+    cri.write_hosts_toml(&host, &hosts_toml_server_push_only(&mirror));
+    let denied = || proxy.log().lines().filter(|l| l.contains("denied")).count();
+    let before = denied();
+    let res = cri.pull(&r("unsigned"));
+    let needles = refused_head_needles(&r("unsigned"), &mirror, "unsigned");
+    let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+    assert_pull_refused("PullImage unsigned, server push-only", &res, &needles);
+    assert_eq!(
+        denied() - before,
+        1,
+        "server push-only: one denial per refused pull"
+    );
+    cri.remove_image(&r("v1"));
+    assert!(cri.image_status(&r("v1")).is_none());
+    cri.pull(&r("v1"))
+        .unwrap_or_else(|e| panic!("PullImage v1, server push-only: {e}"));
+    assert_eq!(
+        cri.repo_digest(&r("v1")).as_deref(),
+        Some(seeded.get("v1").digest.as_str())
+    );
+
     // A hosts.toml containerd 1.6 cannot parse FAILS OPEN: it logs "failed to decode
     // hosts.toml" and pulls from the registry itself. One without a `[host]` table is such a
     // file ("invalid `host` tree" in 1.6.20), so `portcullis config containerd` must always
@@ -281,5 +305,29 @@ fn containerd_passes_a_refused_heads_reason_phrase_to_the_kubelet() {
         seen.iter()
             .all(|l| l.starts_with("HEAD /v2/demo/app/manifests/unsigned?ns=")),
         "{seen:?}"
+    );
+}
+
+/// containerd tries every `[host]` and then `server` while a HEAD is refused, so the generated
+/// file (both Portcullis) costs two HEADs and two denials per refused pull. `server` with
+/// `capabilities = ["push"]` is left out of pulls and resolves: one HEAD, and still no path to
+/// the registry.
+#[test]
+fn server_without_pull_capability_means_one_head_per_refusal() {
+    let cri = CriContainerd::start();
+    let (mirror, seen) = refusing_mirror("Forbidden");
+    let host = "registry.invalid:5000";
+    cri.write_hosts_toml(host, &hosts_toml_server_push_only(&mirror));
+    let reference = format!("{host}/demo/app:unsigned");
+    let res = cri.pull(&reference);
+    let needles = refused_head_needles(&reference, &mirror, "unsigned");
+    let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+    assert_pull_refused("PullImage, server push-only", &res, &needles);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        !cri.log().contains("failed to decode hosts.toml"),
+        "{}",
+        cri.log()
     );
 }

@@ -349,6 +349,15 @@ pub fn hosts_toml(mirror: &str) -> String {
     )
 }
 
+/// Like [`hosts_toml`], with `server` limited to push: containerd then tries only the `[host]`
+/// for pulls, so a refused tag costs one HEAD instead of two (the default file's `server` is
+/// tried after the refused `[host]`).
+pub fn hosts_toml_server_push_only(mirror: &str) -> String {
+    format!(
+        "server = \"http://{mirror}\"\ncapabilities = [\"push\"]\n\n[host.\"http://{mirror}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+    )
+}
+
 /// hosts.toml naming the mirror only as `server`, with no `[host]` table. containerd 1.6.20
 /// cannot parse it ("failed to decode hosts.toml": "invalid `host` tree") and then ignores it,
 /// pulling from the registry itself: kept to show that failure mode.

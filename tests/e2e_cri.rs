@@ -32,11 +32,6 @@ use support::real::cri::{
 use support::real::images;
 use support::real::*;
 
-/// Whether Portcullis puts its denial reason into the reason phrase of a refused response's
-/// status line (`HTTP/1.1 403 Forbidden (...)`), the one part of a refused HEAD that
-/// containerd 1.6 passes on to the kubelet.
-const REASON_IN_STATUS_LINE: bool = false;
-
 /// What every refusal through containerd's resolver looks like today (HEAD refused with 403):
 /// the CRI plugin's wrapping, the resolver's text, the mirror host, the path and the status.
 fn refused_head_needles<'a>(reference: &'a str, mirror: &'a str, tag: &'a str) -> Vec<String> {
@@ -158,27 +153,18 @@ fn kubelet_pulls_through_portcullis_signed_only() {
         eprintln!("{tag}: {n} denials logged for one PullImage");
         assert!(n >= 1, "{tag}: no denial logged:\n{log}");
     }
-    // What the kubelet sees of the reason. Today the refused HEAD's status line is the plain
-    // "403 Forbidden": the message ENDS there. Once the proxy puts its reason into the reason
-    // phrase (see the next test), flip REASON_IN_STATUS_LINE.
+    // What the kubelet sees of the reason: containerd prints only the refused HEAD's status
+    // line, so the proxy carries its reason in the HTTP/1.1 reason phrase.
     for (tag, msg) in &messages {
         let reason = if *tag == "moved" {
             "the tag was re-pushed without signing"
         } else {
             "is not signed in targets/releases or targets"
         };
-        if REASON_IN_STATUS_LINE {
-            assert!(
-                msg.contains(&format!("[manifests {tag}]: 403 ")) && msg.contains(reason),
-                "{tag}: the proxy's reason is not in the kubelet's message: {msg}"
-            );
-        } else {
-            assert!(
-                msg.ends_with(&format!("[manifests {tag}]: 403 Forbidden")),
-                "{tag}: the message changed (does the reason reach it now? then set \
-                 REASON_IN_STATUS_LINE): {msg}"
-            );
-        }
+        assert!(
+            msg.contains(&format!("[manifests {tag}]: 403 ")) && msg.contains(reason),
+            "{tag}: the proxy's reason is not in the kubelet's message: {msg}"
+        );
     }
 
     // With `server` left out of pulls (`capabilities = ["push"]`), a refused pull is one HEAD

@@ -348,21 +348,21 @@ impl Proxy {
                 .serve_manifest(reg, repo, tag.as_str(), None, head, headers)
                 .await;
         };
-        if mode == Mode::Enforce {
-            self.refuse_moved_tag(reg, repo, tag, &target, headers)
-                .await?;
-        }
         self.closure.add_root(&reg.name, repo, &target.digest);
         // Fetch BY THE TRUSTED DIGEST, never by tag: the tag may move between check and fetch.
-        self.serve_manifest(
-            reg,
-            repo,
-            &target.digest.to_string(),
-            Some(&target),
-            head,
-            headers,
-        )
-        .await
+        let digest = target.digest.to_string();
+        let serve = self.serve_manifest(reg, repo, &digest, Some(&target), head, headers);
+        if mode != Mode::Enforce {
+            return serve.await;
+        }
+        // The moved-tag check and the fetch are independent round trips: run them together, and
+        // let a refusal win over whatever the fetch produced.
+        let (moved, served) = tokio::join!(
+            self.refuse_moved_tag(reg, repo, tag, &target, headers),
+            serve
+        );
+        moved?;
+        served
     }
 
     /// A signed tag that the registry now maps to other content was re-pushed without being

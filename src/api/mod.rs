@@ -42,6 +42,16 @@ const MANIFEST_ACCEPT: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
+/// Bytes of verified manifests kept in memory.
+const MANIFEST_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+#[derive(Clone)]
+struct CachedManifest {
+    bytes: Bytes,
+    content_type: Option<HeaderValue>,
+    children: Arc<Vec<Digest>>,
+}
+
 /// Trust settings for repositories matching a pattern.
 pub struct Override {
     pub pattern: String,
@@ -78,6 +88,11 @@ impl Registry {
 pub struct Proxy {
     pub registries: Vec<Registry>,
     closure: Closure,
+    /// Verified manifests by (registry, repository, digest). Content-addressed and checked on
+    /// the way in, so serving from here is as safe as fetching again; it saves the round trip
+    /// on every pull of a popular tag. Not used in passthrough mode, where the registry must
+    /// authorise each client's own request.
+    manifests: moka::future::Cache<(String, RepoName, Digest), CachedManifest>,
     max_manifest: usize,
     passthrough: bool,
 }
@@ -121,6 +136,10 @@ impl Proxy {
         Ok(Proxy {
             registries,
             closure: Closure::default(),
+            manifests: moka::future::Cache::builder()
+                .weigher(|_, m: &CachedManifest| u32::try_from(m.bytes.len()).unwrap_or(u32::MAX))
+                .max_capacity(MANIFEST_CACHE_BYTES)
+                .build(),
             max_manifest: cfg.server.max_manifest_bytes,
             passthrough,
         })
@@ -493,6 +512,17 @@ impl Proxy {
             }
             return Ok(out);
         }
+        let wanted = target.map(|t| t.digest.clone()).or(by_digest.clone());
+        if let Some(d) = &wanted
+            && !self.passthrough
+            && let Some(c) = self
+                .manifests
+                .get(&(reg.name.clone(), repo.clone(), d.clone()))
+                .await
+        {
+            self.closure.add_children(&reg.name, repo, d, &c.children);
+            return manifest_response(&c, d);
+        }
         let resp = self
             .send(reg, repo, Method::GET, &path, None, &fwd, headers)
             .await?;
@@ -539,23 +569,30 @@ impl Proxy {
             ));
         }
         // Record what this manifest references, if it is itself trusted.
-        match closure::children(&bytes) {
-            Ok(ch) => self
-                .closure
-                .add_children(&reg.name, repo, &actual, &ch.all()),
-            Err(e) => tracing::debug!(error = %e, "manifest is not JSON we can follow"),
+        let children = match closure::children(&bytes) {
+            Ok(ch) => ch.all(),
+            Err(e) => {
+                tracing::debug!(error = %e, "manifest is not JSON we can follow");
+                Vec::new()
+            }
+        };
+        self.closure
+            .add_children(&reg.name, repo, &actual, &children);
+        let cached = CachedManifest {
+            bytes,
+            content_type: upstream_headers.get(header::CONTENT_TYPE).cloned(),
+            children: Arc::new(children),
+        };
+        // Only what a digest named (the signature's, or the client's) is cached by that digest.
+        if wanted.is_some() && !self.passthrough {
+            self.manifests
+                .insert(
+                    (reg.name.clone(), repo.clone(), actual.clone()),
+                    cached.clone(),
+                )
+                .await;
         }
-        let mut out = Response::new(full(bytes.clone()));
-        copy_headers(
-            &upstream_headers,
-            out.headers_mut(),
-            &[header::CONTENT_TYPE, header::ETAG],
-        );
-        out.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        out.headers_mut()
-            .insert(DOCKER_CONTENT_DIGEST, header_value(&actual.to_string())?);
-        Ok(out)
+        manifest_response(&cached, &actual)
     }
 
     /// Allow/deny for content by digest, rebuilding the closure from the trust source when the
@@ -1014,6 +1051,17 @@ fn forward_headers(client: &HeaderMap, manifest: bool, _passthrough: bool) -> He
         }
     }
     out
+}
+
+fn manifest_response(m: &CachedManifest, digest: &Digest) -> Result<Response<Body>, ApiError> {
+    let mut out = Response::new(full(m.bytes.clone()));
+    let h = out.headers_mut();
+    if let Some(ct) = &m.content_type {
+        h.insert(header::CONTENT_TYPE, ct.clone());
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(m.bytes.len()));
+    h.insert(DOCKER_CONTENT_DIGEST, header_value(&digest.to_string())?);
+    Ok(out)
 }
 
 fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, names: &[HeaderName]) {

@@ -332,6 +332,16 @@ async fn enforce_serves_signed_tags_by_digest_and_their_closure_only() {
         0,
         "never fetched by tag"
     );
+    assert_eq!(fake.method_hits("HEAD", "/v2/demo/app/manifests/v1"), 1);
+    // Again: the verified manifest comes from the cache, the tag is still checked upstream.
+    let resp = c
+        .get(format!("{url}/v2/demo/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(resp).await.unwrap(), manifest);
+    assert_eq!(fake.hits(&format!("/v2/demo/app/manifests/{md}")), 1);
+    assert_eq!(fake.method_hits("HEAD", "/v2/demo/app/manifests/v1"), 2);
 
     // Its layer: in the closure.
     let resp = c

@@ -12,7 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -266,25 +266,16 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            cache: CacheConfig::default(),
-            upstream: UpstreamLimits::default(),
-            log: LogConfig::default(),
-            registries: Vec::new(),
-        }
-    }
-}
-
 impl Config {
     /// Loads defaults < `path` (if given) < `PORTCULLIS_*` environment, then validates.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(p) = path {
             if !p.exists() {
-                return Err(invalid("--config", format!("{} does not exist", p.display())));
+                return Err(invalid(
+                    "--config",
+                    format!("{} does not exist", p.display()),
+                ));
             }
             fig = fig.merge(Toml::file(p));
         }
@@ -329,20 +320,32 @@ impl Config {
             return Err(invalid("upstream.max_concurrent", "must be above 0"));
         }
         if self.registries.is_empty() {
-            return Err(invalid("registries", "at least one [[registries]] entry is needed"));
+            return Err(invalid(
+                "registries",
+                "at least one [[registries]] entry is needed",
+            ));
         }
         let defaults = self.registries.iter().filter(|r| r.default).count();
         if defaults > 1 {
-            return Err(invalid("registries.default", "only one registry may be the default"));
+            return Err(invalid(
+                "registries.default",
+                "only one registry may be the default",
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, r) in self.registries.iter().enumerate() {
             let key = |k: &str| format!("registries[{i}].{k}");
             if r.name.is_empty() || r.name.contains('/') || r.name.contains(char::is_whitespace) {
-                return Err(invalid(key("name"), "must be a host or host:port, like the ?ns= value"));
+                return Err(invalid(
+                    key("name"),
+                    "must be a host or host:port, like the ?ns= value",
+                ));
             }
             if !seen.insert(r.name.as_str()) {
-                return Err(invalid(key("name"), format!("{} is configured twice", r.name)));
+                return Err(invalid(
+                    key("name"),
+                    format!("{} is configured twice", r.name),
+                ));
             }
             check_url(&r.upstream).map_err(|m| invalid(key("upstream"), m))?;
             if r.auth.is_some() && s.client_auth == ClientAuth::Passthrough {
@@ -357,7 +360,10 @@ impl Config {
             }
             for (j, o) in r.repositories.iter().enumerate() {
                 if o.pattern.is_empty() {
-                    return Err(invalid(key(&format!("repositories[{j}].pattern")), "is empty"));
+                    return Err(invalid(
+                        key(&format!("repositories[{j}].pattern")),
+                        "is empty",
+                    ));
                 }
                 if let Some(n) = &o.notary {
                     check_notary(n, &key(&format!("repositories[{j}].notary")))?;
@@ -408,7 +414,10 @@ fn check_notary(n: &NotaryConfig, key: &str) -> Result<(), ConfigError> {
         ));
     }
     if n.refresh_interval_secs == 0 {
-        return Err(invalid(format!("{key}.refresh_interval_secs"), "must be above 0"));
+        return Err(invalid(
+            format!("{key}.refresh_interval_secs"),
+            "must be above 0",
+        ));
     }
     Ok(())
 }

@@ -3,12 +3,31 @@
 //!
 //! Map of the crate, in the order a request meets it:
 //! - `config`   figment layers (defaults < file < env) and validation naming the bad key
+//! - `server`   listeners, TLS / mTLS, client basic auth, admin endpoints, graceful shutdown
+//! - `api`      route parsing (`api::route`), `Range` (`api::range`), the pull handlers
 //! - `refs`     repository names, tags, digests: parsed once at the edge
+//! - `policy`   pure decisions: (request, trust facts, mode) -> serve / refuse
 //! - `trust`    trust sources (Notary v1), answering "which digest may this tag name?"
-//! - `nodeconfig` the node files (containerd hosts.toml, registries.conf, daemon.json) that route pulls here
+//! - `closure`  what is reachable from trusted targets (manifests, configs, layers)
+//! - `upstream` the registry client: TLS, pooling, timeouts, basic / Bearer token auth
+//! - `blob`     the streaming body that checks its digest as bytes pass
+//! - `error`    the one mapping from failures to OCI error responses
+//! - `metrics`  Prometheus counters and histograms for `/metrics`
+//! - `check`    `portcullis check IMAGE`
+//! - `nodeconfig` `portcullis config`: the node files (hosts.toml, registries.conf, daemon.json)
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod blob;
+pub mod body;
+pub mod check;
+pub mod closure;
 pub mod config;
+pub mod error;
+pub mod metrics;
 pub mod nodeconfig;
+pub mod policy;
 pub mod refs;
+pub mod server;
 pub mod trust;
+pub mod upstream;

@@ -1,2 +1,116 @@
+//! The `portcullis` command: parse arguments, load config, start tracing, run.
 #![forbid(unsafe_code)]
-fn main() {}
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use portcullis::config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A registry mirror that serves only signed images"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Serve {
+        /// Config file (TOML). PORTCULLIS_* environment variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Resolve IMAGE (registry/repository:tag) through the trust source, as the proxy would.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// e.g. 127.0.0.1:5000/demo/app:v1
+        image: String,
+    },
+}
+
+fn init_tracing(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Human => b.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One crypto stack for every TLS client and server in the process (rustls + ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { config } => rt.block_on(serve(config)),
+        Command::Check { config, image } => rt.block_on(check(config, image)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config.as_deref())?;
+    init_tracing(&cfg);
+    let cache_dir = cfg.cache.dir.clone();
+    let proxy = portcullis::api::Proxy::new(&cfg, &|registry, notary| {
+        portcullis::trust::build(registry, notary, &cache_dir)
+    })?;
+    let (api, admin) = portcullis::server::bind(&cfg).await?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = tx.send(true);
+    });
+    portcullis::server::run(cfg, Arc::new(proxy), api, admin, rx).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("signal received");
+}
+
+async fn check(config: Option<PathBuf>, image: String) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config.as_deref())?;
+    init_tracing(&cfg);
+    portcullis::check::run(&cfg, &image).await
+}

@@ -14,7 +14,9 @@ pub const MAX_NAME_LEN: usize = 255;
 /// Why a name, tag or digest was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefError {
-    #[error("invalid repository name {0:?}: must match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(/...)* and be at most 255 characters")]
+    #[error(
+        "invalid repository name {0:?}: must match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(/...)* and be at most 255 characters"
+    )]
     Name(String),
     #[error("invalid tag {0:?}: must match [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}")]
     Tag(String),
@@ -188,7 +190,9 @@ impl FromStr for Digest {
         // Lowercase only: the spec's encoded form for sha256/sha512 is [a-f0-9], and accepting
         // uppercase would give one blob two names (and two closure entries).
         if hex.len() != algorithm.hex_len()
-            || !hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+            || !hex
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
         {
             return Err(err());
         }
@@ -302,7 +306,11 @@ mod tests {
     fn digests() {
         let h = "a".repeat(64);
         assert!(format!("sha256:{h}").parse::<Digest>().is_ok());
-        assert!(format!("sha512:{}", "0".repeat(128)).parse::<Digest>().is_ok());
+        assert!(
+            format!("sha512:{}", "0".repeat(128))
+                .parse::<Digest>()
+                .is_ok()
+        );
         for bad in [
             format!("sha256:{}", "A".repeat(64)),
             format!("sha256:{}", "a".repeat(63)),

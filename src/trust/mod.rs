@@ -66,3 +66,14 @@ pub trait TrustSource: Send + Sync {
     /// trusted manifests and blobs, e.g. after a restart).
     async fn trusted_targets(&self, repo: &RepoName) -> Result<Vec<TrustedTarget>, TrustError>;
 }
+
+/// Builds the trust source for `registry` from its `[registries.notary]` section.
+pub fn build(
+    registry: &str,
+    cfg: &crate::config::NotaryConfig,
+    cache_dir: &std::path::Path,
+) -> anyhow::Result<std::sync::Arc<dyn TrustSource>> {
+    let source = notary::NotarySource::new(registry, cfg, cache_dir)
+        .map_err(|e| anyhow::anyhow!("registry {registry}: notary trust source: {e}"))?;
+    Ok(std::sync::Arc::new(source))
+}

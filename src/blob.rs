@@ -1,0 +1,380 @@
+//! A streaming body that checks its digest as bytes pass (cf. rust-oci-client's
+//! `VerifyingStream`), without copying or buffering the blob.
+//!
+//! Bytes flow chunk by chunk, with back-pressure from the client (the stream is polled only as
+//! fast as hyper can write). The hash covers every byte the upstream sends, from the first;
+//! at the end the digest (and the expected length, when known) is compared. One chunk is held
+//! back until then: the client receives the final bytes only if the whole blob verified, and a
+//! mismatch ends the response with an error, which hyper turns into a reset / closed
+//! connection, never a clean end.
+//!
+//! For a `Range` request the upstream is read from byte 0 (so the hash can still be checked)
+//! and only the requested window is passed on.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use hyper::body::Frame;
+use sha2::Digest as _;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::body::BoxError;
+use crate::refs::{Algorithm, Digest};
+
+/// How a stream ended, reported once to the observer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The digest matched; `bytes` were read from upstream.
+    Verified { bytes: u64 },
+    /// The upstream sent content that does not hash to the digest, or the wrong length.
+    Mismatch { bytes: u64, actual: String },
+    /// The upstream stream failed (reset, idle timeout).
+    UpstreamFailed { bytes: u64, error: String },
+    /// The client went away before the end.
+    Abandoned { bytes: u64 },
+}
+
+/// Called exactly once when the stream ends (or is dropped early).
+pub type Observer = Box<dyn FnOnce(&Outcome) + Send + Sync>;
+
+enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn new(alg: Algorithm) -> Self {
+        match alg {
+            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+    fn update(&mut self, b: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(b),
+            Hasher::Sha512(h) => h.update(b),
+        }
+    }
+    fn finish_hex(self) -> String {
+        match self {
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+            Hasher::Sha512(h) => hex::encode(h.finalize()),
+        }
+    }
+}
+
+/// The part of the blob the client asked for: bytes `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Error returned into the body when verification fails.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("blob does not match its digest: expected {expected}, upstream sent {actual}")]
+    Mismatch { expected: String, actual: String },
+    #[error("upstream sent {got} bytes, expected {expected}")]
+    Length { expected: u64, got: u64 },
+    #[error("upstream stream failed: {0}")]
+    Upstream(String),
+}
+
+/// Wraps an upstream byte stream; yields hyper frames.
+pub struct VerifyingStream<S> {
+    inner: S,
+    hasher: Option<Hasher>,
+    expected: Digest,
+    expected_len: Option<u64>,
+    window: Option<Window>,
+    pos: u64,
+    held: Option<Bytes>,
+    state: State,
+    observer: Option<Observer>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+#[derive(PartialEq, Eq)]
+enum State {
+    Streaming,
+    /// Verified; the held chunk was emitted, next poll ends.
+    Done,
+}
+
+impl<S> VerifyingStream<S> {
+    /// `expected_len`: the length the upstream announced (or that was signed), checked at the end.
+    /// `window`: for Range requests, the bytes to pass on; `None` passes everything.
+    pub fn new(
+        inner: S,
+        expected: Digest,
+        expected_len: Option<u64>,
+        window: Option<Window>,
+        permit: Option<OwnedSemaphorePermit>,
+        observer: Observer,
+    ) -> Self {
+        VerifyingStream {
+            inner,
+            hasher: Some(Hasher::new(expected.algorithm())),
+            expected,
+            expected_len,
+            window,
+            pos: 0,
+            held: None,
+            state: State::Streaming,
+            observer: Some(observer),
+            _permit: permit,
+        }
+    }
+
+    fn report(&mut self, o: Outcome) {
+        if let Some(f) = self.observer.take() {
+            f(&o);
+        }
+    }
+
+    /// The part of `chunk` (which starts at `self.pos`) inside the window.
+    fn visible(&self, chunk: &Bytes) -> Bytes {
+        let Some(w) = self.window else {
+            return chunk.clone();
+        };
+        let start = self.pos;
+        let end = start + chunk.len() as u64;
+        let from = w.start.clamp(start, end);
+        let to = w.end.clamp(start, end);
+        if from >= to {
+            return Bytes::new();
+        }
+        chunk.slice((from - start) as usize..(to - start) as usize)
+    }
+
+    /// End of upstream data: compare digest and length, then release the held chunk.
+    fn finish(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let actual = match self.hasher.take() {
+            Some(h) => h.finish_hex(),
+            None => return Poll::Ready(None),
+        };
+        if let Some(n) = self.expected_len
+            && n != self.pos
+        {
+            let got = self.pos;
+            self.report(Outcome::Mismatch {
+                bytes: got,
+                actual: format!("{got} bytes"),
+            });
+            return Poll::Ready(Some(Err(Box::new(StreamError::Length {
+                expected: n,
+                got,
+            }))));
+        }
+        if actual != self.expected.hex() {
+            let actual = format!("{}:{}", self.expected.algorithm().name(), actual);
+            self.report(Outcome::Mismatch {
+                bytes: self.pos,
+                actual: actual.clone(),
+            });
+            return Poll::Ready(Some(Err(Box::new(StreamError::Mismatch {
+                expected: self.expected.to_string(),
+                actual,
+            }))));
+        }
+        let bytes = self.pos;
+        self.report(Outcome::Verified { bytes });
+        self.state = State::Done;
+        match self.held.take() {
+            Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl<S, E> Stream for VerifyingStream<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Frame<Bytes>, BoxError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.state == State::Done || this.observer.is_none() {
+            return Poll::Ready(None);
+        }
+        loop {
+            match Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if let Some(h) = this.hasher.as_mut() {
+                        h.update(&chunk);
+                    }
+                    let visible = this.visible(&chunk);
+                    this.pos += chunk.len() as u64;
+                    // More than announced: no need to read on, it cannot verify.
+                    if let Some(n) = this.expected_len
+                        && this.pos > n
+                    {
+                        let got = this.pos;
+                        this.report(Outcome::Mismatch {
+                            bytes: got,
+                            actual: format!("more than {n} bytes"),
+                        });
+                        return Poll::Ready(Some(Err(Box::new(StreamError::Length {
+                            expected: n,
+                            got,
+                        }))));
+                    }
+                    if visible.is_empty() {
+                        continue;
+                    }
+                    // Hold the newest chunk back; release the previous one.
+                    if let Some(prev) = this.held.replace(visible) {
+                        return Poll::Ready(Some(Ok(Frame::data(prev))));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let msg = e.to_string();
+                    let bytes = this.pos;
+                    this.report(Outcome::UpstreamFailed {
+                        bytes,
+                        error: msg.clone(),
+                    });
+                    return Poll::Ready(Some(Err(Box::new(StreamError::Upstream(msg)))));
+                }
+                Poll::Ready(None) => return this.finish(),
+            }
+        }
+    }
+}
+
+impl<S> Drop for VerifyingStream<S> {
+    fn drop(&mut self) {
+        let bytes = self.pos;
+        self.report(Outcome::Abandoned { bytes });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use std::sync::{Arc, Mutex};
+
+    fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, String>> + Unpin {
+        futures_util::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    async fn run(
+        parts: &[&'static [u8]],
+        digest: Digest,
+        len: Option<u64>,
+        window: Option<Window>,
+    ) -> (Vec<u8>, Option<String>, Outcome) {
+        let seen = Arc::new(Mutex::new(None));
+        let s2 = seen.clone();
+        let mut s = VerifyingStream::new(
+            chunks(parts),
+            digest,
+            len,
+            window,
+            None,
+            Box::new(move |o| *s2.lock().unwrap() = Some(o.clone())),
+        );
+        let mut out = Vec::new();
+        let mut err = None;
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(f) => out.extend_from_slice(f.data_ref().unwrap()),
+                Err(e) => {
+                    err = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        drop(s);
+        let o = seen.lock().unwrap().clone().unwrap();
+        (out, err, o)
+    }
+
+    #[tokio::test]
+    async fn passes_verified_content() {
+        let d = Digest::sha256_of(b"hello world");
+        let (out, err, o) = run(&[b"hello", b" ", b"world"], d, Some(11), None).await;
+        assert_eq!(out, b"hello world");
+        assert!(err.is_none());
+        assert_eq!(o, Outcome::Verified { bytes: 11 });
+    }
+
+    #[tokio::test]
+    async fn mismatch_withholds_last_chunk_and_errors() {
+        let d = Digest::sha256_of(b"hello world");
+        let (out, err, o) = run(&[b"hello", b" ", b"w0rld"], d, Some(11), None).await;
+        assert_eq!(out, b"hello ", "the last chunk must not reach the client");
+        assert!(err.unwrap().contains("does not match"));
+        assert!(matches!(o, Outcome::Mismatch { .. }));
+    }
+
+    #[tokio::test]
+    async fn truncated_body_is_an_error() {
+        let d = Digest::sha256_of(b"hello world");
+        let (_, err, _) = run(&[b"hello"], d, Some(11), None).await;
+        assert!(err.unwrap().contains("expected 11"));
+    }
+
+    #[tokio::test]
+    async fn overlong_body_is_an_error() {
+        let d = Digest::sha256_of(b"hi");
+        let (_, err, _) = run(&[b"hi", b"there"], d, Some(2), None).await;
+        assert!(err.is_some());
+    }
+
+    #[tokio::test]
+    async fn range_window_hashes_everything_passes_window() {
+        let d = Digest::sha256_of(b"0123456789");
+        let w = Window { start: 3, end: 7 };
+        let (out, err, o) = run(&[b"0123", b"45", b"6789"], d.clone(), Some(10), Some(w)).await;
+        assert_eq!(out, b"3456");
+        assert!(err.is_none());
+        assert_eq!(o, Outcome::Verified { bytes: 10 });
+        // Same window over tampered bytes outside the window still fails.
+        let (out, err, _) = run(&[b"0123", b"45", b"678X"], d, Some(10), Some(w)).await;
+        assert_eq!(out, b"345", "held chunk must not be released");
+        assert!(err.is_some());
+    }
+
+    #[tokio::test]
+    async fn sha512() {
+        use sha2::Digest as _;
+        let raw = sha2::Sha512::digest(b"abc");
+        let d = Digest::from_raw(Algorithm::Sha512, &raw).unwrap();
+        let (out, err, _) = run(&[b"a", b"bc"], d, None, None).await;
+        assert_eq!(out, b"abc");
+        assert!(err.is_none());
+    }
+
+    #[tokio::test]
+    async fn dropped_early_reports_abandoned() {
+        let seen = Arc::new(Mutex::new(None));
+        let s2 = seen.clone();
+        let mut s = VerifyingStream::new(
+            chunks(&[b"a", b"b", b"c"]),
+            Digest::sha256_of(b"abc"),
+            None,
+            None,
+            None,
+            Box::new(move |o| *s2.lock().unwrap() = Some(o.clone())),
+        );
+        let _ = s.next().await;
+        drop(s);
+        assert!(matches!(
+            seen.lock().unwrap().clone().unwrap(),
+            Outcome::Abandoned { .. }
+        ));
+    }
+}

@@ -1,0 +1,187 @@
+//! The one place where failures become OCI error responses.
+//!
+//! Every error records which side caused it (as pingora does): the downstream client (bad
+//! input, 4xx), the trust decision (403 `DENIED`), the upstream registry (its own 4xx passed on,
+//! or 502/503 naming the registry), or ourselves (500, cause only in the log). That side decides
+//! the status code and the log level. Body shape: distribution-spec "Error codes":
+//! `{"errors":[{"code","message","detail"}]}`.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::{Body, full};
+
+/// OCI distribution-spec error codes (plus Distribution's `UNAVAILABLE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BlobUnknown,
+    ManifestUnknown,
+    ManifestInvalid,
+    NameInvalid,
+    NameUnknown,
+    TagInvalid,
+    DigestInvalid,
+    SizeInvalid,
+    RangeInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    Unavailable,
+    Unknown,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BlobUnknown => "BLOB_UNKNOWN",
+            Code::ManifestUnknown => "MANIFEST_UNKNOWN",
+            Code::ManifestInvalid => "MANIFEST_INVALID",
+            Code::NameInvalid => "NAME_INVALID",
+            Code::NameUnknown => "NAME_UNKNOWN",
+            Code::TagInvalid => "TAG_INVALID",
+            Code::DigestInvalid => "DIGEST_INVALID",
+            Code::SizeInvalid => "SIZE_INVALID",
+            Code::RangeInvalid => "RANGE_INVALID",
+            Code::Unauthorized => "UNAUTHORIZED",
+            Code::Denied => "DENIED",
+            Code::Unsupported => "UNSUPPORTED",
+            Code::Unavailable => "UNAVAILABLE",
+            Code::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// Who caused a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client sent something we refuse (bad name, unsupported method).
+    Downstream,
+    /// Trust verification refused the content.
+    Trust,
+    /// The upstream registry (or trust server) failed or answered an error.
+    Upstream,
+    /// A bug or local fault; details go only to the log.
+    Internal,
+}
+
+/// An error on its way to becoming a response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: Code,
+    pub message: String,
+    /// Machine-readable detail returned to the client (never secrets or internal causes).
+    pub detail: Option<serde_json::Value>,
+    pub side: Side,
+    /// Extra headers, e.g. `WWW-Authenticate` passed back in passthrough mode.
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: Code, side: Side, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            detail: None,
+            side,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn bad_request(code: Code, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, Side::Downstream, message)
+    }
+
+    /// A trust refusal: 403 `DENIED`, with a reason a person can act on.
+    pub fn denied(reason: &'static str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::FORBIDDEN, Code::Denied, Side::Trust, message);
+        e.detail = Some(serde_json::json!({ "reason": reason }));
+        e
+    }
+
+    /// The upstream could not be reached or failed: 502 (bad answer) or 503 (unreachable).
+    pub fn upstream(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, Code::Unavailable, Side::Upstream, message)
+    }
+
+    /// A fault of ours. The client sees a generic message; the cause is logged here.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(cause = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Unknown,
+            Side::Internal,
+            "internal error in portcullis; see its log",
+        )
+    }
+
+    pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The OCI error body.
+    pub fn body_json(&self) -> Bytes {
+        let mut err = serde_json::json!({ "code": self.code.as_str(), "message": self.message });
+        if let Some(d) = &self.detail {
+            err["detail"] = d.clone();
+        }
+        Bytes::from(serde_json::json!({ "errors": [err] }).to_string())
+    }
+
+    pub fn into_response(self, head_only: bool) -> Response<Body> {
+        let bytes = self.body_json();
+        let len = bytes.len();
+        let mut resp = Response::new(if head_only {
+            full(Bytes::new())
+        } else {
+            full(bytes)
+        });
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        for (k, v) in self.headers {
+            h.append(k, v);
+        }
+        resp
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code.as_str(),
+            self.message
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_shape() {
+        let e = ApiError::denied("not_signed", "demo/app:v2 is not signed");
+        let v: serde_json::Value = serde_json::from_slice(&e.body_json()).unwrap();
+        assert_eq!(v["errors"][0]["code"], "DENIED");
+        assert_eq!(v["errors"][0]["message"], "demo/app:v2 is not signed");
+        assert_eq!(v["errors"][0]["detail"]["reason"], "not_signed");
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn internal_hides_cause() {
+        let e = ApiError::internal("secret path /etc/x");
+        assert!(!e.message.contains("/etc/x"));
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

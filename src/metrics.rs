@@ -1,0 +1,139 @@
+//! Prometheus metrics, served on the admin listener at `/metrics`.
+//!
+//! One process-wide registry (the proxy has one of everything); helpers below keep label sets
+//! consistent between call sites.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    upstream_latency: Family<Labels, Histogram>,
+    bytes: Family<Labels, Counter>,
+    denials: Family<Labels, Counter>,
+    audit: Family<Labels, Counter>,
+    mismatches: Family<Labels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let mut registry = Registry::with_prefix("portcullis");
+    let requests = Family::<Labels, Counter>::default();
+    registry.register(
+        "requests",
+        "Client requests by route, status and registry",
+        requests.clone(),
+    );
+    let upstream_latency =
+        Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+    registry.register(
+        "upstream_latency_seconds",
+        "Time to the upstream's response headers",
+        upstream_latency.clone(),
+    );
+    let bytes = Family::<Labels, Counter>::default();
+    registry.register(
+        "bytes_streamed",
+        "Blob and manifest bytes read from upstreams and passed on",
+        bytes.clone(),
+    );
+    let denials = Family::<Labels, Counter>::default();
+    registry.register(
+        "denials",
+        "Requests refused by trust policy, by reason",
+        denials.clone(),
+    );
+    let audit = Family::<Labels, Counter>::default();
+    registry.register(
+        "audit_would_deny",
+        "Requests served in audit mode that enforce mode would refuse, by reason",
+        audit.clone(),
+    );
+    let mismatches = Family::<Labels, Counter>::default();
+    registry.register(
+        "digest_mismatches",
+        "Upstream content that did not match its digest or length",
+        mismatches.clone(),
+    );
+    Metrics {
+        registry,
+        requests,
+        upstream_latency,
+        bytes,
+        denials,
+        audit,
+        mismatches,
+    }
+});
+
+pub fn request(route: &'static str, status: u16, registry: &str) {
+    METRICS
+        .requests
+        .get_or_create(&vec![
+            ("route", route.to_owned()),
+            ("status", status.to_string()),
+            ("registry", registry.to_owned()),
+        ])
+        .inc();
+}
+
+pub fn upstream_latency(registry: &str, d: Duration) {
+    METRICS
+        .upstream_latency
+        .get_or_create(&vec![("registry", registry.to_owned())])
+        .observe(d.as_secs_f64());
+}
+
+pub fn bytes_streamed(registry: &str, n: u64) {
+    METRICS
+        .bytes
+        .get_or_create(&vec![("registry", registry.to_owned())])
+        .inc_by(n);
+}
+
+pub fn denial(registry: &str, reason: &str) {
+    METRICS
+        .denials
+        .get_or_create(&vec![
+            ("registry", registry.to_owned()),
+            ("reason", reason.to_owned()),
+        ])
+        .inc();
+}
+
+pub fn audit_would_deny(registry: &str, reason: &str) {
+    METRICS
+        .audit
+        .get_or_create(&vec![
+            ("registry", registry.to_owned()),
+            ("reason", reason.to_owned()),
+        ])
+        .inc();
+}
+
+pub fn digest_mismatch(registry: &str) {
+    METRICS
+        .mismatches
+        .get_or_create(&vec![("registry", registry.to_owned())])
+        .inc();
+}
+
+/// The text exposition format.
+pub fn render() -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &METRICS.registry);
+    out
+}

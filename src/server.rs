@@ -1,0 +1,352 @@
+//! Listeners: the registry API (plain or rustls TLS, optionally mTLS), client authentication,
+//! the admin listener (`/healthz`, `/readyz`, `/metrics`), and graceful shutdown on SIGTERM
+//! that lets in-flight pulls finish within `server.shutdown_grace_secs`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use sha2::Digest as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::Proxy;
+use crate::body::{Body, full};
+use crate::config::{ClientAuth, Config};
+use crate::error::{ApiError, Code, Side};
+
+/// Checks clients' HTTP basic credentials against an htpasswd file (bcrypt only).
+pub struct Htpasswd {
+    users: HashMap<String, String>,
+    /// bcrypt is slow on purpose; remember recent successes (by hash of the credentials) so a
+    /// pull of 50 blobs does not cost 50 bcrypt runs.
+    ok_cache: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl Htpasswd {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading htpasswd {}: {e}", path.display()))?;
+        let mut users = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (u, h) = line.split_once(':').ok_or_else(|| {
+                anyhow::anyhow!(
+                    "htpasswd {} line {}: expected user:hash",
+                    path.display(),
+                    i + 1
+                )
+            })?;
+            if !(h.starts_with("$2y$") || h.starts_with("$2b$") || h.starts_with("$2a$")) {
+                anyhow::bail!(
+                    "htpasswd {} line {}: only bcrypt entries are accepted (htpasswd -B)",
+                    path.display(),
+                    i + 1
+                );
+            }
+            users.insert(u.to_owned(), h.to_owned());
+        }
+        if users.is_empty() {
+            anyhow::bail!("htpasswd {} has no users", path.display());
+        }
+        Ok(Htpasswd {
+            users,
+            ok_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// True when `authorization` is `Basic` with a user and password from the file.
+    pub fn check(&self, authorization: Option<&HeaderValue>) -> bool {
+        let Some(v) = authorization.and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let Some(b64) = v
+            .strip_prefix("Basic ")
+            .or_else(|| v.strip_prefix("basic "))
+        else {
+            return false;
+        };
+        use base64::Engine;
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+            return false;
+        };
+        let key: [u8; 32] = sha2::Sha256::digest(&raw).into();
+        {
+            let cache = self.ok_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache
+                .get(&key)
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(300))
+            {
+                return true;
+            }
+        }
+        let Ok(s) = std::str::from_utf8(&raw) else {
+            return false;
+        };
+        let Some((user, pass)) = s.split_once(':') else {
+            return false;
+        };
+        let ok = self
+            .users
+            .get(user)
+            .is_some_and(|h| bcrypt::verify(pass, h).unwrap_or(false));
+        if ok {
+            let mut cache = self.ok_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(key, Instant::now());
+        }
+        ok
+    }
+}
+
+/// Loads the TLS acceptor for the API listener (mTLS when configured).
+fn tls_acceptor(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
+    let (Some(cert), Some(key)) = (&cfg.server.tls_cert, &cfg.server.tls_key) else {
+        return Ok(None);
+    };
+    let certs = rustls_pemfile::certs(&mut std::fs::read(cert)?.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("server.tls_cert {}: {e}", cert.display()))?;
+    let key = rustls_pemfile::private_key(&mut std::fs::read(key)?.as_slice())
+        .map_err(|e| anyhow::anyhow!("server.tls_key {}: {e}", key.display()))?
+        .ok_or_else(|| anyhow::anyhow!("server.tls_key {}: no private key", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match &cfg.server.client_auth {
+        ClientAuth::Mtls { ca_file } => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_pemfile::certs(&mut std::fs::read(ca_file)?.as_slice()) {
+                roots.add(c?)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut sc = builder.with_single_cert(certs, key)?;
+    sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(TlsAcceptor::from(Arc::new(sc))))
+}
+
+/// Runs the API and admin listeners until `shutdown` fires, then drains.
+pub async fn run(
+    cfg: Config,
+    proxy: Arc<Proxy>,
+    api: TcpListener,
+    admin: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let tls = tls_acceptor(&cfg)?;
+    let htpasswd = match &cfg.server.client_auth {
+        ClientAuth::Basic { htpasswd } => Some(Arc::new(Htpasswd::load(htpasswd)?)),
+        _ => None,
+    };
+    let ready = Arc::new(AtomicBool::new(true));
+    let admin_task = tokio::spawn(serve_admin(admin, ready.clone(), shutdown.clone()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(cfg.server.max_header_bytes.max(8192))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    builder
+        .http2()
+        .max_header_list_size(cfg.server.max_header_bytes as u32);
+    let graceful = GracefulShutdown::new();
+    tracing::info!(listen = %api.local_addr()?, tls = tls.is_some(), "serving the registry API");
+    loop {
+        tokio::select! {
+            accepted = api.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let proxy = proxy.clone();
+                let htpasswd = htpasswd.clone();
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let proxy = proxy.clone();
+                    let htpasswd = htpasswd.clone();
+                    async move { Ok::<_, Infallible>(entry(&proxy, htpasswd.as_deref(), req).await) }
+                });
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let result = match tls {
+                        Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => watcher.watch(builder.serve_connection(TokioIo::new(s), svc).into_owned()).await,
+                            Ok(Err(e)) => { tracing::debug!(%peer, error = %e, "TLS handshake failed"); return; }
+                            Err(_) => { tracing::debug!(%peer, "TLS handshake timed out"); return; }
+                        },
+                        None => watcher.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned()).await,
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    ready.store(false, Ordering::SeqCst);
+    drop(api);
+    let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: draining in-flight requests"
+    );
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    admin_task.abort();
+    Ok(())
+}
+
+/// Client authentication, then the proxy.
+async fn entry(
+    proxy: &Proxy,
+    htpasswd: Option<&Htpasswd>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if let Some(h) = htpasswd
+        && !h.check(req.headers().get(header::AUTHORIZATION))
+    {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthorized,
+            Side::Downstream,
+            "portcullis requires a user and password (server.client_auth basic)",
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"portcullis\""),
+        )
+        .into_response(req.method() == http::Method::HEAD);
+    }
+    proxy.handle(req).await
+}
+
+async fn serve_admin(
+    listener: TcpListener,
+    ready: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let ready = ready.clone();
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let ready = ready.clone();
+                    async move { Ok::<_, Infallible>(admin(&req, &ready)) }
+                });
+                let builder = builder.clone();
+                tokio::spawn(async move {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+            _ = shutdown.changed() => {
+                ready.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+fn admin(req: &Request<Incoming>, ready: &AtomicBool) -> Response<Body> {
+    let (status, body, ctype) = match req.uri().path() {
+        "/healthz" => (StatusCode::OK, "ok\n".to_owned(), "text/plain"),
+        "/readyz" if ready.load(Ordering::SeqCst) => {
+            (StatusCode::OK, "ready\n".to_owned(), "text/plain")
+        }
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_owned(),
+            "text/plain",
+        ),
+        "/metrics" => (
+            StatusCode::OK,
+            crate::metrics::render(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "not found\n".to_owned(),
+            "text/plain",
+        ),
+    };
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r
+}
+
+/// Binds both listeners (so that errors like "address in use" come before anything starts).
+pub async fn bind(cfg: &Config) -> anyhow::Result<(TcpListener, TcpListener)> {
+    let bind = |a: SocketAddr, key: &'static str| async move {
+        TcpListener::bind(a)
+            .await
+            .map_err(|e| anyhow::anyhow!("config key `{key}`: cannot listen on {a}: {e}"))
+    };
+    Ok((
+        bind(cfg.server.listen, "server.listen").await?,
+        bind(cfg.server.admin_listen, "server.admin_listen").await?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn htpasswd_checks_bcrypt_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h");
+        let hash = bcrypt::hash("secret", 4).unwrap();
+        std::fs::write(&p, format!("alice:{hash}\n")).unwrap();
+        let h = Htpasswd::load(&p).unwrap();
+        use base64::Engine;
+        let enc = |s: &str| {
+            HeaderValue::from_str(&format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            ))
+            .unwrap()
+        };
+        assert!(h.check(Some(&enc("alice:secret"))));
+        assert!(h.check(Some(&enc("alice:secret"))), "cached path");
+        assert!(!h.check(Some(&enc("alice:wrong"))));
+        assert!(!h.check(Some(&enc("bob:secret"))));
+        assert!(!h.check(None));
+        std::fs::write(&p, "alice:$apr1$abc$def\n").unwrap();
+        assert!(Htpasswd::load(&p).is_err());
+    }
+}

@@ -1,0 +1,312 @@
+//! A registry that misbehaves on purpose (a real one cannot): serves content that does not
+//! match its digest, truncates, stalls, redirects. Plus an in-process Portcullis to test
+//! against. Used only where the real Distribution registry cannot produce the case.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use portcullis::config::Config;
+use portcullis::trust::{TrustError, TrustSource, TrustedTarget};
+
+pub type FakeBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// How the fake answers one path.
+#[derive(Clone)]
+pub enum Behaviour {
+    /// 200 with these bytes and content type.
+    Serve { body: Bytes, content_type: String },
+    /// 200 claiming `len` bytes, sends `body`, then fails the stream (connection cut).
+    Truncate { body: Bytes, len: usize },
+    /// 200 with `len` announced, sends `head` then never anything again.
+    Stall { head: Bytes, len: usize },
+    /// A redirect to another path on the same server.
+    Redirect { location: String },
+    /// A status with an OCI error body.
+    Status { status: u16, code: String },
+}
+
+/// The misbehaving registry.
+#[derive(Clone, Default)]
+pub struct FakeRegistry {
+    routes: Arc<Mutex<HashMap<String, Behaviour>>>,
+    pub hits: Arc<Mutex<HashMap<String, usize>>>,
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl FakeRegistry {
+    pub fn set(&self, path: &str, b: Behaviour) {
+        self.routes.lock().unwrap().insert(path.to_owned(), b);
+    }
+
+    /// GET requests for `path`.
+    pub fn hits(&self, path: &str) -> usize {
+        self.method_hits("GET", path)
+    }
+
+    pub fn method_hits(&self, method: &str, path: &str) -> usize {
+        *self
+            .hits
+            .lock()
+            .unwrap()
+            .get(&format!("{method} {path}"))
+            .unwrap_or(&0)
+    }
+
+    /// Serves a manifest under both its tag (if any) and its digest.
+    pub fn manifest(&self, repo: &str, tag: Option<&str>, body: &[u8], media_type: &str) -> String {
+        let d = portcullis::refs::Digest::sha256_of(body).to_string();
+        let b = Behaviour::Serve {
+            body: Bytes::copy_from_slice(body),
+            content_type: media_type.to_owned(),
+        };
+        self.set(&format!("/v2/{repo}/manifests/{d}"), b.clone());
+        if let Some(t) = tag {
+            self.set(&format!("/v2/{repo}/manifests/{t}"), b);
+        }
+        d
+    }
+
+    pub fn blob(&self, repo: &str, body: &[u8]) -> String {
+        let d = portcullis::refs::Digest::sha256_of(body).to_string();
+        self.set(
+            &format!("/v2/{repo}/blobs/{d}"),
+            Behaviour::Serve {
+                body: Bytes::copy_from_slice(body),
+                content_type: "application/octet-stream".into(),
+            },
+        );
+        d
+    }
+
+    pub async fn start(&self) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else {
+                    return;
+                };
+                let me = me.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let me = me.clone();
+                        async move { Ok::<_, Infallible>(me.answer(req)) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn answer(&self, req: Request<Incoming>) -> Response<FakeBody> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let path = req.uri().path().to_owned();
+        *self
+            .hits
+            .lock()
+            .unwrap()
+            .entry(format!("{} {path}", req.method()))
+            .or_default() += 1;
+        if path == "/v2/" {
+            return simple(200, Bytes::from_static(b"{}"), "application/json");
+        }
+        let head = req.method() == http::Method::HEAD;
+        let b = self.routes.lock().unwrap().get(&path).cloned();
+        let mut resp = match b {
+            None => simple(
+                404,
+                Bytes::from(
+                    r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#,
+                ),
+                "application/json",
+            ),
+            Some(Behaviour::Serve { body, content_type }) => {
+                let d = portcullis::refs::Digest::sha256_of(&body).to_string();
+                let mut r = simple(200, body, &content_type);
+                r.headers_mut()
+                    .insert("docker-content-digest", d.parse().unwrap());
+                r
+            }
+            Some(Behaviour::Truncate { body, len }) => {
+                // Headers and the first bytes go out; then the connection is cut.
+                let s = stream::unfold(Some(body), |st| async move {
+                    match st {
+                        Some(b) => Some((Ok(Frame::data(b)), None)),
+                        None => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            Some((Err(std::io::Error::other("cut")), None))
+                        }
+                    }
+                });
+                let mut r = Response::new(StreamBody::new(s).boxed_unsync());
+                r.headers_mut().insert("content-length", len.into());
+                r
+            }
+            Some(Behaviour::Stall { head: first, len }) => {
+                let s = stream::unfold(Some(first), |st| async move {
+                    match st {
+                        Some(b) => Some((Ok(Frame::data(b)), None)),
+                        None => {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            None
+                        }
+                    }
+                });
+                let mut r = Response::new(StreamBody::new(s).boxed_unsync());
+                r.headers_mut().insert("content-length", len.into());
+                r
+            }
+            Some(Behaviour::Redirect { location }) => {
+                let mut r = simple(307, Bytes::new(), "text/plain");
+                r.headers_mut()
+                    .insert("location", location.parse().unwrap());
+                r
+            }
+            Some(Behaviour::Status { status, code }) => simple(
+                status,
+                Bytes::from(format!(
+                    r#"{{"errors":[{{"code":"{code}","message":"fake says {code}"}}]}}"#
+                )),
+                "application/json",
+            ),
+        };
+        if head {
+            let (parts, _) = resp.into_parts();
+            resp = Response::from_parts(parts, empty());
+        }
+        resp
+    }
+}
+
+fn empty() -> FakeBody {
+    http_body_util::Full::new(Bytes::new())
+        .map_err(|n| match n {})
+        .boxed_unsync()
+}
+
+fn simple(status: u16, body: Bytes, ct: &str) -> Response<FakeBody> {
+    let len = body.len();
+    let mut r = Response::new(
+        http_body_util::Full::new(body)
+            .map_err(|n| match n {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = StatusCode::from_u16(status).unwrap();
+    r.headers_mut().insert("content-type", ct.parse().unwrap());
+    r.headers_mut().insert("content-length", len.into());
+    r
+}
+
+/// A trust source with a fixed tag -> digest table, for testing the proxy's enforcement
+/// without a notary server (the real notary source has its own tests).
+#[derive(Default)]
+pub struct TableTrust {
+    pub targets: Mutex<Vec<TrustedTarget>>,
+    pub calls: AtomicUsize,
+}
+
+impl TableTrust {
+    pub fn sign(&self, tag: &str, body: &[u8]) {
+        let mut t = self.targets.lock().unwrap();
+        t.retain(|x| x.name != tag);
+        t.push(TrustedTarget {
+            name: tag.to_owned(),
+            digest: portcullis::refs::Digest::sha256_of(body),
+            length: body.len() as u64,
+            role: "targets".into(),
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl TrustSource for TableTrust {
+    async fn resolve(
+        &self,
+        repo: &portcullis::refs::RepoName,
+        tag: &portcullis::refs::Tag,
+    ) -> Result<TrustedTarget, TrustError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.targets
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|t| t.name == tag.as_str())
+            .cloned()
+            .ok_or_else(|| {
+                TrustError::NotSigned(format!("{repo}:{tag} is not signed in targets (table)"))
+            })
+    }
+
+    async fn trusted_targets(
+        &self,
+        _repo: &portcullis::refs::RepoName,
+    ) -> Result<Vec<TrustedTarget>, TrustError> {
+        Ok(self.targets.lock().unwrap().clone())
+    }
+}
+
+/// reqwest is built without a default rustls provider: choose ring, as the binary does.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// An in-process Portcullis on an ephemeral port. Returns its base URL.
+pub async fn start_proxy(toml: &str, trust: Option<Arc<dyn TrustSource>>) -> String {
+    install_crypto();
+    let cfg: Config =
+        figment::Figment::from(figment::providers::Serialized::defaults(Config::default()))
+            .merge(<figment::providers::Toml as figment::providers::Format>::string(toml))
+            .extract()
+            .unwrap();
+    cfg.validate().unwrap();
+    let proxy = portcullis::api::Proxy::new(&cfg, &|_, _| {
+        trust
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("test gave no trust source"))
+    })
+    .unwrap();
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", api.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    // Keep the sender alive for the life of the test process.
+    std::mem::forget(tx);
+    tokio::spawn(portcullis::server::run(
+        cfg,
+        Arc::new(proxy),
+        api,
+        admin,
+        rx,
+    ));
+    url
+}
+
+/// A config for one registry at `upstream` with the given mode (and a dummy notary section
+/// when a trust source is wanted).
+pub fn config(upstream: SocketAddr, mode: &str, with_trust: bool, extra: &str) -> String {
+    let notary = if with_trust {
+        "[registries.notary]\nserver = \"https://127.0.0.1:1\"\n"
+    } else {
+        ""
+    };
+    format!(
+        "{extra}\n[[registries]]\nname = \"fake.example:5000\"\nupstream = \"http://{upstream}\"\ndefault = true\nmode = \"{mode}\"\n{notary}"
+    )
+}

@@ -1,0 +1,531 @@
+//! The proxy core against a registry that misbehaves on purpose, and the enforcement path
+//! against a table trust source. Real-registry and real-notary tests live in other files.
+
+mod fake;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fake::{Behaviour, FakeRegistry, TableTrust, config, start_proxy};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+fn client() -> reqwest::Client {
+    fake::install_crypto();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn error_code(resp: reqwest::Response) -> (u16, String, String) {
+    let status = resp.status().as_u16();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    (
+        status,
+        v["errors"][0]["code"].as_str().unwrap_or("").to_owned(),
+        v["errors"][0]["message"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+/// Reads the whole body; Err when the stream fails (a reset or cut connection).
+async fn body(resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    resp.bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| format!("{e:?}"))
+}
+
+fn image(
+    fake: &FakeRegistry,
+    repo: &str,
+    tag: Option<&str>,
+    layer: &[u8],
+) -> (String, String, Vec<u8>) {
+    let config_blob = format!(
+        r#"{{"architecture":"amd64","os":"linux","note":"{}"}}"#,
+        layer.len()
+    );
+    let cd = fake.blob(repo, config_blob.as_bytes());
+    let ld = fake.blob(repo, layer);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{}}}]}}"#,
+        config_blob.len(),
+        layer.len()
+    );
+    let md = fake.manifest(repo, tag, manifest.as_bytes(), OCI_MANIFEST);
+    (md, ld, manifest.into_bytes())
+}
+
+#[tokio::test]
+async fn blob_with_wrong_digest_is_aborted_not_ended_cleanly() {
+    let fake = FakeRegistry::default();
+    let good = vec![7u8; 300_000];
+    let d = portcullis::refs::Digest::sha256_of(&good).to_string();
+    let mut evil = good.clone();
+    evil[299_999] = 8;
+    fake.set(
+        &format!("/v2/demo/app/blobs/{d}"),
+        Behaviour::Serve {
+            body: Bytes::from(evil),
+            content_type: "application/octet-stream".into(),
+        },
+    );
+    let addr = fake.start().await;
+    let url = start_proxy(&config(addr, "skip", false, ""), None).await;
+    let resp = client()
+        .get(format!("{url}/v2/demo/app/blobs/{d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "headers go out before the end is known");
+    let r = body(resp).await;
+    assert!(r.is_err(), "a mismatching blob must not end cleanly");
+}
+
+#[tokio::test]
+async fn truncated_and_stalled_upstreams_fail_the_response() {
+    let fake = FakeRegistry::default();
+    let full = vec![1u8; 100_000];
+    let d = portcullis::refs::Digest::sha256_of(&full).to_string();
+    fake.set(
+        &format!("/v2/demo/app/blobs/{d}"),
+        Behaviour::Truncate {
+            body: Bytes::from(full[..50_000].to_vec()),
+            len: 100_000,
+        },
+    );
+    let d2 = portcullis::refs::Digest::sha256_of(b"stalled").to_string();
+    fake.set(
+        &format!("/v2/demo/app/blobs/{d2}"),
+        Behaviour::Stall {
+            head: Bytes::from_static(b"stal"),
+            len: 7,
+        },
+    );
+    let addr = fake.start().await;
+    let url = start_proxy(
+        &config(addr, "skip", false, "[upstream]\nidle_timeout_secs = 1\n"),
+        None,
+    )
+    .await;
+    let r = client()
+        .get(format!("{url}/v2/demo/app/blobs/{d}"))
+        .send()
+        .await;
+    let resp = r.expect("the upstream's headers arrived, so ours go out");
+    assert_eq!(resp.status(), 200);
+    assert!(body(resp).await.is_err(), "truncated body must fail");
+    let started = Instant::now();
+    let r = client()
+        .get(format!("{url}/v2/demo/app/blobs/{d2}"))
+        .send()
+        .await;
+    let got = body(r.expect("headers arrive before the stall")).await;
+    assert!(got.is_err(), "stalled body must fail, got {got:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stall must end by the idle timeout"
+    );
+}
+
+#[tokio::test]
+async fn redirects_are_followed_by_the_proxy() {
+    let fake = FakeRegistry::default();
+    let data = b"blob stored behind a redirect".to_vec();
+    let d = portcullis::refs::Digest::sha256_of(&data).to_string();
+    fake.set(
+        &format!("/v2/demo/app/blobs/{d}"),
+        Behaviour::Redirect {
+            location: "/storage/abc".into(),
+        },
+    );
+    fake.set(
+        "/storage/abc",
+        Behaviour::Serve {
+            body: Bytes::from(data.clone()),
+            content_type: "application/octet-stream".into(),
+        },
+    );
+    let addr = fake.start().await;
+    let url = start_proxy(&config(addr, "skip", false, ""), None).await;
+    fake::install_crypto();
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = c
+        .get(format!("{url}/v2/demo/app/blobs/{d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "client must never be sent around the proxy"
+    );
+    assert_eq!(body(resp).await.unwrap(), data);
+    assert_eq!(fake.hits("/storage/abc"), 1);
+}
+
+#[tokio::test]
+async fn range_resume_head_and_416() {
+    let fake = FakeRegistry::default();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let d = fake.blob("demo/app", &data);
+    let addr = fake.start().await;
+    let url = start_proxy(&config(addr, "skip", false, ""), None).await;
+    let c = client();
+    let resp = c
+        .get(format!("{url}/v2/demo/app/blobs/{d}"))
+        .header("range", "bytes=40000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 206);
+    assert_eq!(
+        resp.headers()["content-range"].to_str().unwrap(),
+        "bytes 40000-99999/100000"
+    );
+    assert_eq!(body(resp).await.unwrap(), data[40000..]);
+    let resp = c
+        .get(format!("{url}/v2/demo/app/blobs/{d}"))
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 206);
+    assert_eq!(body(resp).await.unwrap(), data[10..20]);
+    let resp = c
+        .get(format!("{url}/v2/demo/app/blobs/{d}"))
+        .header("range", "bytes=100000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 416);
+    let resp = c
+        .head(format!("{url}/v2/demo/app/blobs/{d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-length"], "100000");
+    assert_eq!(resp.headers()["docker-content-digest"].to_str().unwrap(), d);
+}
+
+#[tokio::test]
+async fn invalid_inputs_and_unknown_registry() {
+    let fake = FakeRegistry::default();
+    let addr = fake.start().await;
+    let url = start_proxy(&config(addr, "skip", false, ""), None).await;
+    let c = client();
+    for (path, status, code) in [
+        ("/v2/Demo/app/manifests/v1", 400, "NAME_INVALID"),
+        ("/v2/demo/app/manifests/-v1", 400, "TAG_INVALID"),
+        ("/v2/demo/app/manifests/sha256:1234", 400, "DIGEST_INVALID"),
+        ("/v2/demo/app/blobs/md5:abc", 400, "DIGEST_INVALID"),
+        ("/v2/demo%2fapp/manifests/v1", 400, "NAME_INVALID"),
+        (
+            "/v2/demo/app/manifests/v1?ns=nowhere:1",
+            404,
+            "NAME_UNKNOWN",
+        ),
+    ] {
+        let resp = c.get(format!("{url}{path}")).send().await.unwrap();
+        let (s, c, m) = error_code(resp).await;
+        assert_eq!((s, c.as_str()), (status, code), "{path}: {m}");
+    }
+    let resp = c
+        .delete(format!("{url}/v2/demo/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(resp).await.1, "UNSUPPORTED");
+    assert_eq!(
+        fake.requests.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing invalid reached the upstream"
+    );
+    // The upstream's own 404 stays a 404 with the right code.
+    let d = format!("sha256:{}", "0".repeat(64));
+    let resp = c
+        .get(format!("{url}/v2/demo/app/blobs/{d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(resp).await.1, "BLOB_UNKNOWN");
+}
+
+#[tokio::test]
+async fn upstream_down_is_503_naming_the_registry() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let url = start_proxy(&config(dead, "skip", false, ""), None).await;
+    let resp = client()
+        .get(format!("{url}/v2/demo/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    let (s, code, msg) = error_code(resp).await;
+    assert_eq!(s, 503);
+    assert_eq!(code, "UNAVAILABLE");
+    assert!(msg.contains("fake.example:5000"), "{msg}");
+}
+
+#[tokio::test]
+async fn oversized_manifest_is_refused() {
+    let fake = FakeRegistry::default();
+    let big = vec![b' '; 5000];
+    fake.set(
+        "/v2/demo/app/manifests/big",
+        Behaviour::Serve {
+            body: Bytes::from(big),
+            content_type: OCI_MANIFEST.into(),
+        },
+    );
+    let addr = fake.start().await;
+    let url = start_proxy(
+        &config(addr, "skip", false, "[server]\nmax_manifest_bytes = 4096\n"),
+        None,
+    )
+    .await;
+    let resp = client()
+        .get(format!("{url}/v2/demo/app/manifests/big"))
+        .send()
+        .await
+        .unwrap();
+    let (s, code, msg) = error_code(resp).await;
+    assert_eq!((s, code.as_str()), (502, "SIZE_INVALID"), "{msg}");
+}
+
+#[tokio::test]
+async fn enforce_serves_signed_tags_by_digest_and_their_closure_only() {
+    let fake = FakeRegistry::default();
+    let (md, ld, manifest) = image(&fake, "demo/app", Some("v1"), b"signed layer");
+    let (_, unsigned_layer, _) = image(&fake, "demo/app", Some("unsigned"), b"unsigned layer");
+    let addr = fake.start().await;
+    let trust = Arc::new(TableTrust::default());
+    trust.sign("v1", &manifest);
+    let url = start_proxy(&config(addr, "enforce", true, ""), Some(trust.clone())).await;
+    let c = client();
+
+    // Signed tag: served, fetched from upstream by digest.
+    let resp = c
+        .get(format!("{url}/v2/demo/app/manifests/v1"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["docker-content-digest"].to_str().unwrap(),
+        md
+    );
+    assert_eq!(body(resp).await.unwrap(), manifest);
+    assert_eq!(fake.hits(&format!("/v2/demo/app/manifests/{md}")), 1);
+    assert_eq!(
+        fake.hits("/v2/demo/app/manifests/v1"),
+        0,
+        "never fetched by tag"
+    );
+
+    // Its layer: in the closure.
+    let resp = c
+        .get(format!("{url}/v2/demo/app/blobs/{ld}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(body(resp).await.unwrap(), b"signed layer");
+
+    // Unsigned tag and a blob outside the closure: DENIED with a reason.
+    let resp = c
+        .get(format!("{url}/v2/demo/app/manifests/unsigned"))
+        .send()
+        .await
+        .unwrap();
+    let (s, code, msg) = error_code(resp).await;
+    assert_eq!((s, code.as_str()), (403, "DENIED"));
+    assert!(msg.contains("fake.example:5000/demo/app:unsigned"), "{msg}");
+    let resp = c
+        .get(format!("{url}/v2/demo/app/blobs/{unsigned_layer}"))
+        .send()
+        .await
+        .unwrap();
+    let (s, code, msg) = error_code(resp).await;
+    assert_eq!((s, code.as_str()), (403, "DENIED"));
+    assert!(msg.contains("not reachable from any signed tag"), "{msg}");
+
+    // HEAD by tag answers the trusted digest.
+    let resp = c
+        .head(format!("{url}/v2/demo/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["docker-content-digest"].to_str().unwrap(),
+        md
+    );
+}
+
+#[tokio::test]
+async fn a_moved_tag_is_refused_naming_both_digests() {
+    let fake = FakeRegistry::default();
+    let (md, _, manifest) = image(&fake, "demo/app", Some("v1"), b"original");
+    // Re-point the tag upstream at other content; the signature still names the original.
+    let (_, _, other) = image(&fake, "demo/app", None, b"swapped");
+    fake.set(
+        "/v2/demo/app/manifests/v1",
+        Behaviour::Serve {
+            body: Bytes::from(other.clone()),
+            content_type: OCI_MANIFEST.into(),
+        },
+    );
+    let addr = fake.start().await;
+    let trust = Arc::new(TableTrust::default());
+    trust.sign("v1", &manifest);
+    let url = start_proxy(&config(addr, "enforce", true, ""), Some(trust)).await;
+    let resp = client()
+        .get(format!("{url}/v2/demo/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    let (s, code, msg) = error_code(resp).await;
+    assert_eq!((s, code.as_str()), (403, "DENIED"));
+    let swapped = portcullis::refs::Digest::sha256_of(&other).to_string();
+    assert!(msg.contains(&md) && msg.contains(&swapped), "{msg}");
+    assert!(msg.contains("re-pushed without signing"), "{msg}");
+}
+
+#[tokio::test]
+async fn upstream_serving_other_bytes_under_the_signed_digest_is_refused() {
+    let fake = FakeRegistry::default();
+    let (md, _, manifest) = image(&fake, "demo/app", Some("v1"), b"original");
+    fake.set(
+        &format!("/v2/demo/app/manifests/{md}"),
+        Behaviour::Serve {
+            body: Bytes::from_static(b"{\"schemaVersion\":2}"),
+            content_type: OCI_MANIFEST.into(),
+        },
+    );
+    let addr = fake.start().await;
+    let trust = Arc::new(TableTrust::default());
+    trust.sign("v1", &manifest);
+    let url = start_proxy(&config(addr, "enforce", true, ""), Some(trust)).await;
+    let resp = client()
+        .get(format!("{url}/v2/demo/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    let (s, _, msg) = error_code(resp).await;
+    assert_eq!(s, 502);
+    assert!(msg.contains("does not match"), "{msg}");
+}
+
+#[tokio::test]
+async fn closure_is_rebuilt_after_restart_and_follows_indexes() {
+    let fake = FakeRegistry::default();
+    let (child, layer, _) = image(&fake, "demo/app", None, b"arm64 layer");
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{child}","size":1,"platform":{{"architecture":"arm64","os":"linux"}}}}]}}"#
+    );
+    fake.manifest("demo/app", Some("multi"), index.as_bytes(), OCI_INDEX);
+    let addr = fake.start().await;
+    let trust = Arc::new(TableTrust::default());
+    trust.sign("multi", index.as_bytes());
+    // A fresh proxy has never seen the tag: the blob request itself triggers the rebuild.
+    let url = start_proxy(&config(addr, "enforce", true, ""), Some(trust.clone())).await;
+    let resp = client()
+        .get(format!("{url}/v2/demo/app/blobs/{layer}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(body(resp).await.unwrap(), b"arm64 layer");
+    // Re-signing the tag to other content revokes the old closure.
+    trust.sign("multi", b"something else");
+    let resp = client()
+        .get(format!("{url}/v2/demo/app/blobs/{layer}"))
+        .send()
+        .await
+        .unwrap();
+    let (s, _, msg) = error_code(resp).await;
+    assert_eq!(s, 403, "{msg}");
+}
+
+#[tokio::test]
+async fn audit_mode_serves_but_counts() {
+    let fake = FakeRegistry::default();
+    image(&fake, "demo/app", Some("unsigned"), b"x");
+    let addr = fake.start().await;
+    let trust = Arc::new(TableTrust::default());
+    let url = start_proxy(&config(addr, "audit", true, ""), Some(trust)).await;
+    let resp = client()
+        .get(format!("{url}/v2/demo/app/manifests/unsigned"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(portcullis::metrics::render().contains("portcullis_audit_would_deny_total"));
+}
+
+#[tokio::test]
+async fn ten_concurrent_pulls_of_one_image() {
+    let fake = FakeRegistry::default();
+    let layer: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let (_, ld, manifest) = image(&fake, "demo/app", Some("v1"), &layer);
+    let addr = fake.start().await;
+    let trust = Arc::new(TableTrust::default());
+    trust.sign("v1", &manifest);
+    let url = start_proxy(&config(addr, "enforce", true, ""), Some(trust)).await;
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let url = url.clone();
+        let ld = ld.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = client();
+            let m = c
+                .get(format!("{url}/v2/demo/app/manifests/v1"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(m.status(), 200);
+            let b = c
+                .get(format!("{url}/v2/demo/app/blobs/{ld}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(b.status(), 200);
+            body(b).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), layer);
+    }
+}
+
+#[tokio::test]
+async fn tags_list_pagination_passes_through() {
+    let fake = FakeRegistry::default();
+    fake.set(
+        "/v2/demo/app/tags/list",
+        Behaviour::Serve {
+            body: Bytes::from_static(br#"{"name":"demo/app","tags":["a","b"]}"#),
+            content_type: "application/json".into(),
+        },
+    );
+    let addr = fake.start().await;
+    let url = start_proxy(&config(addr, "skip", false, ""), None).await;
+    let resp = client()
+        .get(format!("{url}/v2/demo/app/tags/list?n=2&last=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["tags"][1], "b");
+}

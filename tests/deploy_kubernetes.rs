@@ -80,7 +80,7 @@ fn configmap_hosts_toml_is_what_the_generator_renders() {
     let init = &ds["spec"]["template"]["spec"]["initContainers"][0];
     for r in &cfg.registries {
         let key = format!("{}.hosts.toml", r.name.replace(':', "_"));
-        let want = nodeconfig::render(&cfg, Target::Containerd, &[r.name.clone()])
+        let want = nodeconfig::render(&cfg, Target::Containerd, std::slice::from_ref(&r.name))
             .unwrap()
             .stdout_text();
         assert_eq!(

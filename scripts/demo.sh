@@ -8,6 +8,7 @@
 #
 #   scripts/demo.sh            run the demo, then stop everything it started
 #   KEEP=1 scripts/demo.sh     leave the registry, notary and Portcullis running
+#   PROFILE=debug scripts/demo.sh   use a debug build (faster to build)
 # Settings (env): DEMO_DIR (/tmp/portcullis-demo), DEMO_REGISTRY_PORT (5000),
 #   DEMO_NOTARY_PORT (4443), DEMO_SIGNER_PORT (7899), DEMO_PROXY_PORT (5050), DEMO_ADMIN_PORT (9090)
 set -euo pipefail
@@ -64,9 +65,11 @@ for p in "$RP" "$NP" "$SP" "$PP" "$AP"; do
   (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && die "port $p is in use; set DEMO_*_PORT (see the top of this script)"
 done
 
-say "2/7 building Portcullis (cargo build --release)"
-cargo build --release --quiet
-BIN="$REPO_DIR/target/release/portcullis"
+# PROFILE=debug builds faster (the first release build takes minutes on a small machine).
+PROFILE="${PROFILE:-release}"
+say "2/7 building Portcullis (cargo build, $PROFILE profile)"
+if [ "$PROFILE" = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
+BIN="$REPO_DIR/target/$PROFILE/portcullis"
 
 # ---- 3. registry + notary ------------------------------------------------------------------
 say "3/7 starting the registry ($REG) and notary-server ($NOTARY) with notary-signer"

@@ -416,3 +416,19 @@ fn raw_upload_matches_skopeo_push() {
         );
     }
 }
+
+#[test]
+fn hanging_commands_are_killed_at_the_limit() {
+    let t = std::time::Instant::now();
+    let out = support::real::proc::run_for(
+        std::process::Command::new("sh").args(["-c", "sleep 30 & echo started; wait"]),
+        std::time::Duration::from_millis(500),
+    );
+    assert!(!out.ok);
+    assert!(out.stdout.contains("started"), "{out:?}");
+    assert!(out.stderr.contains("[harness] timed out"), "{out:?}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "the group (sleep included) was killed"
+    );
+}

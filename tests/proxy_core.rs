@@ -513,19 +513,35 @@ async fn tags_list_pagination_passes_through() {
     let fake = FakeRegistry::default();
     fake.set(
         "/v2/demo/app/tags/list",
-        Behaviour::Serve {
-            body: Bytes::from_static(br#"{"name":"demo/app","tags":["a","b"]}"#),
-            content_type: "application/json".into(),
+        Behaviour::Tags {
+            tags: ["a", "b", "c", "d", "e"].map(String::from).to_vec(),
         },
     );
     let addr = fake.start().await;
     let url = start_proxy(&config(addr, "skip", false, ""), None).await;
-    let resp = client()
-        .get(format!("{url}/v2/demo/app/tags/list?n=2&last=0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let v: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(v["tags"][1], "b");
+    let mut next = "/v2/demo/app/tags/list?n=2".to_owned();
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let resp = client().get(format!("{url}{next}")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let link = resp
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let v: serde_json::Value = resp.json().await.unwrap();
+        let page: Vec<String> = v["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        assert!(page.len() <= 2, "{page:?}");
+        seen.extend(page);
+        match link {
+            // Relative, so the client's next request goes to the proxy again.
+            Some(l) => next = l[1..l.find('>').unwrap()].to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
 }

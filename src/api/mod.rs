@@ -258,7 +258,9 @@ impl Proxy {
                 artifact_type,
             } => {
                 let (mode, trust) = reg.policy_for(&repo);
-                let d = self.digest_decision(reg, &repo, &digest, mode, trust).await;
+                let d = self
+                    .digest_decision(reg, &repo, &digest, mode, trust, headers)
+                    .await;
                 self.carry_out(reg, mode, d)?;
                 let q = artifact_type.map(|a| {
                     url::form_urlencoded::Serializer::new(String::new())
@@ -347,7 +349,8 @@ impl Proxy {
                 .await;
         };
         if mode == Mode::Enforce {
-            self.refuse_moved_tag(reg, repo, tag, &target).await?;
+            self.refuse_moved_tag(reg, repo, tag, &target, headers)
+                .await?;
         }
         self.closure.add_root(&reg.name, repo, &target.digest);
         // Fetch BY THE TRUSTED DIGEST, never by tag: the tag may move between check and fetch.
@@ -373,6 +376,7 @@ impl Proxy {
         repo: &RepoName,
         tag: &Tag,
         target: &TrustedTarget,
+        client_headers: &HeaderMap,
     ) -> Result<(), ApiError> {
         let mut accept = HeaderMap::new();
         for a in MANIFEST_ACCEPT {
@@ -387,7 +391,7 @@ impl Proxy {
                 &path,
                 None,
                 &accept,
-                &HeaderMap::new(),
+                client_headers,
             )
             .await?;
         let current: Option<Digest> = resp
@@ -427,7 +431,9 @@ impl Proxy {
         headers: &HeaderMap,
     ) -> Result<Response<Body>, ApiError> {
         let (mode, trust) = reg.policy_for(repo);
-        let d = self.digest_decision(reg, repo, digest, mode, trust).await;
+        let d = self
+            .digest_decision(reg, repo, digest, mode, trust, headers)
+            .await;
         self.carry_out(reg, mode, d)?;
         self.serve_manifest(reg, repo, &digest.to_string(), None, head, headers)
             .await
@@ -561,6 +567,7 @@ impl Proxy {
         digest: &Digest,
         mode: Mode,
         trust: Option<&Arc<dyn TrustSource>>,
+        client_headers: &HeaderMap,
     ) -> Decision {
         if mode == Mode::Skip {
             return Decision::Allow;
@@ -591,13 +598,20 @@ impl Proxy {
         {
             return decision;
         }
-        self.rebuild_closure(reg, repo, &targets).await;
+        self.rebuild_closure(reg, repo, &targets, client_headers)
+            .await;
         roots = self.closure.roots_of(&reg.name, repo, digest);
         policy::for_digest(&reg.name, repo, digest, &roots, &trusted)
     }
 
     /// Walks every trusted target's manifests (index -> manifests) to recompute the closure.
-    async fn rebuild_closure(&self, reg: &Registry, repo: &RepoName, targets: &[TrustedTarget]) {
+    async fn rebuild_closure(
+        &self,
+        reg: &Registry,
+        repo: &RepoName,
+        targets: &[TrustedTarget],
+        client_headers: &HeaderMap,
+    ) {
         const MAX_MANIFESTS: usize = 2_000;
         let mut queue: Vec<Digest> = Vec::new();
         for t in targets {
@@ -615,15 +629,7 @@ impl Proxy {
             }
             let path = format!("/v2/{repo}/manifests/{d}");
             let resp = match self
-                .send(
-                    reg,
-                    repo,
-                    Method::GET,
-                    &path,
-                    None,
-                    &accept,
-                    &HeaderMap::new(),
-                )
+                .send(reg, repo, Method::GET, &path, None, &accept, client_headers)
                 .await
             {
                 Ok(r) if r.inner.status().is_success() => r,
@@ -660,7 +666,9 @@ impl Proxy {
         headers: &HeaderMap,
     ) -> Result<Response<Body>, ApiError> {
         let (mode, trust) = reg.policy_for(repo);
-        let d = self.digest_decision(reg, repo, digest, mode, trust).await;
+        let d = self
+            .digest_decision(reg, repo, digest, mode, trust, headers)
+            .await;
         self.carry_out(reg, mode, d)?;
         let path = format!("/v2/{repo}/blobs/{digest}");
         let fwd = forward_headers(headers, false, self.passthrough);

@@ -174,6 +174,9 @@ impl HttpFetcher {
 impl Fetch for HttpFetcher {
     async fn fetch(&self, gun: &str, role_path: &str, max_len: u64) -> Result<Bytes, FetchError> {
         let url = format!("{}/v2/{gun}/_trust/tuf/{role_path}.json", self.base);
+        // `targets.<sha256>` -> `targets`: one label per role, not per checksum.
+        let role = role_path.split('.').next().unwrap_or(role_path);
+        crate::metrics::trust_fetch(role);
         let started = Instant::now();
         let send = self.client.get(&url).send();
         let resp = tokio::time::timeout(self.timing.deadline, send)

@@ -19,6 +19,7 @@
 
 pub mod certs;
 pub mod clients;
+pub mod cri;
 pub mod images;
 pub mod notary;
 pub mod portcullis;

@@ -100,13 +100,73 @@ impl From<Output> for CmdOutput {
     }
 }
 
-/// Runs `cmd` (stdin closed) and returns its output; panics only when it cannot be spawned.
+/// Default limit for one command run by [`run`]: 300 s, or `PORTCULLIS_TEST_CMD_TIMEOUT` seconds.
+pub fn default_cmd_timeout() -> Duration {
+    let secs = std::env::var("PORTCULLIS_TEST_CMD_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
+/// Runs `cmd` (stdin closed) with the default time limit and returns its output; panics only
+/// when it cannot be spawned. A command that hangs (a proxy that never answers) is killed with
+/// its process group and reported as failed, with `[harness] timed out` in its stderr.
 pub fn run(cmd: &mut Command) -> CmdOutput {
+    run_for(cmd, default_cmd_timeout())
+}
+
+/// [`run`] with an explicit time limit.
+pub fn run_for(cmd: &mut Command, limit: Duration) -> CmdOutput {
+    use std::io::Read;
     let desc = format!("{cmd:?}");
-    cmd.stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {desc}: {e}"))
-        .into()
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {desc}: {e}"));
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = so.read_to_end(&mut b);
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = se.read_to_end(&mut b);
+        b
+    });
+    let end = Instant::now() + limit;
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() >= end => {
+                timed_out = true;
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .stderr(Stdio::null())
+                    .status();
+                break child.wait().ok();
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => break None,
+        }
+    };
+    let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
+    let mut stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+    if timed_out {
+        stderr.push_str(&format!("\n[harness] timed out after {limit:?}: {desc}\n"));
+    }
+    CmdOutput {
+        ok: !timed_out && status.map(|s| s.success()).unwrap_or(false),
+        code: status.and_then(|s| s.code()),
+        stdout,
+        stderr,
+    }
 }
 
 /// Runs `cmd` and panics with its output unless it succeeds.

@@ -308,3 +308,89 @@ fn hosts_toml_makes_containerd_pull_only_through_the_proxy() {
         "control: server = the registry was expected to fall back to it"
     );
 }
+
+/// dockerd reads the generated daemon.json (a private dockerd: own socket and data root under a
+/// temp dir, vfs, no bridge, no iptables) and treats the proxy as an insecure (plain HTTP) registry.
+#[test]
+fn daemon_json_is_accepted_by_dockerd() {
+    let dockerd = need("dockerd", "docker.io");
+    let docker = std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("docker"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| panic!("the docker CLI is not installed (Debian: docker.io)"));
+    let (proxy, registry) = (Fake::start(), Fake::start());
+    // a non-loopback proxy address: dockerd already treats 127.0.0.0/8 as insecure
+    let cfg = config(&proxy, &registry);
+    let opts = portcullis::nodeconfig::Options {
+        proxy_addr: Some("portcullis.node.test:5050".into()),
+        ..Default::default()
+    };
+    let out = portcullis::nodeconfig::render_with(&cfg, Target::Docker, &[], &opts).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("pcd")
+        .tempdir_in("/tmp")
+        .unwrap();
+    write_tree(&out, dir.path()).unwrap();
+    let host = format!("unix://{}/d.sock", dir.path().display());
+    let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
+    let mut child = Command::new(dockerd)
+        .arg("--config-file")
+        .arg(dir.path().join("daemon.json"))
+        .arg("--data-root")
+        .arg(dir.path().join("data"))
+        .arg("--exec-root")
+        .arg(dir.path().join("x"))
+        .arg("--pidfile")
+        .arg(dir.path().join("d.pid"))
+        .args([
+            "-H",
+            &host,
+            "--storage-driver",
+            "vfs",
+            "--bridge",
+            "none",
+            "--iptables=false",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let info = loop {
+        let o = Command::new(&docker)
+            .env("DOCKER_HOST", &host)
+            .args(["info", "--format", "{{json .RegistryConfig.IndexConfigs}}"])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            break String::from_utf8_lossy(&o.stdout).to_string();
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "dockerd refused the generated daemon.json ({status}):\n{}",
+                std::fs::read_to_string(dir.path().join("dockerd.log")).unwrap_or_default()
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "dockerd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let stop = Instant::now();
+    while stop.elapsed() < Duration::from_secs(20) && !matches!(child.try_wait(), Ok(Some(_))) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let configs: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(
+        configs["portcullis.node.test:5050"]["Secure"], false,
+        "dockerd does not treat the proxy as plain HTTP: {info}"
+    );
+}

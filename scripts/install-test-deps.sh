@@ -19,13 +19,16 @@ PKGS=(
   containerd runc        # containerd/ctr client (private daemon), ctr run
   podman conmon containernetworking-plugins   # podman client, podman run
   openssl curl ca-certificates jq
-  python3 python3-cryptography                # tests/harness/mkoci.py (stdlib), TUF reference checks
+  python3 python3-cryptography python3-venv   # tests/harness/mkoci.py (stdlib), TUF reference checks
   apache2-utils          # htpasswd -B (registry basic auth)
   busybox-static         # a static busybox for the test images' rootfs
   faketime umoci socat nginx wrk              # time shifting, OCI tooling, fault injection, load tests
   protobuf-compiler      # protoc, for crates that build gRPC stubs (CRI)
   docker.io              # docker CLI / dockerd for DCT signing as `docker push` does
-  debootstrap
+  docker-compose         # the compose deployment test
+  debootstrap            # base images for the project's Dockerfile (no image registry here)
+  systemd                # systemd-analyze verify / security on the unit
+  python3-pip            # pip, for kubernetes-validate when no other pip is on PATH
 )
 
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
@@ -65,9 +68,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installed: ${missing[*]}"
 fi
 
+# kubernetes-validate (PyPI) checks the Kubernetes manifests against a current schema.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  log "pip install kubernetes-validate"
+  if command -v pip3 >/dev/null 2>&1 && [ "$(command -v pip3)" != /usr/bin/pip3 ]; then
+    pip3 install --quiet kubernetes-validate || die "pip install kubernetes-validate failed"
+  else
+    # Debian's own python is externally managed: a venv, with its command on PATH.
+    python3 -m venv /opt/portcullis-test-venv || die "python3 -m venv failed (python3-venv)"
+    /opt/portcullis-test-venv/bin/pip install --quiet kubernetes-validate || die "pip install kubernetes-validate failed"
+    ln -sf /opt/portcullis-test-venv/bin/kubernetes-validate /usr/local/bin/kubernetes-validate
+  fi
+fi
+
 # Commands the tests call, checked once more (a package can be installed and yet broken).
 for c in docker-registry notary notary-server notary-signer skopeo containerd ctr runc podman openssl curl \
-         htpasswd faketime /usr/bin/python3; do
+         htpasswd faketime /usr/bin/python3 protoc docker dockerd docker-compose debootstrap systemd-analyze \
+         kubernetes-validate; do
   command -v "$c" >/dev/null 2>&1 || die "command $c is missing although its package is installed"
 done
 /bin/busybox true || die "/bin/busybox does not run"

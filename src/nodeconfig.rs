@@ -357,6 +357,9 @@ fn containerd_hosts_toml(p: &Proxy, r: &RegistryConfig) -> String {
         name = r.name
     );
     let _ = writeln!(s, "server = {}", quote(&url));
+    // The server is never asked to pull or resolve: with both it and the [host] naming the
+    // proxy, containerd would try the refused tag twice (two HEADs, two denials logged).
+    let _ = writeln!(s, "capabilities = [\"push\"]");
     if let Some(ca) = p.ca() {
         let _ = writeln!(s, "ca = {}", path_str(ca));
     }

@@ -290,10 +290,12 @@ fn hosts_toml_makes_containerd_pull_only_through_the_proxy() {
     // The shape the generator avoids: `server` left at the registry. containerd falls back to it.
     let generated =
         std::fs::read_to_string(hosts_dir.join(registry.addr()).join("hosts.toml")).unwrap();
-    let fallback = generated.replace(
-        &format!("server = \"http://{}\"", proxy.addr()),
-        &format!("server = \"http://{}\"", registry.addr()),
-    );
+    let fallback = generated
+        .replace(
+            &format!("server = \"http://{}\"", proxy.addr()),
+            &format!("server = \"http://{}\"", registry.addr()),
+        )
+        .replace("capabilities = [\"push\"]\n", "");
     assert_ne!(fallback, generated);
     std::fs::write(hosts_dir.join(registry.addr()).join("hosts.toml"), fallback).unwrap();
     let _ = c.ctr(&[

@@ -14,7 +14,7 @@ the same round; the table shows the median over rounds.
 
 Environment knobs: QUICK=1 (64 MiB blob, 1 round, short wrk runs), ROUNDS, BLOB_MIB, WRK_SECS,
 RSS_STREAMS, PC_LOG_LEVEL (default info, as in config/portcullis.toml), KEEP=1 (keep temp dir),
-PORTCULLIS_BIN.
+PC_BIN.
 """
 
 import hashlib
@@ -41,7 +41,7 @@ WRK_SECS = int(os.environ.get("WRK_SECS", "3" if QUICK else "6"))
 RSS_STREAMS = int(os.environ.get("RSS_STREAMS", "64"))
 MULTI_STREAMS = 8
 LOG_LEVEL = os.environ.get("PC_LOG_LEVEL", "info")
-PC_BIN = os.environ.get("PORTCULLIS_BIN", os.path.join(ROOT, "target", "release", "portcullis"))
+PC_BIN = os.environ.get("PC_BIN", os.path.join(ROOT, "target", "release", "portcullis"))
 REPO = "bench/blob"
 TAG = "v1"
 SEED = 20240601
@@ -75,8 +75,11 @@ def free_ports(n):
 
 def start(name, argv, logpath, **kw):
     f = open(logpath, "ab")
+    # Portcullis reads PORTCULLIS_* as config overrides: none from our environment leak in.
+    kw.setdefault("env", {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")})
     p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, start_new_session=True, **kw)
     children.append((name, p))
+    p.logpath = logpath
     log(f"started {name} pid {p.pid}")
     return p
 
@@ -116,7 +119,8 @@ def wait_ready(url, proc, what, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with {proc.returncode} before it was ready")
+            tail = open(proc.logpath, errors="replace").read()[-3000:]
+            raise SystemExit(f"{what} exited with {proc.returncode} before it was ready:\n{tail}")
         if http_status(url) == 200:
             return
         time.sleep(0.1)

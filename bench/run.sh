@@ -5,7 +5,7 @@
 # Writes bench/results/<timestamp>.md and prints the table. See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ -z "${PORTCULLIS_BIN:-}" ]]; then
+if [[ -z "${PC_BIN:-}" ]]; then
   cargo build --release --quiet
 fi
 exec python3 bench/bench.py

@@ -5,7 +5,9 @@ Same setup as bench.py (throwaway registry, Portcullis in skip mode, determinist
 `perf record -g` on the Portcullis process while STREAMS concurrent curls download the blob
 REPEAT times, and writes perf's flat and caller reports plus per-process CPU seconds (registry,
 Portcullis) per GB moved, into bench/results/profile-<timestamp>/.
-Environment: BLOB_MIB (default 256), STREAMS (default 1), REPEAT (default 4).
+Then the same for manifest GETs at concurrency 1 (wrk), with CPU microseconds per request.
+Environment: BLOB_MIB (default 256), STREAMS (default 1), REPEAT (default 4), WRK_SECS (10),
+PC_LOG_LEVEL (default info).
 """
 
 import os
@@ -22,6 +24,7 @@ import bench  # noqa: E402
 MIB = int(os.environ.get("BLOB_MIB", "256"))
 STREAMS = int(os.environ.get("STREAMS", "1"))
 REPEAT = int(os.environ.get("REPEAT", "4"))
+WRK_SECS = int(os.environ.get("WRK_SECS", "10"))
 
 
 def cpu_secs(pid):
@@ -47,6 +50,7 @@ def main():
         digest = bench.make_blob(path, MIB)
         bench.push_blob(direct, path, digest)
         os.unlink(path)
+        bench.push_manifest(direct, tmp, digest, MIB << 20)
         pc = bench.start("portcullis", [bench.PC_BIN, "serve", "--config",
                                         bench.portcullis_config(tmp, pc_port, pc_admin, reg_port)],
                          os.path.join(tmp, "portcullis.log"))
@@ -74,6 +78,36 @@ def main():
         p1, r3 = cpu_secs(pc.pid), cpu_secs(reg.pid)
         perf.send_signal(2)
         perf.wait()
+        # Manifest GETs at concurrency 1: CPU per request (robust on a loaded machine, unlike
+        # wall-clock latency), and a perf profile of that path.
+        lua = os.path.join(tmp, "accept.lua")
+        with open(lua, "w") as f:
+            f.write(bench.WRK_LUA)
+        bench.WRK_SECS = WRK_SECS
+        r4 = cpu_secs(reg.pid)
+        lat_d = bench.wrk_latency(direct, 1, lua)
+        r5 = cpu_secs(reg.pid)
+        perf_m = os.path.join(tmp, "perf-manifest.data")
+        perf2 = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", perf_m,
+                                  "-p", str(pc.pid)], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        p2, r6 = cpu_secs(pc.pid), cpu_secs(reg.pid)
+        lat_p = bench.wrk_latency(proxy, 1, lua)
+        p3, r7 = cpu_secs(pc.pid), cpu_secs(reg.pid)
+        perf2.send_signal(2)
+        perf2.wait()
+        n_d = lat_d["rps"] * WRK_SECS
+        n_p = lat_p["rps"] * WRK_SECS
+        manifest_lines = [
+            f"manifest GET c=1, {WRK_SECS}s each:",
+            f"direct:  p50 {lat_d['p50_ms']:.3f} ms, {lat_d['rps']:.0f} req/s, registry CPU "
+            f"{(r5[0] - r4[0]) / n_d * 1e6:.0f} us/req",
+            f"through: p50 {lat_p['p50_ms']:.3f} ms, {lat_p['rps']:.0f} req/s, registry CPU "
+            f"{(r7[0] - r6[0]) / n_p * 1e6:.0f} us/req, portcullis CPU "
+            f"{(p3[0] - p2[0]) / n_p * 1e6:.0f} us/req (user {(p3[1] - p2[1]) / n_p * 1e6:.0f}, "
+            f"sys {(p3[2] - p2[2]) / n_p * 1e6:.0f})",
+        ]
         gb = REPEAT * STREAMS * size / 1e9
         summary = [
             f"blob {MIB} MiB, {STREAMS} stream(s) x {REPEAT}: {gb:.2f} GB each way",
@@ -83,7 +117,7 @@ def main():
             f"{(r3[0] - r2[0]) / gb:.2f} s/GB; portcullis CPU {(p1[0] - p0[0]) / gb:.2f} s/GB "
             f"(user {(p1[1] - p0[1]) / gb:.2f}, sys {(p1[2] - p0[2]) / gb:.2f})",
             f"load average {os.getloadavg()}",
-        ]
+        ] + manifest_lines
         with open(os.path.join(out, "summary.txt"), "w") as f:
             f.write("\n".join(summary) + "\n")
         print("\n".join(summary))
@@ -96,6 +130,14 @@ def main():
             with open(os.path.join(out, name), "w") as f:
                 subprocess.run(["perf", "report", "-i", perf_data, "--stdio"] + args,
                                stdout=f, stderr=subprocess.DEVNULL)
+        with open(os.path.join(out, "manifest-flat.txt"), "w") as f:
+            subprocess.run(["perf", "report", "-i", perf_m, "--stdio", "--no-children",
+                            "--sort", "dso,symbol", "-g", "none"],
+                           stdout=f, stderr=subprocess.DEVNULL)
+        with open(os.path.join(out, "manifest-children.txt"), "w") as f:
+            subprocess.run(["perf", "report", "-i", perf_m, "--stdio", "--children",
+                            "--sort", "symbol", "-g", "none"],
+                           stdout=f, stderr=subprocess.DEVNULL)
         print(f"wrote {out}")
     finally:
         bench.stop_all()

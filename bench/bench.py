@@ -303,9 +303,41 @@ def blob_streams(base, digest, n, expect_bytes, pid_for_rss=None):
     return total / wall, wall, hwm, peak_sample
 
 
+def group_cpu(pgid):
+    """CPU seconds (user+sys) of every live process in process group pgid (each child we start
+    leads its own session, so this is e.g. nginx master + workers)."""
+    tck = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(parts[2]) == pgid:
+            total += int(parts[11]) + int(parts[12])
+    return total / tck
+
+
+class CpuMeter:
+    """CPU seconds spent by the registry and by the hop under test during a measurement."""
+
+    def __init__(self, pgids):
+        self.pgids = pgids
+
+    def __enter__(self):
+        self.start = {k: group_cpu(v) for k, v in self.pgids.items()}
+        return self
+
+    def __exit__(self, *exc):
+        self.used = {k: group_cpu(v) - self.start[k] for k, v in self.pgids.items()}
+
+
 def proc_status_kib(pid, key):
     with open(f"/proc/{pid}/status") as f:
-        for line in f:
+        for line in f:  # noqa
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
@@ -325,6 +357,7 @@ def wrk_latency(base, conc, lua):
                 "p50_ms": int(kv["p50"]) / 1000.0,
                 "p99_ms": int(kv["p99"]) / 1000.0,
                 "rps": int(kv["requests"]) / (int(kv["duration"]) / 1e6),
+                "requests": int(kv["requests"]),
             }
     raise SystemExit(f"wrk output without BENCH line:\n{out}")
 
@@ -393,24 +426,39 @@ def main():
         with open(lua, "w") as f:
             f.write(WRK_LUA)
 
+        hop_pid = {"portcullis": pc.pid, "nginx": ng.pid}
         rounds = []
         names = list(targets)
         for r in range(ROUNDS):
             order = names[r % 3:] + names[:r % 3]  # rotate who goes first
             res = {n: {} for n in names}
             log(f"round {r + 1}/{ROUNDS}, order {order}")
-            for n in order:
-                bps, wall, _, _ = blob_streams(targets[n], digest, 1, size)
-                res[n]["single_MBps"] = bps / 1e6
-            for n in order:
-                bps, wall, _, _ = blob_streams(targets[n], digest, MULTI_STREAMS, size)
-                res[n]["multi8_MBps"] = bps / 1e6
+            def meter(n):
+                pg = {"registry": reg.pid}
+                if n != "direct":
+                    pg["hop"] = hop_pid[n]
+                return CpuMeter(pg)
+
+            for key, streams in (("single", 1), ("multi8", MULTI_STREAMS)):
+                for n in order:
+                    with meter(n) as m:
+                        bps, wall, _, _ = blob_streams(targets[n], digest, streams, size)
+                    gb = streams * size / 1e9
+                    res[n][f"{key}_MBps"] = bps / 1e6
+                    res[n][f"{key}_reg_cpu_s_per_GB"] = m.used["registry"] / gb
+                    if n != "direct":
+                        res[n][f"{key}_hop_cpu_s_per_GB"] = m.used["hop"] / gb
             for conc in (1, 64):
                 for n in order:
-                    lat = wrk_latency(targets[n], conc, lua)
+                    with meter(n) as m:
+                        lat = wrk_latency(targets[n], conc, lua)
                     res[n][f"c{conc}_p50_ms"] = lat["p50_ms"]
                     res[n][f"c{conc}_p99_ms"] = lat["p99_ms"]
                     res[n][f"c{conc}_rps"] = lat["rps"]
+                    req = max(1, lat["requests"])
+                    res[n][f"c{conc}_reg_cpu_us_per_req"] = m.used["registry"] / req * 1e6
+                    if n != "direct":
+                        res[n][f"c{conc}_hop_cpu_us_per_req"] = m.used["hop"] / req * 1e6
             bps, wall, hwm, sampled = blob_streams(targets["portcullis"], digest, RSS_STREAMS,
                                                    size, pid_for_rss=pc.pid)
             res["portcullis"]["rss64_hwm_MiB"] = hwm / 1024
@@ -443,6 +491,12 @@ def report(tmp, rounds, digest, size, load_start, pc_alive):
         d, p, g = med("direct", key), med("portcullis", key), med("nginx", key)
         rows.append((label, f"{d:.0f}", f"{p:.0f} ({ratio('portcullis', key):.2f})",
                      f"{g:.0f} ({ratio('nginx', key):.2f})"))
+        k = key.replace("_MBps", "")
+        rows.append((f"  CPU s/GB: registry; hop", f"{med('direct', k + '_reg_cpu_s_per_GB'):.2f}",
+                     f"{med('portcullis', k + '_reg_cpu_s_per_GB'):.2f}; "
+                     f"**{med('portcullis', k + '_hop_cpu_s_per_GB'):.2f}**",
+                     f"{med('nginx', k + '_reg_cpu_s_per_GB'):.2f}; "
+                     f"**{med('nginx', k + '_hop_cpu_s_per_GB'):.2f}**"))
     for conc in (1, 64):
         for q in ("p50", "p99"):
             key = f"c{conc}_{q}_ms"
@@ -456,6 +510,13 @@ def report(tmp, rounds, digest, size, load_start, pc_alive):
         rows.append((f"manifest GET req/s, c={conc}", f"{med('direct', key):.0f}",
                      f"{med('portcullis', key):.0f} ({ratio('portcullis', key):.2f})",
                      f"{med('nginx', key):.0f} ({ratio('nginx', key):.2f})"))
+        k = f"c{conc}"
+        rows.append((f"  CPU us/request: registry; hop",
+                     f"{med('direct', k + '_reg_cpu_us_per_req'):.0f}",
+                     f"{med('portcullis', k + '_reg_cpu_us_per_req'):.0f}; "
+                     f"**{med('portcullis', k + '_hop_cpu_us_per_req'):.0f}**",
+                     f"{med('nginx', k + '_reg_cpu_us_per_req'):.0f}; "
+                     f"**{med('nginx', k + '_hop_cpu_us_per_req'):.0f}**"))
     hwm = med("portcullis", "rss64_hwm_MiB")
     rows.append((f"Portcullis VmHWM MiB, {RSS_STREAMS} streams", "-",
                  f"{hwm:.1f} (sampled VmRSS max {med('portcullis', 'rss64_sampled_MiB'):.1f}; "
@@ -488,7 +549,10 @@ def report(tmp, rounds, digest, size, load_start, pc_alive):
         f"- Portcullis still running at the end: {pc_alive}",
         "",
         "Median over rounds; in parentheses the median of the per-round ratio to direct "
-        "(for latency also the median added ms).",
+        "(for latency also the median added ms). CPU rows: CPU seconds per GB moved (or "
+        "microseconds per request) of the registry and, in bold, of the hop itself (nginx: "
+        "master + workers), from /proc/<pid>/stat: less sensitive to the machine's load than "
+        "wall-clock figures.",
         "",
         "| measure | direct | portcullis (ratio) | nginx (ratio) |",
         "| --- | --- | --- | --- |",

@@ -14,7 +14,7 @@ the same round; the table shows the median over rounds.
 
 Environment knobs: QUICK=1 (64 MiB blob, 1 round, short wrk runs), ROUNDS, BLOB_MIB, WRK_SECS,
 RSS_STREAMS, PC_LOG_LEVEL (default info, as in config/portcullis.toml), KEEP=1 (keep temp dir),
-PC_BIN.
+PC_BIN, PC_EXTRA_ENV ("K=V ..." for Portcullis only), PHASES (blob,latency,rss).
 """
 
 import hashlib
@@ -41,6 +41,10 @@ WRK_SECS = int(os.environ.get("WRK_SECS", "3" if QUICK else "6"))
 RSS_STREAMS = int(os.environ.get("RSS_STREAMS", "64"))
 MULTI_STREAMS = 8
 LOG_LEVEL = os.environ.get("PC_LOG_LEVEL", "info")
+# Extra environment for the Portcullis process only, e.g. "MALLOC_MMAP_THRESHOLD_=131072".
+PC_EXTRA_ENV = dict(kv.split("=", 1) for kv in os.environ.get("PC_EXTRA_ENV", "").split())
+# Which phases to run: blob,latency,rss (default all); e.g. PHASES=rss for a memory experiment.
+PHASES = set(os.environ.get("PHASES", "blob,latency,rss").split(","))
 PC_BIN = os.environ.get("PC_BIN", os.path.join(ROOT, "target", "release", "portcullis"))
 REPO = "bench/blob"
 TAG = "v1"
@@ -401,9 +405,11 @@ def main():
         os.unlink(blob_path)
         mdig, mlen = push_manifest(direct, tmp, digest, size)
 
+        pc_env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+        pc_env.update(PC_EXTRA_ENV)
         pc = start("portcullis", [PC_BIN, "serve", "--config",
                                   portcullis_config(tmp, pc_port, pc_admin, reg_port)],
-                   os.path.join(tmp, "portcullis.log"))
+                   os.path.join(tmp, "portcullis.log"), env=pc_env)
         wait_ready(f"http://127.0.0.1:{pc_admin}/readyz", pc, "portcullis")
         ng = start("nginx", ["nginx", "-e", os.path.join(tmp, "nginx", "startup.log"), "-c",
                              nginx_config(tmp, ng_port, reg_port)],
@@ -439,7 +445,7 @@ def main():
                     pg["hop"] = hop_pid[n]
                 return CpuMeter(pg)
 
-            for key, streams in (("single", 1), ("multi8", MULTI_STREAMS)):
+            for key, streams in (("single", 1), ("multi8", MULTI_STREAMS)) if "blob" in PHASES else ():
                 for n in order:
                     with meter(n) as m:
                         bps, wall, _, _ = blob_streams(targets[n], digest, streams, size)
@@ -448,7 +454,7 @@ def main():
                     res[n][f"{key}_reg_cpu_s_per_GB"] = m.used["registry"] / gb
                     if n != "direct":
                         res[n][f"{key}_hop_cpu_s_per_GB"] = m.used["hop"] / gb
-            for conc in (1, 64):
+            for conc in (1, 64) if "latency" in PHASES else ():
                 for n in order:
                     with meter(n) as m:
                         lat = wrk_latency(targets[n], conc, lua)
@@ -459,14 +465,19 @@ def main():
                     res[n][f"c{conc}_reg_cpu_us_per_req"] = m.used["registry"] / req * 1e6
                     if n != "direct":
                         res[n][f"c{conc}_hop_cpu_us_per_req"] = m.used["hop"] / req * 1e6
-            bps, wall, hwm, sampled = blob_streams(targets["portcullis"], digest, RSS_STREAMS,
-                                                   size, pid_for_rss=pc.pid)
-            res["portcullis"]["rss64_hwm_MiB"] = hwm / 1024
-            res["portcullis"]["rss64_sampled_MiB"] = sampled / 1024
-            res["portcullis"]["rss64_MBps"] = bps / 1e6
+            if "rss" in PHASES:
+                res["portcullis"]["rss_idle_before_MiB"] = proc_status_kib(pc.pid, "VmRSS") / 1024
+                bps, wall, hwm, sampled = blob_streams(targets["portcullis"], digest,
+                                                       RSS_STREAMS, size, pid_for_rss=pc.pid)
+                res["portcullis"]["rss64_hwm_MiB"] = hwm / 1024
+                res["portcullis"]["rss64_sampled_MiB"] = sampled / 1024
+                res["portcullis"]["rss64_MBps"] = bps / 1e6
             rounds.append(res)
             log(json.dumps(res))
         pc_alive = pc.poll() is None
+        if PHASES == {"rss"}:
+            print(json.dumps([r["portcullis"] for r in rounds], indent=1))
+            return
         report(tmp, rounds, digest, size, load_start, pc_alive)
     finally:
         stop_all()
@@ -520,6 +531,7 @@ def report(tmp, rounds, digest, size, load_start, pc_alive):
     hwm = med("portcullis", "rss64_hwm_MiB")
     rows.append((f"Portcullis VmHWM MiB, {RSS_STREAMS} streams", "-",
                  f"{hwm:.1f} (sampled VmRSS max {med('portcullis', 'rss64_sampled_MiB'):.1f}; "
+                 f"VmRSS before {med('portcullis', 'rss_idle_before_MiB'):.1f}; "
                  f"{med('portcullis', 'rss64_MBps'):.0f} MB/s aggregate)", "-"))
 
     single = ratio("portcullis", "single_MBps")
@@ -542,7 +554,8 @@ def report(tmp, rounds, digest, size, load_start, pc_alive):
         "",
         f"- commit {rev}{' (src/ modified)' if dirty else ''}; {'QUICK ' if QUICK else ''}"
         f"blob {size >> 20} MiB; rounds {len(rounds)}; wrk {WRK_SECS}s per point; "
-        f"Portcullis log level {LOG_LEVEL}",
+        f"Portcullis log level {LOG_LEVEL}"
+        + (f"; Portcullis extra env {PC_EXTRA_ENV}" if PC_EXTRA_ENV else ""),
         f"- machine: {os.cpu_count()} cores, load average at start "
         f"{load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, at end "
         f"{os.getloadavg()[0]:.2f} (shared machine: absolute figures are noisy, ratios less so)",

@@ -43,6 +43,11 @@ MULTI_STREAMS = 8
 LOG_LEVEL = os.environ.get("PC_LOG_LEVEL", "info")
 # Extra environment for the Portcullis process only, e.g. "MALLOC_MMAP_THRESHOLD_=131072".
 PC_EXTRA_ENV = dict(kv.split("=", 1) for kv in os.environ.get("PC_EXTRA_ENV", "").split())
+# PIN=1: registry and clients (curl, wrk) on CPU 0, the hop (Portcullis, nginx) on CPU 1: the
+# "proxy has a core of its own" topology, instead of everything sharing both cores.
+PIN = os.environ.get("PIN") == "1"
+SIDE = ["taskset", "-c", "0"] if PIN else []
+HOP = ["taskset", "-c", "1"] if PIN else []
 # Which phases to run: blob,latency,rss (default all); e.g. PHASES=rss for a memory experiment.
 PHASES = set(os.environ.get("PHASES", "blob,latency,rss").split(","))
 PC_BIN = os.environ.get("PC_BIN", os.path.join(ROOT, "target", "release", "portcullis"))
@@ -283,7 +288,7 @@ http {{
 def blob_streams(base, digest, n, expect_bytes, pid_for_rss=None):
     """n concurrent curl downloads of the blob; returns (aggregate bytes/s, wall s, peak rss)."""
     url = f"{base}/v2/{REPO}/blobs/sha256:{digest}"
-    argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", url]
+    argv = SIDE + ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", url]
     peak_sample = 0
     if pid_for_rss:
         with open(f"/proc/{pid_for_rss}/clear_refs", "w") as f:
@@ -350,7 +355,7 @@ def proc_status_kib(pid, key):
 def wrk_latency(base, conc, lua):
     url = f"{base}/v2/{REPO}/manifests/{TAG}"
     threads = 1 if conc == 1 else 2
-    out = run(["wrk", f"-t{threads}", f"-c{conc}", f"-d{WRK_SECS}s", "--timeout", "10s",
+    out = run(SIDE + ["wrk", f"-t{threads}", f"-c{conc}", f"-d{WRK_SECS}s", "--timeout", "10s",
                "-s", lua, url]).stdout
     for line in out.splitlines():
         if line.startswith("BENCH "):
@@ -391,7 +396,7 @@ def main():
     load_start = os.getloadavg()
     try:
         reg_port, pc_port, pc_admin, ng_port = free_ports(4)
-        reg = start("registry", ["docker-registry", "serve", registry_config(tmp, reg_port)],
+        reg = start("registry", SIDE + ["docker-registry", "serve", registry_config(tmp, reg_port)],
                     os.path.join(tmp, "registry.log"))
         direct = f"http://127.0.0.1:{reg_port}"
         wait_ready(f"{direct}/v2/", reg, "registry")
@@ -407,11 +412,11 @@ def main():
 
         pc_env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
         pc_env.update(PC_EXTRA_ENV)
-        pc = start("portcullis", [PC_BIN, "serve", "--config",
+        pc = start("portcullis", HOP + [PC_BIN, "serve", "--config",
                                   portcullis_config(tmp, pc_port, pc_admin, reg_port)],
                    os.path.join(tmp, "portcullis.log"), env=pc_env)
         wait_ready(f"http://127.0.0.1:{pc_admin}/readyz", pc, "portcullis")
-        ng = start("nginx", ["nginx", "-e", os.path.join(tmp, "nginx", "startup.log"), "-c",
+        ng = start("nginx", HOP + ["nginx", "-e", os.path.join(tmp, "nginx", "startup.log"), "-c",
                              nginx_config(tmp, ng_port, reg_port)],
                    os.path.join(tmp, "nginx.log"))
         wait_ready(f"http://127.0.0.1:{ng_port}/v2/", ng, "nginx")
@@ -488,11 +493,14 @@ def main():
 
 
 def report(tmp, rounds, digest, size, load_start, pc_alive):
+    nan = float("nan")
+
     def ratio(n, key):
-        return median([r[n][key] / r["direct"][key] for r in rounds])
+        return median([r[n][key] / r["direct"][key] for r in rounds
+                       if key in r[n] and r["direct"].get(key)]) if rounds else nan
 
     def med(n, key):
-        return median([r[n][key] for r in rounds])
+        return median([r[n][key] for r in rounds if key in r[n]])
 
     rows = []
     targets_met = {}
@@ -512,8 +520,10 @@ def report(tmp, rounds, digest, size, load_start, pc_alive):
         for q in ("p50", "p99"):
             key = f"c{conc}_{q}_ms"
             d, p, g = med("direct", key), med("portcullis", key), med("nginx", key)
-            add_p = median([r["portcullis"][key] - r["direct"][key] for r in rounds])
-            add_g = median([r["nginx"][key] - r["direct"][key] for r in rounds])
+            add_p = median([r["portcullis"][key] - r["direct"][key] for r in rounds
+                            if key in r["direct"]])
+            add_g = median([r["nginx"][key] - r["direct"][key] for r in rounds
+                            if key in r["direct"]])
             rows.append((f"manifest GET {q} ms, c={conc}", f"{d:.3f}",
                          f"{p:.3f} ({ratio('portcullis', key):.2f}, +{add_p:.3f} ms)",
                          f"{g:.3f} ({ratio('nginx', key):.2f}, +{add_g:.3f} ms)"))
@@ -536,7 +546,8 @@ def report(tmp, rounds, digest, size, load_start, pc_alive):
 
     single = ratio("portcullis", "single_MBps")
     multi = ratio("portcullis", "multi8_MBps")
-    added = median([r["portcullis"]["c1_p50_ms"] - r["direct"]["c1_p50_ms"] for r in rounds])
+    added = median([r["portcullis"]["c1_p50_ms"] - r["direct"]["c1_p50_ms"] for r in rounds
+                    if "c1_p50_ms" in r["direct"]])
     targets_met = [
         ("single-stream >= 0.9 of direct", f"{single:.2f}", single >= 0.9),
         (f"{MULTI_STREAMS} streams >= 0.6 of direct", f"{multi:.2f}", multi >= 0.6),
@@ -555,6 +566,7 @@ def report(tmp, rounds, digest, size, load_start, pc_alive):
         f"- commit {rev}{' (src/ modified)' if dirty else ''}; {'QUICK ' if QUICK else ''}"
         f"blob {size >> 20} MiB; rounds {len(rounds)}; wrk {WRK_SECS}s per point; "
         f"Portcullis log level {LOG_LEVEL}"
+        + ("; PIN=1: registry + clients on CPU 0, hop on CPU 1" if PIN else "")
         + (f"; Portcullis extra env {PC_EXTRA_ENV}" if PC_EXTRA_ENV else ""),
         f"- machine: {os.cpu_count()} cores, load average at start "
         f"{load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, at end "
@@ -577,7 +589,9 @@ def report(tmp, rounds, digest, size, load_start, pc_alive):
               json.dumps(rounds, indent=1), "```", "</details>", ""]
     text = "\n".join(lines)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    name = now.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if QUICK else "") + ".md"
+    name = (now.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if QUICK else "") + ("-pin" if PIN else "")
+            + ("" if PHASES == {"blob", "latency", "rss"} else "-" + "-".join(sorted(PHASES)))
+            + ".md")
     out = os.path.join(HERE, "results", name)
     with open(out, "w") as f:
         f.write(text)

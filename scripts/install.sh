@@ -4,7 +4,7 @@
 #   /etc/portcullis/portcullis.toml           the config (deploy/portcullis.toml; kept if present)
 #   /etc/systemd/system/portcullis.service    the hardened unit
 #   /usr/lib/sysusers.d/portcullis.conf       its system user
-#   /usr/local/share/doc/portcullis/deploy.md
+#   /usr/local/share/doc/portcullis/README.md
 #
 #   scripts/install.sh [--binary PATH] [--config PATH] [--no-start]
 #   DESTDIR=/tmp/stage scripts/install.sh     stage the files only (no user, no systemctl)
@@ -29,7 +29,7 @@ D="${DESTDIR:-}"
 install -D -m 0755 "$BINARY" "$D/usr/local/bin/portcullis"
 install -D -m 0644 "$ROOT/systemd/portcullis.service" "$D/etc/systemd/system/portcullis.service"
 install -D -m 0644 "$ROOT/systemd/portcullis.sysusers.conf" "$D/usr/lib/sysusers.d/portcullis.conf"
-install -D -m 0644 "$ROOT/docs/deploy.md" "$D/usr/local/share/doc/portcullis/deploy.md"
+install -D -m 0644 "$ROOT/README.md" "$D/usr/local/share/doc/portcullis/README.md"
 
 if [ -z "$D" ]; then
   if command -v systemd-sysusers >/dev/null; then systemd-sysusers /usr/lib/sysusers.d/portcullis.conf

@@ -56,8 +56,12 @@ enum Command {
 fn init_tracing(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    use std::io::IsTerminal;
+    // Colour codes only for a person at a terminal; in a journal or file they are noise (and
+    // cost time per request line).
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match cfg.log.format {
         LogFormat::Json => b.json().init(),

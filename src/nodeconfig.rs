@@ -447,7 +447,7 @@ fn registries_conf(p: &Proxy, target: Target, selected: &[&RegistryConfig]) -> S
 }
 
 fn daemon_json(p: &Proxy) -> String {
-    // JSON has no comments: the reasons live in docs/deploy.md. dockerd needs nothing from us for
+    // JSON has no comments: the reasons live in the README (Deploying Portcullis). dockerd needs nothing from us for
     // a TLS proxy except its CA in /etc/docker/certs.d/<proxy>/ca.crt.
     if p.tls {
         "{}\n".to_string()

@@ -134,7 +134,7 @@ fn install_sh_stages_every_file() {
         "etc/portcullis/portcullis.toml",
         "etc/systemd/system/portcullis.service",
         "usr/lib/sysusers.d/portcullis.conf",
-        "usr/local/share/doc/portcullis/deploy.md",
+        "usr/local/share/doc/portcullis/README.md",
     ] {
         assert!(
             stage.path().join(f).is_file(),

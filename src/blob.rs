@@ -90,7 +90,7 @@ pub enum StreamError {
 pub const PIPELINE_MIN_BYTES: u64 = 1 << 20;
 
 /// Chunks in flight to the hashing thread; bounds the memory a lagging hasher can hold.
-const PIPELINE_DEPTH: usize = 4;
+const PIPELINE_DEPTH: usize = 2;
 
 /// Where the digest is computed.
 enum HashWork {

@@ -426,6 +426,56 @@ impl<'a> Compose<'a> {
         }
     }
 
+    /// The docker CLI with this stack's content-trust settings (as in the seed's blog post).
+    fn trust_cmd(&self) -> Command {
+        let cfg = self.run.path().join("docker-config");
+        let mut cmd = self.d.cmd("docker");
+        cmd.env("DOCKER_CONFIG", &cfg)
+            .env("DOCKER_CONTENT_TRUST", "1")
+            .env(
+                "DOCKER_CONTENT_TRUST_SERVER",
+                format!("https://127.0.0.1:{}", self.notary),
+            )
+            .env("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "compose-test-root")
+            .env(
+                "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+                "compose-test-repo",
+            );
+        cmd
+    }
+
+    /// `docker trust key generate NAME` + `docker trust signer add`: later trusted pushes sign
+    /// into `targets/releases` (and `targets/NAME`), as a CI signer does.
+    fn add_signer(&self, name: &str, repo: &str) {
+        let keys = self.run.path().join("signer-keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        for args in [
+            vec!["trust", "key", "generate", name],
+            vec![
+                "trust",
+                "signer",
+                "add",
+                "--key",
+                &format!("{}/{name}.pub", keys.display()),
+                name,
+                &format!("127.0.0.1:{}/{repo}", self.registry),
+            ],
+        ] {
+            let out = self
+                .trust_cmd()
+                .current_dir(&keys)
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "docker {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     /// `docker push` with Docker Content Trust on (signing `tag`), or off.
     fn push(&self, repo_tag: &str, trust: bool) -> String {
         let image = format!("127.0.0.1:{}/{repo_tag}", self.registry);
@@ -520,6 +570,10 @@ fn compose_signed_pull_through_portcullis_unsigned_refused() {
     ));
     let out = c.push("demo/app:v1", true);
     assert!(out.contains("Successfully signed"), "{out}");
+    // v2 is signed by a signer: the docker CLI puts it into targets/releases.
+    c.add_signer("alice", "demo/app");
+    let out = c.push("demo/app:v2", true);
+    assert!(out.contains("Successfully signed"), "{out}");
     c.push("demo/app:unsigned", false);
     // the signed tag is in the notary server under the GUN Portcullis will look up
     let targets = Command::new("curl")
@@ -581,5 +635,43 @@ fn compose_signed_pull_through_portcullis_unsigned_refused() {
     assert!(
         !refused.status.success(),
         "unsigned was served through Portcullis"
+    );
+    let ok = pull("v2");
+    assert!(
+        ok.status.success(),
+        "v2 signed by a signer (targets/releases) refused: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    // The docker daemon itself pulls through the composed Portcullis. For a private registry
+    // dockerd has no mirror setting, so the image reference names Portcullis (127.0.0.0/8 is
+    // plain HTTP for dockerd without configuration); requests without ?ns= go to the default
+    // registry, whose GUN the signatures were made for.
+    let via = format!("127.0.0.1:{}", c.proxy);
+    for tag in ["v1", "v2"] {
+        let out = d.docker(&["pull", &format!("{via}/demo/app:{tag}")]);
+        assert!(
+            out.status.success(),
+            "docker pull {tag} through Portcullis: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let run = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &format!("{via}/demo/app:v1"),
+    ]);
+    assert_eq!(run, "demo/app:v1");
+    let out = d.docker(&["pull", &format!("{via}/demo/app:unsigned")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "dockerd pulled unsigned through Portcullis"
+    );
+    assert!(
+        err.contains("not signed"),
+        "the reason reaches the docker CLI: {err}"
     );
 }

@@ -11,6 +11,7 @@
 //! For a `Range` request the upstream is read from byte 0 (so the hash can still be checked)
 //! and only the requested window is passed on.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -83,10 +84,55 @@ pub enum StreamError {
     Upstream(String),
 }
 
+/// Blobs at least this large are hashed on a blocking-pool thread while the forwarding task
+/// goes on (hashing is about half of the per-byte cost, so one stream then uses two cores).
+/// Smaller ones are hashed inline: a thread hand-off would cost more than it saves.
+pub const PIPELINE_MIN_BYTES: u64 = 1 << 20;
+
+/// Chunks in flight to the hashing thread; bounds the memory a lagging hasher can hold.
+const PIPELINE_DEPTH: usize = 4;
+
+/// Where the digest is computed.
+enum HashWork {
+    Inline(Hasher),
+    /// Chunks go to a hashing thread (a `Bytes` clone: a reference count, not a copy); its
+    /// result arrives on `done` after the sender is dropped.
+    Pipelined {
+        tx: Option<tokio_util::sync::PollSender<Bytes>>,
+        done: tokio::sync::oneshot::Receiver<String>,
+    },
+    Finished,
+}
+
+impl HashWork {
+    fn new(alg: Algorithm, expected_len: Option<u64>) -> Self {
+        if expected_len.is_none_or(|n| n < PIPELINE_MIN_BYTES)
+            || tokio::runtime::Handle::try_current().is_err()
+        {
+            return HashWork::Inline(Hasher::new(alg));
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let mut h = Hasher::new(alg);
+            while let Some(chunk) = rx.blocking_recv() {
+                h.update(&chunk);
+            }
+            let _ = done_tx.send(h.finish_hex());
+        });
+        HashWork::Pipelined {
+            tx: Some(tokio_util::sync::PollSender::new(tx)),
+            done,
+        }
+    }
+}
+
 /// Wraps an upstream byte stream; yields hyper frames.
 pub struct VerifyingStream<S> {
     inner: S,
-    hasher: Option<Hasher>,
+    hash: HashWork,
+    /// A chunk read from upstream but not yet handed to the hashing thread.
+    unhashed: Option<Bytes>,
     expected: Digest,
     expected_len: Option<u64>,
     window: Option<Window>,
@@ -100,6 +146,8 @@ pub struct VerifyingStream<S> {
 #[derive(PartialEq, Eq)]
 enum State {
     Streaming,
+    /// Upstream ended; waiting for the digest.
+    Eof,
     /// Verified; the held chunk was emitted, next poll ends.
     Done,
 }
@@ -117,7 +165,8 @@ impl<S> VerifyingStream<S> {
     ) -> Self {
         VerifyingStream {
             inner,
-            hasher: Some(Hasher::new(expected.algorithm())),
+            hash: HashWork::new(expected.algorithm(), expected_len),
+            unhashed: None,
             expected,
             expected_len,
             window,
@@ -150,12 +199,61 @@ impl<S> VerifyingStream<S> {
         chunk.slice((from - start) as usize..(to - start) as usize)
     }
 
-    /// End of upstream data: compare digest and length, then release the held chunk.
-    fn finish(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let actual = match self.hasher.take() {
-            Some(h) => h.finish_hex(),
-            None => return Poll::Ready(None),
+    /// Hands `unhashed` to the hasher. Pending while a pipelined hasher is `PIPELINE_DEPTH`
+    /// chunks behind: that is the back-pressure that bounds memory.
+    fn poll_hash_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
+        let Some(chunk) = self.unhashed.take() else {
+            return Poll::Ready(Ok(()));
         };
+        match &mut self.hash {
+            HashWork::Inline(h) => {
+                h.update(&chunk);
+                Poll::Ready(Ok(()))
+            }
+            HashWork::Pipelined { tx: Some(tx), .. } => match tx.poll_reserve(cx) {
+                Poll::Pending => {
+                    self.unhashed = Some(chunk);
+                    Poll::Pending
+                }
+                Poll::Ready(Ok(())) => match tx.send_item(chunk) {
+                    Ok(()) => Poll::Ready(Ok(())),
+                    Err(_) => {
+                        Poll::Ready(Err(StreamError::Upstream("hashing thread ended".into())))
+                    }
+                },
+                Poll::Ready(Err(_)) => {
+                    Poll::Ready(Err(StreamError::Upstream("hashing thread ended".into())))
+                }
+            },
+            _ => Poll::Ready(Err(StreamError::Upstream("hash already finished".into()))),
+        }
+    }
+
+    /// The final digest (hex), once every byte was hashed.
+    fn poll_digest(&mut self, cx: &mut Context<'_>) -> Poll<Result<String, StreamError>> {
+        match std::mem::replace(&mut self.hash, HashWork::Finished) {
+            HashWork::Inline(h) => Poll::Ready(Ok(h.finish_hex())),
+            HashWork::Pipelined { tx, mut done } => {
+                drop(tx); // closes the channel: the hasher finishes
+                match Pin::new(&mut done).poll(cx) {
+                    Poll::Pending => {
+                        self.hash = HashWork::Pipelined { tx: None, done };
+                        Poll::Pending
+                    }
+                    Poll::Ready(Ok(hex)) => Poll::Ready(Ok(hex)),
+                    Poll::Ready(Err(_)) => {
+                        Poll::Ready(Err(StreamError::Upstream("hashing thread failed".into())))
+                    }
+                }
+            }
+            HashWork::Finished => {
+                Poll::Ready(Err(StreamError::Upstream("hash already finished".into())))
+            }
+        }
+    }
+
+    /// End of upstream data: compare length and digest, then release the held chunk.
+    fn finish(&mut self, actual: String) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Some(n) = self.expected_len
             && n != self.pos
         {
@@ -188,6 +286,16 @@ impl<S> VerifyingStream<S> {
             None => Poll::Ready(None),
         }
     }
+
+    fn fail(&mut self, e: StreamError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let bytes = self.pos;
+        self.report(Outcome::UpstreamFailed {
+            bytes,
+            error: e.to_string(),
+        });
+        self.state = State::Done;
+        Poll::Ready(Some(Err(Box::new(e))))
+    }
 }
 
 impl<S, E> Stream for VerifyingStream<S>
@@ -203,14 +311,24 @@ where
             return Poll::Ready(None);
         }
         loop {
+            match this.poll_hash_pending(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return this.fail(e),
+                Poll::Ready(Ok(())) => {}
+            }
+            if this.state == State::Eof {
+                return match this.poll_digest(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Ok(actual)) => this.finish(actual),
+                    Poll::Ready(Err(e)) => this.fail(e),
+                };
+            }
             match Pin::new(&mut this.inner).poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
-                    if let Some(h) = this.hasher.as_mut() {
-                        h.update(&chunk);
-                    }
                     let visible = this.visible(&chunk);
                     this.pos += chunk.len() as u64;
+                    this.unhashed = Some(chunk);
                     // More than announced: no need to read on, it cannot verify.
                     if let Some(n) = this.expected_len
                         && this.pos > n
@@ -220,6 +338,7 @@ where
                             bytes: got,
                             actual: format!("more than {n} bytes"),
                         });
+                        this.state = State::Done;
                         return Poll::Ready(Some(Err(Box::new(StreamError::Length {
                             expected: n,
                             got,
@@ -235,14 +354,9 @@ where
                 }
                 Poll::Ready(Some(Err(e))) => {
                     let msg = e.to_string();
-                    let bytes = this.pos;
-                    this.report(Outcome::UpstreamFailed {
-                        bytes,
-                        error: msg.clone(),
-                    });
-                    return Poll::Ready(Some(Err(Box::new(StreamError::Upstream(msg)))));
+                    return this.fail(StreamError::Upstream(msg));
                 }
-                Poll::Ready(None) => return this.finish(),
+                Poll::Ready(None) => this.state = State::Eof,
             }
         }
     }
@@ -346,6 +460,68 @@ mod tests {
         let (out, err, _) = run(&[b"0123", b"45", b"678X"], d, Some(10), Some(w)).await;
         assert_eq!(out, b"345", "held chunk must not be released");
         assert!(err.is_some());
+    }
+
+    async fn run_owned(
+        parts: Vec<Bytes>,
+        digest: Digest,
+        len: Option<u64>,
+        window: Option<Window>,
+    ) -> (Vec<u8>, Option<String>, Outcome) {
+        let seen = Arc::new(Mutex::new(None));
+        let s2 = seen.clone();
+        let inner = futures_util::stream::iter(parts.into_iter().map(Ok::<_, String>));
+        let mut s = VerifyingStream::new(
+            inner,
+            digest,
+            len,
+            window,
+            None,
+            Box::new(move |o| *s2.lock().unwrap() = Some(o.clone())),
+        );
+        let mut out = Vec::new();
+        let mut err = None;
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(f) => out.extend_from_slice(f.data_ref().unwrap()),
+                Err(e) => {
+                    err = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        drop(s);
+        let o = seen.lock().unwrap().clone().unwrap();
+        (out, err, o)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_blobs_hash_on_another_thread_with_the_same_guarantees() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let d = Digest::sha256_of(&data);
+        let chunks = |data: &[u8]| -> Vec<Bytes> {
+            data.chunks(65_536).map(Bytes::copy_from_slice).collect()
+        };
+        let n = data.len() as u64;
+        let (out, err, o) = run_owned(chunks(&data), d.clone(), Some(n), None).await;
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(out, data);
+        assert_eq!(o, Outcome::Verified { bytes: n });
+        // Tampered last byte: the final chunk is withheld and the stream errors.
+        let mut bad = data.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        let (out, err, o) = run_owned(chunks(&bad), d.clone(), Some(n), None).await;
+        assert!(err.unwrap().contains("does not match"));
+        assert!(out.len() < data.len());
+        assert!(matches!(o, Outcome::Mismatch { .. }));
+        // A window over a large blob still hashes everything.
+        let w = Window {
+            start: 1_000_000,
+            end: 1_000_100,
+        };
+        let (out, err, _) = run_owned(chunks(&data), d, Some(n), Some(w)).await;
+        assert!(err.is_none());
+        assert_eq!(out, data[1_000_000..1_000_100]);
     }
 
     #[tokio::test]

@@ -139,6 +139,12 @@ impl ApiError {
             full(bytes)
         });
         *resp.status_mut() = self.status;
+        // containerd shows only the status line of a refused HEAD (its first request for a
+        // tag), never the body: carry our own message in the HTTP/1.1 reason phrase so that
+        // the kubelet's error says why. Only our text, never upstream bytes.
+        if let Some(phrase) = reason_phrase(self.status, &self.message) {
+            resp.extensions_mut().insert(phrase);
+        }
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -150,6 +156,26 @@ impl ApiError {
         }
         resp
     }
+}
+
+/// `Forbidden (portcullis: <message>)`, printable ASCII only, bounded in length.
+fn reason_phrase(status: StatusCode, message: &str) -> Option<hyper::ext::ReasonPhrase> {
+    const MAX: usize = 400;
+    let canonical = status.canonical_reason().unwrap_or("Error");
+    let mut text = format!("{canonical} (portcullis: ");
+    for c in message.chars() {
+        if text.len() >= MAX {
+            text.push_str("...");
+            break;
+        }
+        text.push(if c.is_ascii_graphic() || c == ' ' {
+            c
+        } else {
+            '?'
+        });
+    }
+    text.push(')');
+    hyper::ext::ReasonPhrase::try_from(text.into_bytes()).ok()
 }
 
 impl std::fmt::Display for ApiError {
@@ -176,6 +202,16 @@ mod tests {
         assert_eq!(v["errors"][0]["message"], "demo/app:v2 is not signed");
         assert_eq!(v["errors"][0]["detail"]["reason"], "not_signed");
         assert_eq!(e.status, StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn reason_phrase_is_bounded_ascii() {
+        let p =
+            reason_phrase(StatusCode::FORBIDDEN, &format!("é\r\n{}", "x".repeat(1000))).unwrap();
+        let s = std::str::from_utf8(p.as_bytes()).unwrap();
+        assert!(s.starts_with("Forbidden (portcullis: ??"), "{s}");
+        assert!(s.len() < 420);
+        assert!(s.bytes().all(|b| (0x20..0x7f).contains(&b)));
     }
 
     #[test]

@@ -28,6 +28,22 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Print the node configuration that points a runtime at this proxy, failing closed.
+    Config {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// containerd | crio | podman | docker
+        target: String,
+        /// Only this registry (repeatable); with one, the file itself goes to stdout.
+        #[arg(long = "registry")]
+        registries: Vec<String>,
+        /// Write the whole tree under DIR instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The address nodes reach the proxy at, when it differs from server.listen.
+        #[arg(long)]
+        proxy_addr: Option<String>,
+    },
     /// Resolve IMAGE (registry/repository:tag) through the trust source, as the proxy would.
     Check {
         #[arg(long, short)]
@@ -63,9 +79,32 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Config {
+        config,
+        target,
+        registries,
+        out,
+        proxy_addr,
+    } = &cli.command
+    {
+        return match node_config(
+            config.as_deref(),
+            target,
+            registries,
+            out.as_deref(),
+            proxy_addr.clone(),
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("portcullis: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = match cli.command {
         Command::Serve { config } => rt.block_on(serve(config)),
         Command::Check { config, image } => rt.block_on(check(config, image)),
+        Command::Config { .. } => Ok(ExitCode::SUCCESS), // handled above
     };
     match result {
         Ok(code) => code,
@@ -113,4 +152,31 @@ async fn check(config: Option<PathBuf>, image: String) -> anyhow::Result<ExitCod
     let cfg = Config::load(config.as_deref())?;
     init_tracing(&cfg);
     portcullis::check::run(&cfg, &image).await
+}
+
+fn node_config(
+    config: Option<&std::path::Path>,
+    target: &str,
+    registries: &[String],
+    out: Option<&std::path::Path>,
+    proxy_addr: Option<String>,
+) -> anyhow::Result<()> {
+    use portcullis::nodeconfig;
+    let cfg = Config::load(config)?;
+    let target: nodeconfig::Target = target.parse()?;
+    let opts = nodeconfig::Options {
+        proxy_addr,
+        ..Default::default()
+    };
+    let output = nodeconfig::render_with(&cfg, target, registries, &opts)?;
+    match out {
+        Some(dir) => {
+            nodeconfig::write_tree(&output, dir)?;
+            for f in output.files() {
+                eprintln!("wrote {}", dir.join(&f.path).display());
+            }
+        }
+        None => print!("{}", output.stdout_text()),
+    }
+    Ok(())
 }

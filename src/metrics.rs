@@ -22,6 +22,7 @@ pub struct Metrics {
     denials: Family<Labels, Counter>,
     audit: Family<Labels, Counter>,
     mismatches: Family<Labels, Counter>,
+    trust_fetches: Family<Labels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -67,8 +68,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Upstream content that did not match its digest or length",
         mismatches.clone(),
     );
+    let trust_fetches = Family::<Labels, Counter>::default();
+    registry.register(
+        "trust_metadata_fetches",
+        "Metadata requests sent to trust servers, by role",
+        trust_fetches.clone(),
+    );
     Metrics {
         registry,
+        trust_fetches,
         requests,
         upstream_latency,
         bytes,
@@ -127,6 +135,13 @@ pub fn digest_mismatch(registry: &str) {
     METRICS
         .mismatches
         .get_or_create(&vec![("registry", registry.to_owned())])
+        .inc();
+}
+
+pub fn trust_fetch(role: &str) {
+    METRICS
+        .trust_fetches
+        .get_or_create(&vec![("role", role.to_owned())])
         .inc();
 }
 

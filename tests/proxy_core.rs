@@ -332,6 +332,16 @@ async fn enforce_serves_signed_tags_by_digest_and_their_closure_only() {
         0,
         "never fetched by tag"
     );
+    assert_eq!(fake.method_hits("HEAD", "/v2/demo/app/manifests/v1"), 1);
+    // Again: the verified manifest comes from the cache, the tag is still checked upstream.
+    let resp = c
+        .get(format!("{url}/v2/demo/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(resp).await.unwrap(), manifest);
+    assert_eq!(fake.hits(&format!("/v2/demo/app/manifests/{md}")), 1);
+    assert_eq!(fake.method_hits("HEAD", "/v2/demo/app/manifests/v1"), 2);
 
     // Its layer: in the closure.
     let resp = c
@@ -373,7 +383,7 @@ async fn enforce_serves_signed_tags_by_digest_and_their_closure_only() {
 }
 
 #[tokio::test]
-async fn a_moved_tag_still_serves_the_signed_content() {
+async fn a_moved_tag_is_refused_naming_both_digests() {
     let fake = FakeRegistry::default();
     let (md, _, manifest) = image(&fake, "demo/app", Some("v1"), b"original");
     // Re-point the tag upstream at other content; the signature still names the original.
@@ -381,7 +391,7 @@ async fn a_moved_tag_still_serves_the_signed_content() {
     fake.set(
         "/v2/demo/app/manifests/v1",
         Behaviour::Serve {
-            body: Bytes::from(other),
+            body: Bytes::from(other.clone()),
             content_type: OCI_MANIFEST.into(),
         },
     );
@@ -394,11 +404,11 @@ async fn a_moved_tag_still_serves_the_signed_content() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        resp.headers()["docker-content-digest"].to_str().unwrap(),
-        md
-    );
-    assert_eq!(body(resp).await.unwrap(), manifest);
+    let (s, code, msg) = error_code(resp).await;
+    assert_eq!((s, code.as_str()), (403, "DENIED"));
+    let swapped = portcullis::refs::Digest::sha256_of(&other).to_string();
+    assert!(msg.contains(&md) && msg.contains(&swapped), "{msg}");
+    assert!(msg.contains("re-pushed without signing"), "{msg}");
 }
 
 #[tokio::test]
@@ -513,19 +523,35 @@ async fn tags_list_pagination_passes_through() {
     let fake = FakeRegistry::default();
     fake.set(
         "/v2/demo/app/tags/list",
-        Behaviour::Serve {
-            body: Bytes::from_static(br#"{"name":"demo/app","tags":["a","b"]}"#),
-            content_type: "application/json".into(),
+        Behaviour::Tags {
+            tags: ["a", "b", "c", "d", "e"].map(String::from).to_vec(),
         },
     );
     let addr = fake.start().await;
     let url = start_proxy(&config(addr, "skip", false, ""), None).await;
-    let resp = client()
-        .get(format!("{url}/v2/demo/app/tags/list?n=2&last=0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let v: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(v["tags"][1], "b");
+    let mut next = "/v2/demo/app/tags/list?n=2".to_owned();
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let resp = client().get(format!("{url}{next}")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let link = resp
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let v: serde_json::Value = resp.json().await.unwrap();
+        let page: Vec<String> = v["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        assert!(page.len() <= 2, "{page:?}");
+        seen.extend(page);
+        match link {
+            // Relative, so the client's next request goes to the proxy again.
+            Some(l) => next = l[1..l.find('>').unwrap()].to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
 }

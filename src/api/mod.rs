@@ -42,6 +42,16 @@ const MANIFEST_ACCEPT: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
+/// Bytes of verified manifests kept in memory.
+const MANIFEST_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+#[derive(Clone)]
+struct CachedManifest {
+    bytes: Bytes,
+    content_type: Option<HeaderValue>,
+    children: Arc<Vec<Digest>>,
+}
+
 /// Trust settings for repositories matching a pattern.
 pub struct Override {
     pub pattern: String,
@@ -78,6 +88,11 @@ impl Registry {
 pub struct Proxy {
     pub registries: Vec<Registry>,
     closure: Closure,
+    /// Verified manifests by (registry, repository, digest). Content-addressed and checked on
+    /// the way in, so serving from here is as safe as fetching again; it saves the round trip
+    /// on every pull of a popular tag. Not used in passthrough mode, where the registry must
+    /// authorise each client's own request.
+    manifests: moka::future::Cache<(String, RepoName, Digest), CachedManifest>,
     max_manifest: usize,
     passthrough: bool,
 }
@@ -121,6 +136,10 @@ impl Proxy {
         Ok(Proxy {
             registries,
             closure: Closure::default(),
+            manifests: moka::future::Cache::builder()
+                .weigher(|_, m: &CachedManifest| u32::try_from(m.bytes.len()).unwrap_or(u32::MAX))
+                .max_capacity(MANIFEST_CACHE_BYTES)
+                .build(),
             max_manifest: cfg.server.max_manifest_bytes,
             passthrough,
         })
@@ -258,7 +277,9 @@ impl Proxy {
                 artifact_type,
             } => {
                 let (mode, trust) = reg.policy_for(&repo);
-                let d = self.digest_decision(reg, &repo, &digest, mode, trust).await;
+                let d = self
+                    .digest_decision(reg, &repo, &digest, mode, trust, headers)
+                    .await;
                 self.carry_out(reg, mode, d)?;
                 let q = artifact_type.map(|a| {
                     url::form_urlencoded::Serializer::new(String::new())
@@ -348,15 +369,76 @@ impl Proxy {
         };
         self.closure.add_root(&reg.name, repo, &target.digest);
         // Fetch BY THE TRUSTED DIGEST, never by tag: the tag may move between check and fetch.
-        self.serve_manifest(
-            reg,
-            repo,
-            &target.digest.to_string(),
-            Some(&target),
-            head,
-            headers,
-        )
-        .await
+        let digest = target.digest.to_string();
+        let serve = self.serve_manifest(reg, repo, &digest, Some(&target), head, headers);
+        if mode != Mode::Enforce {
+            return serve.await;
+        }
+        // The moved-tag check and the fetch are independent round trips: run them together, and
+        // let a refusal win over whatever the fetch produced.
+        let (moved, served) = tokio::join!(
+            self.refuse_moved_tag(reg, repo, tag, &target, headers),
+            serve
+        );
+        moved?;
+        served
+    }
+
+    /// A signed tag that the registry now maps to other content was re-pushed without being
+    /// signed (or tampered with). Docker's client would quietly pull the old signed digest;
+    /// we refuse instead, so the operator sees it and either signs the new content or puts
+    /// the signed content back. Checked with the full Accept list, so a client's narrower
+    /// Accept cannot make the registry convert the manifest and look "moved".
+    async fn refuse_moved_tag(
+        &self,
+        reg: &Registry,
+        repo: &RepoName,
+        tag: &Tag,
+        target: &TrustedTarget,
+        client_headers: &HeaderMap,
+    ) -> Result<(), ApiError> {
+        let mut accept = HeaderMap::new();
+        for a in MANIFEST_ACCEPT {
+            accept.append(header::ACCEPT, HeaderValue::from_static(a));
+        }
+        let path = format!("/v2/{repo}/manifests/{tag}");
+        let resp = self
+            .send(
+                reg,
+                repo,
+                Method::HEAD,
+                &path,
+                None,
+                &accept,
+                client_headers,
+            )
+            .await?;
+        let current: Option<Digest> = resp
+            .inner
+            .headers()
+            .get(&DOCKER_CONTENT_DIGEST)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok());
+        match current {
+            Some(c) if c != target.digest => {
+                let message = format!(
+                    "{}/{repo}:{tag} refused: the registry maps the tag to {c}, but it is signed \
+                     (in {}) for {}; the tag was re-pushed without signing. Sign the new content, \
+                     or push the signed content back",
+                    reg.name, target.role, target.digest
+                );
+                self.carry_out(
+                    reg,
+                    Mode::Enforce,
+                    Decision::Deny {
+                        reason: "tag_moved",
+                        message,
+                    },
+                )
+            }
+            // The same digest, or a registry that does not say: the by-digest fetch decides.
+            _ => Ok(()),
+        }
     }
 
     async fn manifest_by_digest(
@@ -368,7 +450,9 @@ impl Proxy {
         headers: &HeaderMap,
     ) -> Result<Response<Body>, ApiError> {
         let (mode, trust) = reg.policy_for(repo);
-        let d = self.digest_decision(reg, repo, digest, mode, trust).await;
+        let d = self
+            .digest_decision(reg, repo, digest, mode, trust, headers)
+            .await;
         self.carry_out(reg, mode, d)?;
         self.serve_manifest(reg, repo, &digest.to_string(), None, head, headers)
             .await
@@ -428,6 +512,17 @@ impl Proxy {
             }
             return Ok(out);
         }
+        let wanted = target.map(|t| t.digest.clone()).or(by_digest.clone());
+        if let Some(d) = &wanted
+            && !self.passthrough
+            && let Some(c) = self
+                .manifests
+                .get(&(reg.name.clone(), repo.clone(), d.clone()))
+                .await
+        {
+            self.closure.add_children(&reg.name, repo, d, &c.children);
+            return manifest_response(&c, d);
+        }
         let resp = self
             .send(reg, repo, Method::GET, &path, None, &fwd, headers)
             .await?;
@@ -474,23 +569,30 @@ impl Proxy {
             ));
         }
         // Record what this manifest references, if it is itself trusted.
-        match closure::children(&bytes) {
-            Ok(ch) => self
-                .closure
-                .add_children(&reg.name, repo, &actual, &ch.all()),
-            Err(e) => tracing::debug!(error = %e, "manifest is not JSON we can follow"),
+        let children = match closure::children(&bytes) {
+            Ok(ch) => ch.all(),
+            Err(e) => {
+                tracing::debug!(error = %e, "manifest is not JSON we can follow");
+                Vec::new()
+            }
+        };
+        self.closure
+            .add_children(&reg.name, repo, &actual, &children);
+        let cached = CachedManifest {
+            bytes,
+            content_type: upstream_headers.get(header::CONTENT_TYPE).cloned(),
+            children: Arc::new(children),
+        };
+        // Only what a digest named (the signature's, or the client's) is cached by that digest.
+        if wanted.is_some() && !self.passthrough {
+            self.manifests
+                .insert(
+                    (reg.name.clone(), repo.clone(), actual.clone()),
+                    cached.clone(),
+                )
+                .await;
         }
-        let mut out = Response::new(full(bytes.clone()));
-        copy_headers(
-            &upstream_headers,
-            out.headers_mut(),
-            &[header::CONTENT_TYPE, header::ETAG],
-        );
-        out.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        out.headers_mut()
-            .insert(DOCKER_CONTENT_DIGEST, header_value(&actual.to_string())?);
-        Ok(out)
+        manifest_response(&cached, &actual)
     }
 
     /// Allow/deny for content by digest, rebuilding the closure from the trust source when the
@@ -502,6 +604,7 @@ impl Proxy {
         digest: &Digest,
         mode: Mode,
         trust: Option<&Arc<dyn TrustSource>>,
+        client_headers: &HeaderMap,
     ) -> Decision {
         if mode == Mode::Skip {
             return Decision::Allow;
@@ -532,13 +635,20 @@ impl Proxy {
         {
             return decision;
         }
-        self.rebuild_closure(reg, repo, &targets).await;
+        self.rebuild_closure(reg, repo, &targets, client_headers)
+            .await;
         roots = self.closure.roots_of(&reg.name, repo, digest);
         policy::for_digest(&reg.name, repo, digest, &roots, &trusted)
     }
 
     /// Walks every trusted target's manifests (index -> manifests) to recompute the closure.
-    async fn rebuild_closure(&self, reg: &Registry, repo: &RepoName, targets: &[TrustedTarget]) {
+    async fn rebuild_closure(
+        &self,
+        reg: &Registry,
+        repo: &RepoName,
+        targets: &[TrustedTarget],
+        client_headers: &HeaderMap,
+    ) {
         const MAX_MANIFESTS: usize = 2_000;
         let mut queue: Vec<Digest> = Vec::new();
         for t in targets {
@@ -556,15 +666,7 @@ impl Proxy {
             }
             let path = format!("/v2/{repo}/manifests/{d}");
             let resp = match self
-                .send(
-                    reg,
-                    repo,
-                    Method::GET,
-                    &path,
-                    None,
-                    &accept,
-                    &HeaderMap::new(),
-                )
+                .send(reg, repo, Method::GET, &path, None, &accept, client_headers)
                 .await
             {
                 Ok(r) if r.inner.status().is_success() => r,
@@ -601,7 +703,9 @@ impl Proxy {
         headers: &HeaderMap,
     ) -> Result<Response<Body>, ApiError> {
         let (mode, trust) = reg.policy_for(repo);
-        let d = self.digest_decision(reg, repo, digest, mode, trust).await;
+        let d = self
+            .digest_decision(reg, repo, digest, mode, trust, headers)
+            .await;
         self.carry_out(reg, mode, d)?;
         let path = format!("/v2/{repo}/blobs/{digest}");
         let fwd = forward_headers(headers, false, self.passthrough);
@@ -947,6 +1051,17 @@ fn forward_headers(client: &HeaderMap, manifest: bool, _passthrough: bool) -> He
         }
     }
     out
+}
+
+fn manifest_response(m: &CachedManifest, digest: &Digest) -> Result<Response<Body>, ApiError> {
+    let mut out = Response::new(full(m.bytes.clone()));
+    let h = out.headers_mut();
+    if let Some(ct) = &m.content_type {
+        h.insert(header::CONTENT_TYPE, ct.clone());
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(m.bytes.len()));
+    h.insert(DOCKER_CONTENT_DIGEST, header_value(&digest.to_string())?);
+    Ok(out)
 }
 
 fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, names: &[HeaderName]) {

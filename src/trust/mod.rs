@@ -73,6 +73,25 @@ pub fn build(
     cfg: &crate::config::NotaryConfig,
     cache_dir: &std::path::Path,
 ) -> anyhow::Result<std::sync::Arc<dyn TrustSource>> {
-    let _ = (registry, cfg, cache_dir);
-    anyhow::bail!("the notary trust source is not built yet")
+    let pins = &cfg.trust_pinning;
+    if pins.certs.is_empty() && pins.ca.is_empty() {
+        if pins.tofu {
+            tracing::warn!(
+                registry,
+                server = %cfg.server,
+                "no root key or CA pinned: trusting the first root seen per GUN (tofu = true); \
+                 pin root keys with [registries.notary.trust_pinning] certs in production"
+            );
+        } else {
+            tracing::warn!(
+                registry,
+                server = %cfg.server,
+                "no root key or CA pinned and tofu = false: every pull will be refused until \
+                 [registries.notary.trust_pinning] certs, ca or tofu is set"
+            );
+        }
+    }
+    let source = notary::NotarySource::new(registry, cfg, cache_dir)
+        .map_err(|e| anyhow::anyhow!("registry {registry}: notary trust source: {e}"))?;
+    Ok(std::sync::Arc::new(source))
 }

@@ -36,6 +36,8 @@ pub enum Behaviour {
     Redirect { location: String },
     /// A status with an OCI error body.
     Status { status: u16, code: String },
+    /// A tags/list that pages with `n` and `last` and a relative `Link` header.
+    Tags { tags: Vec<String> },
 }
 
 /// The misbehaving registry.
@@ -51,8 +53,18 @@ impl FakeRegistry {
         self.routes.lock().unwrap().insert(path.to_owned(), b);
     }
 
+    /// GET requests for `path`.
     pub fn hits(&self, path: &str) -> usize {
-        *self.hits.lock().unwrap().get(path).unwrap_or(&0)
+        self.method_hits("GET", path)
+    }
+
+    pub fn method_hits(&self, method: &str, path: &str) -> usize {
+        *self
+            .hits
+            .lock()
+            .unwrap()
+            .get(&format!("{method} {path}"))
+            .unwrap_or(&0)
     }
 
     /// Serves a manifest under both its tag (if any) and its digest.
@@ -108,7 +120,12 @@ impl FakeRegistry {
     fn answer(&self, req: Request<Incoming>) -> Response<FakeBody> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         let path = req.uri().path().to_owned();
-        *self.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+        *self
+            .hits
+            .lock()
+            .unwrap()
+            .entry(format!("{} {path}", req.method()))
+            .or_default() += 1;
         if path == "/v2/" {
             return simple(200, Bytes::from_static(b"{}"), "application/json");
         }
@@ -164,6 +181,7 @@ impl FakeRegistry {
                     .insert("location", location.parse().unwrap());
                 r
             }
+            Some(Behaviour::Tags { tags }) => tags_page(&path, req.uri().query(), &tags),
             Some(Behaviour::Status { status, code }) => simple(
                 status,
                 Bytes::from(format!(
@@ -178,6 +196,31 @@ impl FakeRegistry {
         }
         resp
     }
+}
+
+/// distribution-spec "Listing Tags": `n` entries after `last`, `Link` to the next page.
+fn tags_page(path: &str, query: Option<&str>, tags: &[String]) -> Response<FakeBody> {
+    let q: HashMap<String, String> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let n: usize = q
+        .get("n")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX);
+    let rest: Vec<&String> = tags
+        .iter()
+        .filter(|t| q.get("last").is_none_or(|l| t.as_str() > l.as_str()))
+        .collect();
+    let page: Vec<&String> = rest.iter().take(n).copied().collect();
+    let body = serde_json::json!({ "name": "demo/app", "tags": page }).to_string();
+    let mut r = simple(200, Bytes::from(body), "application/json");
+    if rest.len() > page.len()
+        && let Some(last) = page.last()
+    {
+        let link = format!("<{path}?last={last}&n={n}>; rel=\"next\"");
+        r.headers_mut().insert("link", link.parse().unwrap());
+    }
+    r
 }
 
 fn empty() -> FakeBody {

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Install everything the Portcullis test suite needs on Debian 12, when missing. Idempotent.
+#   - Debian packages (daemons, clients and tools the tests start for real), installed with a
+#     temporary /usr/sbin/policy-rc.d so that packages such as docker-registry, containerd,
+#     nginx or docker.io do not start their own services (and take fixed ports).
+#   - the rustfmt and clippy toolchain components.
+# `apt-get update` runs only when the package lists are empty or an install fails.
+# Fails loudly (non-zero, with the apt log tail) when anything cannot be installed.
+set -euo pipefail
+
+log() { printf '[install-test-deps] %s\n' "$*" >&2; }
+die() { printf '[install-test-deps] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# The packages and why:
+PKGS=(
+  docker-registry        # Distribution registry 2.8 (the upstream the proxy fronts)
+  notary                 # notary, notary-server, notary-signer (Docker Content Trust)
+  skopeo                 # pushes test images; a pulling client
+  containerd runc        # containerd/ctr client (private daemon), ctr run
+  podman conmon containernetworking-plugins   # podman client, podman run
+  openssl curl ca-certificates jq
+  python3 python3-cryptography python3-venv   # tests/harness/mkoci.py (stdlib), TUF reference checks
+  apache2-utils          # htpasswd -B (registry basic auth)
+  busybox-static         # a static busybox for the test images' rootfs
+  faketime umoci socat nginx wrk              # time shifting, OCI tooling, fault injection, load tests
+  protobuf-compiler      # protoc, for crates that build gRPC stubs (CRI)
+  docker.io              # docker CLI / dockerd for DCT signing as `docker push` does
+  docker-compose         # the compose deployment test
+  debootstrap            # base images for the project's Dockerfile (no image registry here)
+  systemd                # systemd-analyze verify / security on the unit
+  python3-pip            # pip, for kubernetes-validate when no other pip is on PATH
+)
+
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+
+missing=()
+for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "need root to install: ${missing[*]}"
+  command -v apt-get >/dev/null || die "no apt-get: install by hand: ${missing[*]}"
+  log "installing: ${missing[*]}"
+  APT_LOG="$(mktemp /tmp/install-test-deps.XXXXXX.log)"
+  created_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# temporary, by install-test-deps.sh: no services started by package installs\nexit 101\n' \
+      > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  cleanup() { [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d; return 0; }
+  trap cleanup EXIT
+  export DEBIAN_FRONTEND=noninteractive
+  apt_install() { apt-get install -y --no-install-recommends "${missing[@]}" >>"$APT_LOG" 2>&1; }
+  # empty package lists: update first
+  if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+    log "apt package lists are empty: apt-get update"
+    apt-get update >>"$APT_LOG" 2>&1 || { tail -20 "$APT_LOG" >&2; die "apt-get update failed (log $APT_LOG)"; }
+  fi
+  if ! apt_install; then
+    log "apt-get install failed; apt-get update and retry"
+    apt-get update >>"$APT_LOG" 2>&1 || { tail -20 "$APT_LOG" >&2; die "apt-get update failed (log $APT_LOG)"; }
+    apt_install || { tail -30 "$APT_LOG" >&2; die "apt-get install ${missing[*]} failed (log $APT_LOG)"; }
+  fi
+  still=()
+  for p in "${missing[@]}"; do installed "$p" || still+=("$p"); done
+  [ ${#still[@]} -eq 0 ] || die "still not installed after apt-get: ${still[*]} (log $APT_LOG)"
+  log "installed: ${missing[*]}"
+fi
+
+# kubernetes-validate (PyPI) checks the Kubernetes manifests against a current schema.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  log "pip install kubernetes-validate"
+  if command -v pip3 >/dev/null 2>&1 && [ "$(command -v pip3)" != /usr/bin/pip3 ]; then
+    pip3 install --quiet kubernetes-validate || die "pip install kubernetes-validate failed"
+  else
+    # Debian's own python is externally managed: a venv, with its command on PATH.
+    python3 -m venv /opt/portcullis-test-venv || die "python3 -m venv failed (python3-venv)"
+    /opt/portcullis-test-venv/bin/pip install --quiet kubernetes-validate || die "pip install kubernetes-validate failed"
+    ln -sf /opt/portcullis-test-venv/bin/kubernetes-validate /usr/local/bin/kubernetes-validate
+  fi
+fi
+
+# Commands the tests call, checked once more (a package can be installed and yet broken).
+for c in docker-registry notary notary-server notary-signer skopeo containerd ctr runc podman openssl curl \
+         htpasswd faketime /usr/bin/python3 protoc docker dockerd docker-compose debootstrap systemd-analyze \
+         kubernetes-validate; do
+  command -v "$c" >/dev/null 2>&1 || die "command $c is missing although its package is installed"
+done
+/bin/busybox true || die "/bin/busybox does not run"
+if ldd /bin/busybox >/dev/null 2>&1; then die "/bin/busybox is not static (busybox-static did not take /bin/busybox)"; fi
+/usr/bin/python3 -c 'import cryptography' 2>/dev/null || die "python3-cryptography does not import in /usr/bin/python3"
+
+# Rust components used by scripts/test.sh.
+if command -v rustup >/dev/null 2>&1; then
+  for comp in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$comp"; then
+      log "rustup component add $comp"
+      rustup component add "$comp" || die "rustup component add $comp failed"
+    fi
+  done
+fi
+cargo fmt --version >/dev/null 2>&1 || die "cargo fmt is not available (rustfmt component)"
+cargo clippy --version >/dev/null 2>&1 || die "cargo clippy is not available (clippy component)"
+log "all test dependencies present"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# THE test command: installs what the tests need, then format check, clippy, and the whole suite
+# (unit tests and integration tests that start real registries, notary servers and clients).
+#   scripts/test.sh                  everything
+#   scripts/test.sh -- NAME          pass NAME (a test-name filter) and anything after `--` to cargo test
+# Environment: TEST_THREADS (default 2: tests start real daemons and the machine has 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { printf '\n[test.sh] === %s (%ss)\n' "$*" "$(( $(date +%s) - start ))" >&2; }
+
+step "install test dependencies"
+scripts/install-test-deps.sh
+
+extra=()
+if [ "${1:-}" = "--" ]; then shift; extra=("$@"); fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test"
+# Real daemons need time, not CPU; 2 threads keep the 2-core machine responsive.
+# The harness prints the tail of a daemon's log when something fails.
+cargo test --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" "${extra[@]}"
+
+step "done in $(( $(date +%s) - start ))s"

@@ -1,0 +1,163 @@
+//! Content trust end to end with the real parts: Distribution registry, notary-server +
+//! notary-signer, tags signed with `notary addhash` (as `docker push` with content trust signs),
+//! Portcullis in enforce mode, and skopeo, containerd (`ctr`, hosts.toml) and podman pulling
+//! through it. Signed tags pull; unsigned ones, tags signed only in another delegation, and
+//! signed tags re-pushed to other content are refused with the proxy's reason in the output.
+
+mod support;
+
+use support::real::images::{self, ImageSpec};
+use support::real::*;
+
+struct Setup {
+    reg: Registry,
+    _notary: Notary,
+    proxy: Portcullis,
+    ec: images::Seeded,
+    rsa_repo: String,
+}
+
+/// demo/app: v1 in targets, multi in targets/releases (EC cert), v1-docker in targets,
+/// qa-only in targets/qa (ignored by Docker's rule), unsigned never signed, moved signed and
+/// then re-pushed to the unsigned content. demo/rsa: v1 in targets/releases with an RSA cert.
+fn setup() -> Setup {
+    let reg = Registry::start(RegistryAuth::None);
+    let notary = Notary::start(TrustService::Remote);
+    let ec = images::seed(&reg, "demo/app", 0);
+    let gun = reg.gun("demo/app");
+    let signer = Signer::new(&notary);
+    signer.sign(&gun, "v1", ec.get("v1"), &Role::Targets);
+    signer.sign(&gun, "multi", ec.get("multi"), &Role::Releases);
+    signer.sign(&gun, "v1-docker", ec.get("v1-docker"), &Role::Targets);
+    signer.sign(
+        &gun,
+        "qa-only",
+        ec.get("qa-only"),
+        &Role::delegation("qa", KeyType::Ec),
+    );
+    let moved = images::retag(&reg, "demo/app", "v1", "moved");
+    signer.sign(&gun, "moved", &moved, &Role::Targets);
+    images::retag(&reg, "demo/app", "unsigned", "moved");
+
+    let rsa_repo = "demo/rsa".to_owned();
+    let rsa_img = images::push(
+        &reg,
+        &rsa_repo,
+        "v1",
+        &ImageSpec::single("portcullis rsa-signed"),
+        images::Format::Oci,
+    );
+    let rsa_signer = Signer::new(&notary);
+    rsa_signer.sign(
+        &reg.gun(&rsa_repo),
+        "v1",
+        &rsa_img,
+        &Role::delegation("releases", KeyType::Rsa),
+    );
+    let proxy = Portcullis::start_for(&reg, &notary, "enforce");
+    Setup {
+        reg,
+        _notary: notary,
+        proxy,
+        ec,
+        rsa_repo,
+    }
+}
+
+#[test]
+fn signed_tags_pull_and_the_rest_are_refused_by_every_client() {
+    let s = setup();
+    let host = s.reg.addr();
+    let mirror = s.proxy.addr();
+    let r = |tag: &str| format!("{host}/demo/app:{tag}");
+
+    // skopeo (containers/image, as CRI-O uses it)
+    for tag in ["v1", "multi", "v1-docker"] {
+        let res = skopeo_pull(&mirror, &r(tag), None);
+        res.assert_ok(&format!("skopeo {tag}"));
+        assert_eq!(
+            res.digest.as_deref(),
+            Some(s.ec.get(tag).digest.as_str()),
+            "{tag}"
+        );
+    }
+    let rsa = skopeo_pull(&mirror, &format!("{host}/{}:v1", s.rsa_repo), None);
+    rsa.assert_ok("skopeo v1 signed by an RSA releases delegation");
+    skopeo_pull(&mirror, &r("unsigned"), None).assert_refused(
+        "skopeo unsigned",
+        "is not signed in targets/releases or targets",
+    );
+    skopeo_pull(&mirror, &r("qa-only"), None).assert_refused(
+        "skopeo qa-only",
+        "is not signed in targets/releases or targets",
+    );
+    skopeo_pull(&mirror, &r("moved"), None)
+        .assert_refused("skopeo moved", "re-pushed without signing");
+
+    // podman
+    let podman = Podman::new();
+    podman.pull(&mirror, &r("v1"), None).assert_ok("podman v1");
+    let run = podman.run(&r("v1"), &["cat", "/etc/testbed-note"]);
+    run.assert_ok("podman run v1");
+    assert!(run.output.contains(images::V1_NOTE), "{}", run.output);
+    podman
+        .pull(&mirror, &r("multi"), None)
+        .assert_ok("podman multi");
+    podman
+        .pull(&mirror, &r("unsigned"), None)
+        .assert_refused("podman unsigned", "is not signed");
+    podman
+        .pull(&mirror, &r("moved"), None)
+        .assert_refused("podman moved", "re-pushed without signing");
+
+    // containerd: HEAD first, so a refusal shows only the status (see README).
+    let c = Containerd::start();
+    let p = c.pull(&mirror, &r("v1"), None);
+    p.assert_ok("ctr v1");
+    assert_eq!(p.digest.as_deref(), Some(s.ec.get("v1").digest.as_str()));
+    let run = c.run(&r("v1"), &["cat", "/etc/testbed-note"]);
+    run.assert_ok("ctr run v1");
+    assert!(run.output.contains(images::V1_NOTE), "{}", run.output);
+    c.pull(&mirror, &r("multi"), None).assert_ok("ctr multi");
+    c.pull(&mirror, &r("unsigned"), None)
+        .assert_refused("ctr unsigned", "403");
+    c.pull(&mirror, &r("qa-only"), None)
+        .assert_refused("ctr qa-only", "403");
+    c.pull(&mirror, &r("moved"), None)
+        .assert_refused("ctr moved", "403");
+
+    // Denials are logged with their reason (fetching by digest, never by tag, is asserted
+    // against a registry that counts requests in proxy_core.rs).
+    let log = s.proxy.log();
+    assert!(
+        log.contains("denied") && log.contains("not_signed"),
+        "{log}"
+    );
+}
+
+#[test]
+fn audit_mode_serves_unsigned_but_logs_and_counts() {
+    let reg = Registry::start(RegistryAuth::None);
+    let notary = Notary::start(TrustService::Remote);
+    let seeded = images::seed(&reg, "demo/app", 0);
+    Signer::new(&notary).sign(&reg.gun("demo/app"), "v1", seeded.get("v1"), &Role::Targets);
+    let proxy = Portcullis::start_for(&reg, &notary, "audit");
+    let host = reg.addr();
+    skopeo_pull(&proxy.addr(), &format!("{host}/demo/app:unsigned"), None)
+        .assert_ok("audit serves unsigned");
+    let metrics = http_get(&format!("{}/metrics", proxy.admin_url()));
+    assert!(
+        metrics.contains("portcullis_audit_would_deny_total{")
+            && metrics.contains("reason=\"not_signed\""),
+        "{metrics}"
+    );
+    assert!(proxy.log().contains("audit mode"));
+}
+
+fn http_get(url: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", url])
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,9 @@
+//! Shared test support (`mod support;` in a test file). Each `tests/*.rs` crate uses a different
+//! part of it, so unused items are expected here.
+//! - `real`: real registries, notary, clients and the proxy binary on loopback ports chosen at
+//!   run time.
+//! - `evil_notary`: a malicious notary server serving validly shaped metadata with its own keys.
+#![allow(dead_code, unused_imports)]
+
+pub mod evil_notary;
+pub mod real;

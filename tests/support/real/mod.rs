@@ -1,0 +1,37 @@
+//! The harness for REAL components. Everything listens on 127.0.0.1 ports chosen at run time,
+//! lives in its own tempdir under /tmp, runs in its own process group and is killed on Drop.
+//! A missing tool panics with the Debian package to install (never a silent skip).
+//!
+//! ```ignore
+//! mod support;
+//! use support::real::*;
+//!
+//! let reg = Registry::start(RegistryAuth::None);
+//! let notary = Notary::start(TrustService::Remote);
+//! let img = images::push(&reg, "demo/app", "v1", &ImageSpec::single("hello"), Format::Oci);
+//! let signer = Signer::new(&notary);
+//! signer.sign(&reg.gun("demo/app"), "v1", &img, &Role::Targets);
+//! let proxy = Portcullis::start_for(&reg, &notary, "enforce");
+//! let r = skopeo_pull(&proxy.addr(), &format!("{}/demo/app:v1", reg.addr()), None);
+//! r.assert_ok("skopeo through the proxy");
+//! assert_eq!(r.digest.as_deref(), Some(img.digest.as_str()));
+//! ```
+
+pub mod certs;
+pub mod clients;
+pub mod cri;
+pub mod images;
+pub mod notary;
+pub mod portcullis;
+pub mod proc;
+pub mod registry;
+pub mod token;
+
+pub use certs::{CertKey, KeyType, TestCa};
+pub use clients::{ClientResult, Containerd, Podman, SkopeoEnv, skopeo_pull};
+pub use images::{Format, ImageInfo, ImageKind, ImageSpec, Seeded};
+pub use notary::{Notary, Role, Signer, TrustService};
+pub use portcullis::{Portcullis, PortcullisOpts};
+pub use proc::{CmdOutput, Daemon, free_port, require_tool};
+pub use registry::{MANIFEST_ACCEPT, Manifest, Registry, RegistryAuth};
+pub use token::{TokenIssuer, TokenRequest};

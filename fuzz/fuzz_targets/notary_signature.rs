@@ -45,6 +45,19 @@ fn real_keys() -> &'static Vec<(String, Vec<u8>)> {
     })
 }
 
+fn real_parsed() -> &'static Vec<PublicKey> {
+    static KEYS: OnceLock<Vec<PublicKey>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        real_keys()
+            .iter()
+            .map(|(kt, public)| {
+                let v = json!({"keytype": kt, "keyval": {"private": null, "public": B64.encode(public)}});
+                PublicKey::from_json(&v).expect("fixture key does not parse")
+            })
+            .collect()
+    })
+}
+
 #[derive(Arbitrary, Debug)]
 enum Public {
     Base64Text(String),
@@ -187,11 +200,9 @@ fuzz_target!(|data: &[u8]| {
     // The same fuzz signature against every real key, with the method that fits it.
     if let Some(sig) = &sig {
         if input.msg.len() % 4 == 0 {
-            for (kt, public) in real_keys() {
-                let v = json!({"keytype": kt, "keyval": {"private": null, "public": B64.encode(public)}});
-                let key = PublicKey::from_json(&v).expect("fixture key does not parse");
+            for key in real_parsed() {
                 for m in METHODS {
-                    check_verify(&key, m, &input.msg, sig);
+                    check_verify(key, m, &input.msg, sig);
                 }
             }
         }

@@ -24,6 +24,7 @@ for t in "${targets[@]}"; do
     route) dict=fuzz/dicts/route.dict ;;
     auth_challenge) dict=fuzz/dicts/auth.dict ;;
     manifest_children) dict=fuzz/dicts/manifest.dict ;;
+    notary_metadata|notary_canonical) dict=fuzz/dicts/notary.dict ;;
   esac
   args=(-max_total_time="$SECS" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048)
   [[ -n $dict ]] && args+=(-dict="$dict")

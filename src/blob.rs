@@ -390,30 +390,8 @@ mod tests {
         len: Option<u64>,
         window: Option<Window>,
     ) -> (Vec<u8>, Option<String>, Outcome) {
-        let seen = Arc::new(Mutex::new(None));
-        let s2 = seen.clone();
-        let mut s = VerifyingStream::new(
-            chunks(parts),
-            digest,
-            len,
-            window,
-            None,
-            Box::new(move |o| *s2.lock().unwrap() = Some(o.clone())),
-        );
-        let mut out = Vec::new();
-        let mut err = None;
-        while let Some(item) = s.next().await {
-            match item {
-                Ok(f) => out.extend_from_slice(f.data_ref().unwrap()),
-                Err(e) => {
-                    err = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        drop(s);
-        let o = seen.lock().unwrap().clone().unwrap();
-        (out, err, o)
+        let owned = parts.iter().map(|p| Bytes::from_static(p)).collect();
+        run_owned(owned, digest, len, window).await
     }
 
     #[tokio::test]

@@ -5,10 +5,8 @@
 
 use std::process::ExitCode;
 
-use crate::config::{Config, Mode, NotaryConfig, RegistryConfig};
-use crate::policy::glob_match;
+use crate::config::{Config, Mode};
 use crate::refs::{RepoName, Tag};
-use crate::trust::notary::NotarySource;
 
 /// An image reference split into the parts `check` needs.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,19 +45,6 @@ pub fn parse_image(image: &str, cfg: &Config) -> anyhow::Result<ImageRef> {
     })
 }
 
-/// The notary config and mode that apply to `repo` of `reg` (first matching override wins).
-fn trust_config<'a>(reg: &'a RegistryConfig, repo: &RepoName) -> (Mode, Option<&'a NotaryConfig>) {
-    for o in &reg.repositories {
-        if glob_match(&o.pattern, repo.as_str()) {
-            return (
-                o.mode.unwrap_or(reg.mode),
-                o.notary.as_ref().or(reg.notary.as_ref()),
-            );
-        }
-    }
-    (reg.mode, reg.notary.as_ref())
-}
-
 /// Prints the trusted digest or the reason for refusal; exit 0 / 1.
 pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
     let r = parse_image(image, cfg)?;
@@ -72,36 +57,32 @@ pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
         )
     })?;
     let shown = format!("{}/{}:{}", reg.name, r.repo, r.tag);
-    let (mode, notary) = trust_config(reg, &r.repo);
-    let Some(notary) = notary else {
+    // The same resolution the proxy uses: first matching override, else the registry.
+    let policy = reg.policy_for(r.repo.as_str());
+    let mode = policy.mode;
+    let Some((_, source)) = policy.source else {
         println!(
             "REFUSED {shown}: no trust source is configured for {} (mode = {mode:?})",
             reg.name
         );
         return Ok(ExitCode::FAILURE);
     };
-    let source = NotarySource::new(&reg.name, notary, &cfg.cache.dir)
-        .map_err(|e| anyhow::anyhow!("notary trust source for {}: {e}", reg.name))?;
+    let source = crate::trust::build(&reg.name, source, &cfg.cache.dir)?;
     match source.check(&r.repo, &r.tag).await {
         Ok(rep) => {
             println!("TRUSTED {shown}");
             println!("  digest     {}", rep.target.digest);
-            println!("  length     {}", rep.target.length);
-            println!("  signed in  {}", rep.target.role);
-            println!("  gun        {} (notary {})", rep.gun, rep.server);
-            for role in &rep.roles {
-                println!(
-                    "  {:<20} version {:<6} expires {}",
-                    role.role,
-                    role.version,
-                    role.expires
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_else(|_| role.expires.to_string())
-                );
+            if let Some(len) = rep.target.length {
+                println!("  length     {len}");
+            }
+            println!("  signed in  {}", rep.target.signer);
+            println!("  source     {}", rep.target.source);
+            for (label, value) in &rep.facts {
+                println!("  {label:<20} {value}");
             }
             if let Some(cause) = &rep.offline {
                 println!(
-                    "  OFFLINE: the notary server could not be reached ({cause}); used cached metadata"
+                    "  OFFLINE: the trust server could not be reached ({cause}); used cached metadata"
                 );
             }
             if mode != Mode::Enforce {
@@ -121,6 +102,7 @@ pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RegistryConfig;
 
     fn cfg() -> Config {
         let mut c = Config::default();
@@ -133,6 +115,7 @@ mod tests {
             auth: None,
             notary: None,
             repositories: vec![],
+            tags_list: Default::default(),
         });
         c
     }

@@ -183,6 +183,75 @@ pub struct RegistryConfig {
     /// Per-repository overrides (first matching glob wins).
     #[serde(default)]
     pub repositories: Vec<RepositoryOverride>,
+    /// What `GET /v2/<name>/tags/list` answers in `enforce` mode.
+    #[serde(default)]
+    pub tags_list: TagsList,
+}
+
+/// `tags_list`: which tags an enforcing registry lists.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TagsList {
+    /// Only the registry's tags that the trust source signs: what a client can pull.
+    #[default]
+    Trusted,
+    /// The registry's list as it is (names only; pulls are still checked).
+    Upstream,
+}
+
+/// A trust source's configuration, naming its kind (`[registries.notary]` today).
+#[derive(Debug, Clone, Copy)]
+pub enum SourceConfig<'a> {
+    Notary(&'a NotaryConfig),
+}
+
+/// Which configured trust source applies: the registry's own or an override's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceSlot {
+    Registry,
+    /// `repositories[i]` of the registry.
+    Override(usize),
+}
+
+/// Mode and trust source for one repository, after overrides.
+#[derive(Debug, Clone, Copy)]
+pub struct RepoPolicy<'a> {
+    pub mode: Mode,
+    /// The source and where it is configured; `None`: no trust source.
+    pub source: Option<(SourceSlot, SourceConfig<'a>)>,
+}
+
+impl RegistryConfig {
+    /// The registry's own trust source, if configured.
+    pub fn source(&self) -> Option<SourceConfig<'_>> {
+        self.notary.as_ref().map(SourceConfig::Notary)
+    }
+
+    /// Mode and trust source for `repo`: the first override whose glob matches (its source,
+    /// or the registry's when it names none), else the registry's. The proxy and
+    /// `portcullis check` both resolve through here.
+    pub fn policy_for(&self, repo: &str) -> RepoPolicy<'_> {
+        let own = self.source().map(|s| (SourceSlot::Registry, s));
+        for (i, o) in self.repositories.iter().enumerate() {
+            if crate::policy::glob_match(&o.pattern, repo) {
+                return RepoPolicy {
+                    mode: o.mode.unwrap_or(self.mode),
+                    source: o.source().map(|s| (SourceSlot::Override(i), s)).or(own),
+                };
+            }
+        }
+        RepoPolicy {
+            mode: self.mode,
+            source: own,
+        }
+    }
+}
+
+impl RepositoryOverride {
+    /// The override's own trust source, if it names one.
+    pub fn source(&self) -> Option<SourceConfig<'_>> {
+        self.notary.as_ref().map(SourceConfig::Notary)
+    }
 }
 
 /// Credentials the proxy uses toward a registry: basic auth, also used for Bearer token

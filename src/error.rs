@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::body::{Body, full};
+use crate::policy::Reason;
 
 /// OCI distribution-spec error codes (plus Distribution's `UNAVAILABLE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,8 @@ pub struct ApiError {
     pub side: Side,
     /// Extra headers, e.g. `WWW-Authenticate` passed back in passthrough mode.
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// Why trust refused, for a `Side::Trust` error (metrics and logs read it from here).
+    pub reason: Option<Reason>,
 }
 
 impl ApiError {
@@ -86,6 +89,7 @@ impl ApiError {
             detail: None,
             side,
             headers: Vec::new(),
+            reason: None,
         }
     }
 
@@ -94,9 +98,10 @@ impl ApiError {
     }
 
     /// A trust refusal: 403 `DENIED`, with a reason a person can act on.
-    pub fn denied(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn denied(reason: Reason, message: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::FORBIDDEN, Code::Denied, Side::Trust, message);
-        e.detail = Some(serde_json::json!({ "reason": reason }));
+        e.detail = Some(serde_json::json!({ "reason": reason.as_str() }));
+        e.reason = Some(reason);
         e
     }
 
@@ -196,7 +201,7 @@ mod tests {
 
     #[test]
     fn body_shape() {
-        let e = ApiError::denied("not_signed", "demo/app:v2 is not signed");
+        let e = ApiError::denied(Reason::NotSigned, "demo/app:v2 is not signed");
         let v: serde_json::Value = serde_json::from_slice(&e.body_json()).unwrap();
         assert_eq!(v["errors"][0]["code"], "DENIED");
         assert_eq!(v["errors"][0]["message"], "demo/app:v2 is not signed");

@@ -123,8 +123,8 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(config.as_deref())?;
     init_tracing(&cfg);
     let cache_dir = cfg.cache.dir.clone();
-    let proxy = portcullis::api::Proxy::new(&cfg, &|registry, notary| {
-        portcullis::trust::build(registry, notary, &cache_dir)
+    let proxy = portcullis::api::Proxy::new(&cfg, &|registry, source| {
+        portcullis::trust::build(registry, source, &cache_dir)
     })?;
     let (api, admin) = portcullis::server::bind(&cfg).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);

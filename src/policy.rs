@@ -8,14 +8,53 @@ use crate::config::Mode;
 use crate::refs::{Digest, RepoName, Tag};
 use crate::trust::{TrustError, TrustedTarget};
 
-/// Allow, or deny with a reason (metric label) and a message a person can act on.
+/// Why content was (or, in audit mode, would have been) refused. Its label is the
+/// `reason` of `portcullis_denials_total`, of the log line, and of the `DENIED` body's
+/// `detail`; people alert on it, so labels never change meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Verified metadata exists, but does not sign this tag (or the repository was never
+    /// signed).
+    NotSigned,
+    /// Metadata failed verification: signature, threshold, expiry, rollback.
+    InvalidMetadata,
+    /// The trust server is unreachable and no usable cache exists.
+    TrustUnavailable,
+    /// Local trust state is unusable.
+    TrustState,
+    /// The registry (or repository) has no trust source configured.
+    NoTrustSource,
+    /// Content by digest that no currently trusted target reaches.
+    NotInTrustedClosure,
+    /// The registry maps a signed tag to other content (`on_tag_drift = "refuse"`).
+    TagMoved,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NotSigned => "not_signed",
+            Reason::InvalidMetadata => "invalid_metadata",
+            Reason::TrustUnavailable => "trust_unavailable",
+            Reason::TrustState => "trust_state",
+            Reason::NoTrustSource => "no_trust_source",
+            Reason::NotInTrustedClosure => "not_in_trusted_closure",
+            Reason::TagMoved => "tag_moved",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Allow, or deny with a reason and a message a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allow,
-    Deny {
-        reason: &'static str,
-        message: String,
-    },
+    Deny { reason: Reason, message: String },
 }
 
 /// What to do after applying the repository's mode to a decision.
@@ -24,11 +63,11 @@ pub enum Action {
     Serve,
     /// Audit mode: serve, but log and count what enforce would have refused.
     ServeAudited {
-        reason: &'static str,
+        reason: Reason,
         message: String,
     },
     Refuse {
-        reason: &'static str,
+        reason: Reason,
         message: String,
     },
 }
@@ -46,7 +85,7 @@ pub fn apply(mode: Mode, d: Decision) -> Action {
 /// A repository whose registry has no trust source: refuse, saying how to fix it.
 pub fn no_trust_source(registry: &str, repo: &RepoName) -> Decision {
     Decision::Deny {
-        reason: "no_trust_source",
+        reason: Reason::NoTrustSource,
         message: format!(
             "no trust source is configured for {registry}/{repo}; configure [registries.notary] \
              for {registry}, or set mode = \"skip\" for it explicitly to pull without verification"
@@ -94,7 +133,7 @@ pub fn for_digest(
         )
     };
     Decision::Deny {
-        reason: "not_in_trusted_closure",
+        reason: Reason::NotInTrustedClosure,
         message,
     }
 }
@@ -128,7 +167,7 @@ mod tests {
     #[test]
     fn modes() {
         let deny = Decision::Deny {
-            reason: "x",
+            reason: Reason::NotSigned,
             message: "m".into(),
         };
         assert_eq!(apply(Mode::Enforce, Decision::Allow), Action::Serve);
@@ -179,7 +218,7 @@ mod tests {
         let Decision::Deny { reason, message } = for_tag("127.0.0.1:5000", &repo, &tag, &e) else {
             panic!()
         };
-        assert_eq!(reason, "not_signed");
+        assert_eq!(reason, Reason::NotSigned);
         assert!(message.contains("127.0.0.1:5000/demo/app:v2"));
     }
 

@@ -209,7 +209,7 @@ async fn tofu_root_is_persisted_and_then_anchors_without_tofu() {
     .resolve(&repo("demo/app"), &tag("v1"))
     .await
     .unwrap();
-    assert_eq!(t.role, "targets/releases");
+    assert_eq!(t.signer, "targets/releases");
     // A restart with TOFU off: the persisted root is the anchor now.
     let src = source(
         &server,
@@ -334,7 +334,9 @@ async fn fifty_concurrent_resolves_fetch_the_timestamp_once() {
     }
     assert_eq!(server.timestamp_fetches.load(Ordering::SeqCst), 1);
     // check() always asks the server.
-    src.check(&repo("demo/app"), &tag("v1")).await.unwrap();
+    src.check_report(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap();
     assert_eq!(server.timestamp_fetches.load(Ordering::SeqCst), 2);
 }
 
@@ -362,7 +364,10 @@ async fn offline_serves_cache_until_it_expires_then_says_why() {
     server.down.store(true, Ordering::SeqCst);
     // A restarted proxy (fresh memory) still serves from disk while metadata is valid.
     let src = source(&server, &c, tmp.path(), &now);
-    let report = src.check(&repo("demo/app"), &tag("v1")).await.unwrap();
+    let report = src
+        .check_report(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap();
     assert_eq!(report.target, want);
     assert!(
         report
@@ -398,7 +403,7 @@ async fn required_signers_must_all_sign_the_same_digest() {
     c.required_signers = vec!["targets/releases".into(), "targets".into()];
     let src = source(&server, &c, tmp.path(), &at(DEMO_NOW));
     let t = src.resolve(&repo("demo/app"), &tag("v1")).await.unwrap();
-    assert_eq!(t.role, "targets/releases+targets");
+    assert_eq!(t.signer, "targets/releases+targets");
     let e = src
         .resolve(&repo("demo/app"), &tag("large"))
         .await
@@ -413,7 +418,7 @@ async fn required_signers_must_all_sign_the_same_digest() {
         .resolve(&repo("demo/app"), &tag("qa-only"))
         .await
         .unwrap();
-    assert_eq!(t.role, "targets/qa");
+    assert_eq!(t.signer, "targets/qa");
     let all = src.trusted_targets(&repo("demo/app")).await.unwrap();
     assert!(all.iter().any(|t| t.name == "qa-only"));
 }

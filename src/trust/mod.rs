@@ -1,30 +1,60 @@
 //! Trust sources: who says which digest a tag may name.
 //!
 //! A [`TrustSource`] answers two questions for a repository: which digest a tag resolves to
-//! (and which signed role says so), and which targets are currently trusted at all (used to
-//! rebuild the closure of trusted content after a restart). The proxy never decides trust
-//! itself; it asks a source and carries out the answer (see `policy`).
+//! (and which signer vouches for it), and which targets are currently trusted at all (used to
+//! rebuild the closure of trusted content after a restart, and to list trusted tags). The proxy
+//! never decides trust itself; it asks a source and carries out the answer (see `policy` and
+//! `api::gate`).
 //!
-//! Sources: `notary` (Notary v1 / Docker Content Trust). Plain TUF and cosign/Notation plug in
-//! here later.
+//! The seam speaks no source's dialect: a [`SourceConfig`] names its kind, a [`TrustedTarget`]
+//! records which kind of source and which signer vouched, and errors carry a [`Reason`].
+//! Sources: `notary` (Notary v1 / Docker Content Trust). Plain TUF (`tuf/`) and cosign /
+//! Notation plug in as siblings.
 
 pub mod notary;
 
 use async_trait::async_trait;
 
+pub use crate::config::SourceConfig;
+pub use crate::policy::Reason;
 use crate::refs::{Digest, RepoName, Tag};
+
+/// Which kind of source vouched for a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Notary v1 / Docker Content Trust.
+    Notary,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Notary => "notary",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A tag that a trust source vouches for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedTarget {
     /// The tag (target name) that was signed.
     pub name: String,
-    /// sha256 digest of the manifest bytes, as signed.
+    /// Digest of the manifest bytes, as signed.
     pub digest: Digest,
-    /// Length of the manifest bytes, as signed.
-    pub length: u64,
-    /// The role that signed it, e.g. `targets/releases`.
-    pub role: String,
+    /// Length of the manifest bytes, when the source signs one (TUF and Notary do; a cosign
+    /// or Notation signature names only the digest).
+    pub length: Option<u64>,
+    /// Which kind of source vouched.
+    pub source: SourceKind,
+    /// Who signed it, in the source's terms: a Notary role such as `targets/releases` (or
+    /// `a+b` for required signers), a key or identity for other sources.
+    pub signer: String,
 }
 
 /// Why a source could not vouch for a tag. Every message must tell an operator what to do.
@@ -45,15 +75,25 @@ pub enum TrustError {
 }
 
 impl TrustError {
-    /// A short machine-readable reason, used as a metric label and in structured logs.
-    pub fn reason(&self) -> &'static str {
+    /// The typed reason for a denial (its label is a metric label and a log field).
+    pub fn reason(&self) -> Reason {
         match self {
-            TrustError::NotSigned(_) => "not_signed",
-            TrustError::Invalid(_) => "invalid_metadata",
-            TrustError::Unavailable(_) => "trust_unavailable",
-            TrustError::State(_) => "trust_state",
+            TrustError::NotSigned(_) => Reason::NotSigned,
+            TrustError::Invalid(_) => Reason::InvalidMetadata,
+            TrustError::Unavailable(_) => Reason::TrustUnavailable,
+            TrustError::State(_) => Reason::TrustState,
         }
     }
+}
+
+/// What `portcullis check` prints about a resolved tag: the target, then source-specific
+/// facts as (label, value) lines, and whether cached metadata stood in for the server.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    pub target: TrustedTarget,
+    pub facts: Vec<(String, String)>,
+    /// `Some(cause)` when the trust server was unreachable and cached metadata was used.
+    pub offline: Option<String>,
 }
 
 /// A source of signed tag -> digest mappings for one registry.
@@ -65,10 +105,24 @@ pub trait TrustSource: Send + Sync {
     /// Every target the policy currently trusts in `repo` (for rebuilding the closure of
     /// trusted manifests and blobs, e.g. after a restart).
     async fn trusted_targets(&self, repo: &RepoName) -> Result<Vec<TrustedTarget>, TrustError>;
+
+    /// Like [`TrustSource::resolve`], but always asking the server (falling back to cached
+    /// metadata only when it is unreachable, and saying so) and reporting what was verified.
+    async fn check(&self, repo: &RepoName, tag: &Tag) -> Result<CheckReport, TrustError>;
 }
 
-/// Builds the trust source for `registry` from its `[registries.notary]` section.
+/// Builds the trust source for `registry` from its configuration.
 pub fn build(
+    registry: &str,
+    cfg: SourceConfig<'_>,
+    cache_dir: &std::path::Path,
+) -> anyhow::Result<std::sync::Arc<dyn TrustSource>> {
+    match cfg {
+        SourceConfig::Notary(n) => build_notary(registry, n, cache_dir),
+    }
+}
+
+fn build_notary(
     registry: &str,
     cfg: &crate::config::NotaryConfig,
     cache_dir: &std::path::Path,

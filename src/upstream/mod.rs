@@ -7,6 +7,7 @@
 //! the proxy; reqwest drops `Authorization` when a redirect leaves the registry's host.
 //! Secrets never reach a log line: credentials are held as `HeaderValue`s marked sensitive.
 
+pub mod answer;
 pub mod auth;
 
 use std::path::Path;
@@ -378,6 +379,7 @@ mod tests {
             auth: None,
             notary: None,
             repositories: vec![],
+            tags_list: Default::default(),
         };
         let u = Upstream::new(
             &reg,

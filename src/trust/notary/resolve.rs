@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::refs::{Algorithm, Digest};
-use crate::trust::TrustedTarget;
+use crate::trust::{SourceKind, TrustedTarget};
 
 use super::error::{Error, invalid};
 use super::metadata::TargetFile;
@@ -40,8 +40,9 @@ fn to_trusted(gun: &str, role: &str, name: &str, t: &TargetFile) -> Result<Trust
     Ok(TrustedTarget {
         name: name.to_string(),
         digest,
-        length: t.length,
-        role: role.to_string(),
+        length: Some(t.length),
+        source: SourceKind::Notary,
+        signer: role.to_string(),
     })
 }
 
@@ -92,7 +93,7 @@ pub fn resolve(
             Some(prev) if prev.digest != t.digest || prev.length != t.length => {
                 return Err(Error::NotSigned(format!(
                     "{display}: required signers disagree in {gun}: {} signs {}, {role} signs {}",
-                    prev.role, prev.digest, t.digest
+                    prev.signer, prev.digest, t.digest
                 )));
             }
             Some(_) => {}
@@ -100,7 +101,7 @@ pub fn resolve(
         }
     }
     let mut t = found.ok_or_else(|| Error::NotSigned(format!("{display}: no required signers")))?;
-    t.role = required.join("+");
+    t.signer = required.join("+");
     Ok(t)
 }
 

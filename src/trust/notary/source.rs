@@ -36,7 +36,7 @@ pub struct Fresh {
     pub offline: Option<String>,
 }
 
-/// What `portcullis check` prints.
+/// What a check of one tag verified, in Notary's terms.
 #[derive(Debug, Clone)]
 pub struct CheckReport {
     pub gun: String,
@@ -216,7 +216,11 @@ impl NotarySource {
     }
 
     /// Always asks the server (cache only if it is unreachable), then resolves `tag`.
-    pub async fn check(&self, repo: &RepoName, tag: &Tag) -> Result<CheckReport, TrustError> {
+    pub async fn check_report(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+    ) -> Result<CheckReport, TrustError> {
         let gun = self.gun(repo);
         let fresh = Arc::new(self.refresh(&gun).await?);
         if fresh.offline.is_none() {
@@ -255,5 +259,33 @@ impl TrustSource for NotarySource {
         let gun = self.gun(repo);
         let fresh = self.current(&gun).await?;
         Ok(all_targets(&fresh.trusted, &self.cfg.required_signers))
+    }
+
+    async fn check(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+    ) -> Result<crate::trust::CheckReport, TrustError> {
+        let rep = self.check_report(repo, tag).await?;
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        let mut facts = vec![(
+            "gun".to_string(),
+            format!("{} (notary {})", rep.gun, rep.server),
+        )];
+        for role in &rep.roles {
+            let expires = role
+                .expires
+                .format(rfc3339)
+                .unwrap_or_else(|_| role.expires.to_string());
+            facts.push((
+                role.role.clone(),
+                format!("version {:<6} expires {expires}", role.version),
+            ));
+        }
+        Ok(crate::trust::CheckReport {
+            target: rep.target,
+            facts,
+            offline: rep.offline,
+        })
     }
 }

@@ -1,0 +1,182 @@
+//! The request context every repository handler takes, and the reply every handler gives.
+//!
+//! [`Ctx`] carries what travels together through a request (pingora's per-request `CTX` is
+//! the model): the proxy's shared state, the registry, the repository, the mode and trust
+//! source that apply to it, HEAD or GET, and the client's headers. [`Reply`] is headers and
+//! an optional body; [`Reply::into_response`] is the one place a HEAD's body is dropped.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
+use tracing::{Instrument, info_span};
+
+use super::{Proxy, Registry};
+use crate::body::{Body, empty};
+use crate::config::Mode;
+use crate::error::ApiError;
+use crate::refs::RepoName;
+use crate::trust::TrustSource;
+use crate::upstream::{self, answer::Kind};
+
+/// Every manifest media type a DCT-aware client may ask for. Sent when a client sends no
+/// `Accept` (the registry answers OCI content with 404, and converts Docker schema2 to schema1
+/// under another digest, when `Accept` does not list the type).
+pub(super) const MANIFEST_ACCEPT: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// One request to one repository of one registry.
+pub struct Ctx<'a> {
+    pub proxy: &'a Proxy,
+    pub reg: &'a Registry,
+    pub repo: RepoName,
+    /// The repository's mode after overrides.
+    pub mode: Mode,
+    /// The repository's trust source after overrides; `None`: none configured.
+    pub trust: Option<&'a Arc<dyn TrustSource>>,
+    pub head: bool,
+    /// The client's request headers.
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        proxy: &'a Proxy,
+        reg: &'a Registry,
+        repo: RepoName,
+        head: bool,
+        headers: &'a HeaderMap,
+    ) -> Ctx<'a> {
+        let (mode, trust) = reg.policy_for(&repo);
+        Ctx {
+            proxy,
+            reg,
+            repo,
+            mode,
+            trust,
+            head,
+            headers,
+        }
+    }
+
+    /// Sends one request upstream for this repository (token scope `repository:<name>:pull`;
+    /// the client's `Authorization` is forwarded only in passthrough mode, by the client).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        fwd: &HeaderMap,
+    ) -> Result<upstream::Response, ApiError> {
+        let scope = format!("repository:{}:pull", self.repo);
+        self.reg
+            .upstream
+            .send(
+                method,
+                path,
+                query,
+                fwd,
+                self.headers.get(header::AUTHORIZATION),
+                Some(&scope),
+            )
+            .instrument(info_span!("upstream", registry = %self.reg.name))
+            .await
+            .map_err(|e| ApiError::upstream(e.status(), e.to_string()))
+    }
+
+    /// Sends, and turns an upstream error status into our error.
+    pub async fn send_ok(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        fwd: &HeaderMap,
+        kind: Kind,
+    ) -> Result<upstream::Response, ApiError> {
+        let resp = self.send(method, path, query, fwd).await?;
+        if !resp.inner.status().is_success() {
+            return Err(self.reg.upstream.status_error(kind, resp.inner).await);
+        }
+        Ok(resp)
+    }
+
+    /// Reads a small body whole, within `server.max_manifest_bytes`.
+    pub async fn read_limited(
+        &self,
+        resp: upstream::Response,
+        kind: Kind,
+    ) -> Result<Bytes, ApiError> {
+        self.reg
+            .upstream
+            .read_limited(resp, kind, self.proxy.max_manifest)
+            .await
+    }
+
+    /// Headers passed to the upstream: every `Accept` line (one per media type, as
+    /// containers/image sends them); for manifests the full list when the client sent none.
+    /// `Authorization` is added by `send` (passthrough only); nothing else is forwarded.
+    pub fn forward_headers(&self, manifest: bool) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        for v in self.headers.get_all(header::ACCEPT) {
+            out.append(header::ACCEPT, v.clone());
+        }
+        if manifest && !out.contains_key(header::ACCEPT) {
+            out.extend(manifest_accept());
+        }
+        out
+    }
+}
+
+/// `Accept` with every manifest type: for requests portcullis makes on its own behalf, so a
+/// client's narrower `Accept` cannot make the registry convert a manifest.
+pub(super) fn manifest_accept() -> HeaderMap {
+    let mut accept = HeaderMap::new();
+    for a in MANIFEST_ACCEPT {
+        accept.append(header::ACCEPT, HeaderValue::from_static(a));
+    }
+    accept
+}
+
+/// What a handler produces: status, headers and a body that a HEAD never sends.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Option<Body>,
+}
+
+impl Reply {
+    /// 200 with these headers and body.
+    pub fn ok(headers: HeaderMap, body: Option<Body>) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            headers,
+            body,
+        }
+    }
+
+    /// The response; for HEAD without the body (headers, `Content-Length` included, stay as a
+    /// GET would send them: RFC 9110 9.3.2).
+    pub fn into_response(self, head: bool) -> Response<Body> {
+        let body = match self.body {
+            Some(b) if !head => b,
+            _ => empty(),
+        };
+        let mut r = Response::new(body);
+        *r.status_mut() = self.status;
+        *r.headers_mut() = self.headers;
+        r
+    }
+}
+
+/// Copies the named headers (every value of each).
+pub(super) fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, names: &[HeaderName]) {
+    for n in names {
+        for v in from.get_all(n) {
+            to.append(n.clone(), v.clone());
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Manifests by tag and by digest. GET and HEAD are one path: a HEAD fetches and verifies
+//! exactly what a GET would (so it answers with the verified digest and length, and warms the
+//! manifest cache for the GET that follows), and `Reply::into_response` drops the body.
+//!
+//! By tag, the trusted digest is fetched, never the tag (the tag may move between the check
+//! and the fetch); by digest, the gate decides whether the digest is reachable from a trusted
+//! target. Verified manifests are kept in memory by (registry, repository, digest).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, header};
+
+use super::ctx::{Ctx, Reply, manifest_accept};
+use super::{DOCKER_CONTENT_DIGEST, header_value};
+use crate::body::full;
+use crate::closure;
+use crate::config::Mode;
+use crate::error::ApiError;
+use crate::policy::{Decision, Reason};
+use crate::refs::{Digest, RepoName, Tag};
+use crate::trust::TrustedTarget;
+use crate::upstream::answer::Kind;
+
+/// Bytes of verified manifests kept in memory.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A manifest whose bytes matched the digest it is stored under.
+#[derive(Clone)]
+pub(super) struct Cached {
+    bytes: Bytes,
+    content_type: Option<HeaderValue>,
+    children: Arc<Vec<Digest>>,
+}
+
+/// Verified manifests by (registry, repository, digest). Content-addressed and checked on
+/// the way in, so serving from here is as safe as fetching again; it saves the round trip on
+/// every pull of a popular tag. Not used in passthrough mode, where the registry must
+/// authorise each client's own request.
+pub(super) type Cache = moka::future::Cache<(String, RepoName, Digest), Cached>;
+
+pub(super) fn new_cache() -> Cache {
+    moka::future::Cache::builder()
+        .weigher(|_, m: &Cached| u32::try_from(m.bytes.len()).unwrap_or(u32::MAX))
+        .max_capacity(CACHE_BYTES)
+        .build()
+}
+
+/// `GET|HEAD /v2/<name>/manifests/<tag>`.
+pub async fn by_tag(cx: &Ctx<'_>, tag: &Tag) -> Result<Reply, ApiError> {
+    let Some(target) = cx.authorize_tag(tag).await? else {
+        // Skip mode, or audit mode with no trusted digest: pass the tag through, still
+        // checking that the bytes match the digest the registry claims.
+        return serve(cx, tag.as_str(), None).await;
+    };
+    let digest = target.digest.to_string();
+    let serve = serve(cx, &digest, Some(&target));
+    if cx.mode != Mode::Enforce {
+        return serve.await;
+    }
+    // The moved-tag check and the fetch are independent round trips: run them together, and
+    // let a refusal win over whatever the fetch produced.
+    let (moved, served) = tokio::join!(refuse_moved_tag(cx, tag, &target), serve);
+    moved?;
+    served
+}
+
+/// `GET|HEAD /v2/<name>/manifests/<digest>`.
+pub async fn by_digest(cx: &Ctx<'_>, digest: &Digest) -> Result<Reply, ApiError> {
+    cx.authorize_digest(digest).await?;
+    serve(cx, &digest.to_string(), None).await
+}
+
+/// A signed tag that the registry now maps to other content was re-pushed without being
+/// signed (or tampered with). Docker's client would quietly pull the old signed digest;
+/// we refuse instead, so the operator sees it and either signs the new content or puts
+/// the signed content back. Checked with the full Accept list, so a client's narrower
+/// Accept cannot make the registry convert the manifest and look "moved".
+async fn refuse_moved_tag(cx: &Ctx<'_>, tag: &Tag, target: &TrustedTarget) -> Result<(), ApiError> {
+    let repo = &cx.repo;
+    let path = format!("/v2/{repo}/manifests/{tag}");
+    let resp = cx
+        .send(Method::HEAD, &path, None, &manifest_accept())
+        .await?;
+    let current: Option<Digest> = resp
+        .inner
+        .headers()
+        .get(&DOCKER_CONTENT_DIGEST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok());
+    match current {
+        Some(c) if c != target.digest => {
+            let message = format!(
+                "{}/{repo}:{tag} refused: the registry maps the tag to {c}, but it is signed \
+                 (by {} in {}) for {}; the tag was re-pushed without signing. Sign the new \
+                 content, or push the signed content back",
+                cx.reg.name, target.signer, target.source, target.digest
+            );
+            cx.carry_out(Decision::Deny {
+                reason: Reason::TagMoved,
+                message,
+            })
+        }
+        // The same digest, or a registry that does not say: the by-digest fetch decides.
+        _ => Ok(()),
+    }
+}
+
+/// Fetches a manifest (or takes it from the cache) and serves it. With `target`, the bytes
+/// must match the signed digest and length; a reference that is a digest must match too; by
+/// tag (skip / audit only) the registry's `Docker-Content-Digest` is checked when it sends one.
+async fn serve(
+    cx: &Ctx<'_>,
+    reference: &str,
+    target: Option<&TrustedTarget>,
+) -> Result<Reply, ApiError> {
+    let (reg, repo) = (&cx.reg.name, &cx.repo);
+    let proxy = cx.proxy;
+    let by_digest: Option<Digest> = reference.parse().ok();
+    // What a digest named (the signature's, or the client's) may be cached under that digest.
+    let wanted = target.map(|t| t.digest.clone()).or(by_digest.clone());
+    if let Some(d) = &wanted
+        && !proxy.passthrough
+        && let Some(c) = proxy
+            .manifests
+            .get(&(reg.clone(), repo.clone(), d.clone()))
+            .await
+    {
+        proxy.closure.add_children(reg, repo, d, &c.children);
+        return reply(&c, d);
+    }
+    let path = format!("/v2/{repo}/manifests/{reference}");
+    let resp = cx
+        .send_ok(
+            Method::GET,
+            &path,
+            None,
+            &cx.forward_headers(true),
+            Kind::Manifest,
+        )
+        .await?;
+    let upstream_headers = resp.inner.headers().clone();
+    let bytes = cx.read_limited(resp, Kind::Manifest).await?;
+    crate::metrics::bytes_streamed(reg, bytes.len() as u64);
+    // The digest the bytes must have: the signed one, the one asked for, or (by tag) the
+    // one the registry claims.
+    let claimed: Option<Digest> = upstream_headers
+        .get(&DOCKER_CONTENT_DIGEST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok());
+    let expected = wanted.clone().or(claimed);
+    let actual = match &expected {
+        Some(e) => e.of_same_algorithm(&bytes),
+        None => Digest::sha256_of(&bytes),
+    };
+    if let Some(e) = &expected
+        && *e != actual
+    {
+        return Err(mismatch(
+            cx,
+            reference,
+            &format!("bytes hash to {actual}, not {e}"),
+        ));
+    }
+    if let Some(signed) = target.and_then(|t| t.length)
+        && signed != bytes.len() as u64
+    {
+        return Err(mismatch(
+            cx,
+            reference,
+            &format!("{} bytes, signed length is {signed}", bytes.len()),
+        ));
+    }
+    // Record what this manifest references, if it is itself trusted.
+    let children = match closure::children(&bytes) {
+        Ok(ch) => ch.all(),
+        Err(e) => {
+            tracing::debug!(error = %e, "manifest is not JSON we can follow");
+            Vec::new()
+        }
+    };
+    proxy.closure.add_children(reg, repo, &actual, &children);
+    let cached = Cached {
+        bytes,
+        content_type: upstream_headers.get(header::CONTENT_TYPE).cloned(),
+        children: Arc::new(children),
+    };
+    if wanted.is_some() && !proxy.passthrough {
+        proxy
+            .manifests
+            .insert((reg.clone(), repo.clone(), actual.clone()), cached.clone())
+            .await;
+    }
+    reply(&cached, &actual)
+}
+
+fn reply(m: &Cached, digest: &Digest) -> Result<Reply, ApiError> {
+    let mut h = HeaderMap::new();
+    if let Some(ct) = &m.content_type {
+        h.insert(header::CONTENT_TYPE, ct.clone());
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(m.bytes.len()));
+    h.insert(DOCKER_CONTENT_DIGEST, header_value(&digest.to_string())?);
+    Ok(Reply::ok(h, Some(full(m.bytes.clone()))))
+}
+
+fn mismatch(cx: &Ctx<'_>, reference: &str, what: &str) -> ApiError {
+    let (reg, repo) = (&cx.reg.name, &cx.repo);
+    crate::metrics::digest_mismatch(reg);
+    tracing::error!(registry = %reg, repository = %repo, reference, what, "upstream manifest does not match");
+    ApiError::upstream(
+        http::StatusCode::BAD_GATEWAY,
+        format!(
+            "registry {reg} served a manifest for {repo}@{reference} that does not match: {what}; refusing it"
+        ),
+    )
+}

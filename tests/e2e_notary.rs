@@ -161,3 +161,82 @@ fn http_get(url: &str) -> String {
         .expect("curl runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Tags lists: in enforce mode only the tags that are signed (and that the registry has) are
+/// listed, paged with `n` and `last` on the filtered list; `tags_list = "upstream"` and skip
+/// mode pass the registry's list through.
+#[test]
+fn tags_list_names_only_signed_tags_when_enforcing() {
+    let reg = Registry::start(RegistryAuth::None);
+    let notary = Notary::start(TrustService::Remote);
+    let seeded = images::seed(&reg, "demo/app", 0);
+    let gun = reg.gun("demo/app");
+    let signer = Signer::new(&notary);
+    signer.sign(&gun, "v1", seeded.get("v1"), &Role::Targets);
+    signer.sign(&gun, "multi", seeded.get("multi"), &Role::Releases);
+    signer.sign(
+        &gun,
+        "qa-only",
+        seeded.get("qa-only"),
+        &Role::delegation("qa", KeyType::Ec),
+    );
+    // Signed, but never pushed: a client could not pull it, so it is not listed either.
+    signer.sign(&gun, "ghost", seeded.get("v1"), &Role::Targets);
+    let tags = |proxy: &Portcullis, query: &str| -> (Vec<String>, String) {
+        let url = format!("{}/v2/demo/app/tags/list{query}", proxy.url());
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-D", "-", &url])
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+        let v: serde_json::Value = serde_json::from_str(body).expect("JSON body");
+        let names = v["tags"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tags in {body}"))
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        (names, head.to_ascii_lowercase())
+    };
+
+    let enforce = Portcullis::start_for(&reg, &notary, "enforce");
+    let (all, _) = tags(&enforce, "");
+    assert_eq!(all, ["multi", "v1"], "enforce lists signed tags only");
+    let (first, head) = tags(&enforce, "?n=1");
+    assert_eq!(first, ["multi"]);
+    assert!(
+        head.contains("link: </v2/demo/app/tags/list?n=1&last=multi>; rel=\"next\""),
+        "{head}"
+    );
+    let (second, head) = tags(&enforce, "?n=1&last=multi");
+    assert_eq!(second, ["v1"]);
+    assert!(
+        !head.contains("link:"),
+        "last page has no next link: {head}"
+    );
+
+    let upstream_cfg = Portcullis::config_for(&reg, &notary, "enforce").replace(
+        "mode = \"enforce\"",
+        "mode = \"enforce\"\ntags_list = \"upstream\"",
+    );
+    let upstream = Portcullis::start(&upstream_cfg);
+    // Passed through as the registry orders it (Distribution 2.8: push order).
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let everything = ["multi", "qa-only", "unsigned", "v1", "v1-docker"];
+    assert_eq!(
+        sorted(tags(&upstream, "").0),
+        everything,
+        "tags_list = upstream"
+    );
+
+    let skip = Portcullis::start_for(&reg, &notary, "skip");
+    assert_eq!(
+        sorted(tags(&skip, "").0),
+        everything,
+        "skip passes the list through"
+    );
+}

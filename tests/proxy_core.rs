@@ -20,14 +20,42 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Status, OCI code and message of an error response (the body must be an OCI error).
 async fn error_code(resp: reqwest::Response) -> (u16, String, String) {
+    let (status, code, message, _) = oci_error(resp).await;
+    (status, code, message)
+}
+
+/// Status, OCI code, message and `detail.reason` (empty when absent) of an error response.
+async fn oci_error(resp: reqwest::Response) -> (u16, String, String, String) {
     let status = resp.status().as_u16();
-    let v: serde_json::Value = resp.json().await.unwrap();
+    let text = resp.text().await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: not an OCI error body ({e}): {text}"));
+    let e = &v["errors"][0];
+    let s = |x: &serde_json::Value| x.as_str().unwrap_or("").to_owned();
     (
         status,
-        v["errors"][0]["code"].as_str().unwrap_or("").to_owned(),
-        v["errors"][0]["message"].as_str().unwrap_or("").to_owned(),
+        s(&e["code"]),
+        s(&e["message"]),
+        s(&e["detail"]["reason"]),
     )
+}
+
+/// GET `url`, expect 403 `DENIED` with `detail.reason` = `reason`; returns the message.
+async fn get_denial(c: &reqwest::Client, url: String, reason: &str) -> String {
+    let (status, code, message, got) = oci_error(c.get(&url).send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str(), got.as_str()),
+        (403, "DENIED", reason),
+        "{url}: {message}"
+    );
+    message
+}
+
+/// The request-then-check-the-OCI-error pattern: GET `url`, expect an error body.
+async fn get_error(c: &reqwest::Client, url: String) -> (u16, String, String) {
+    error_code(c.get(url).send().await.unwrap()).await
 }
 
 /// Reads the whole body; Err when the stream fails (a reset or cut connection).
@@ -265,12 +293,7 @@ async fn upstream_down_is_503_naming_the_registry() {
         l.local_addr().unwrap()
     };
     let url = start_proxy(&config(dead, "skip", false, ""), None).await;
-    let resp = client()
-        .get(format!("{url}/v2/demo/app/manifests/v1"))
-        .send()
-        .await
-        .unwrap();
-    let (s, code, msg) = error_code(resp).await;
+    let (s, code, msg) = get_error(&client(), format!("{url}/v2/demo/app/manifests/v1")).await;
     assert_eq!(s, 503);
     assert_eq!(code, "UNAVAILABLE");
     assert!(msg.contains("fake.example:5000"), "{msg}");
@@ -293,12 +316,7 @@ async fn oversized_manifest_is_refused() {
         None,
     )
     .await;
-    let resp = client()
-        .get(format!("{url}/v2/demo/app/manifests/big"))
-        .send()
-        .await
-        .unwrap();
-    let (s, code, msg) = error_code(resp).await;
+    let (s, code, msg) = get_error(&client(), format!("{url}/v2/demo/app/manifests/big")).await;
     assert_eq!((s, code.as_str()), (502, "SIZE_INVALID"), "{msg}");
 }
 
@@ -353,33 +371,42 @@ async fn enforce_serves_signed_tags_by_digest_and_their_closure_only() {
     assert_eq!(body(resp).await.unwrap(), b"signed layer");
 
     // Unsigned tag and a blob outside the closure: DENIED with a reason.
-    let resp = c
-        .get(format!("{url}/v2/demo/app/manifests/unsigned"))
-        .send()
-        .await
-        .unwrap();
-    let (s, code, msg) = error_code(resp).await;
-    assert_eq!((s, code.as_str()), (403, "DENIED"));
+    let msg = get_denial(
+        &c,
+        format!("{url}/v2/demo/app/manifests/unsigned"),
+        "not_signed",
+    )
+    .await;
     assert!(msg.contains("fake.example:5000/demo/app:unsigned"), "{msg}");
-    let resp = c
-        .get(format!("{url}/v2/demo/app/blobs/{unsigned_layer}"))
-        .send()
-        .await
-        .unwrap();
-    let (s, code, msg) = error_code(resp).await;
-    assert_eq!((s, code.as_str()), (403, "DENIED"));
+    let blob = format!("{url}/v2/demo/app/blobs/{unsigned_layer}");
+    let msg = get_denial(&c, blob, "not_in_trusted_closure").await;
     assert!(msg.contains("not reachable from any signed tag"), "{msg}");
 
-    // HEAD by tag answers the trusted digest.
+    // HEAD by tag answers the trusted digest and the verified length, without a body (GET
+    // and HEAD are one path; only the body is dropped).
     let resp = c
         .head(format!("{url}/v2/demo/app/manifests/v1"))
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.headers()["docker-content-digest"].to_str().unwrap(),
         md
     );
+    assert_eq!(
+        resp.headers()["content-length"].to_str().unwrap(),
+        manifest.len().to_string()
+    );
+    assert!(body(resp).await.unwrap().is_empty());
+    // HEAD of an unsigned tag: the same refusal, status and reason phrase, no body.
+    let resp = c
+        .head(format!("{url}/v2/demo/app/manifests/unsigned"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(body(resp).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -399,13 +426,12 @@ async fn a_moved_tag_is_refused_naming_both_digests() {
     let trust = Arc::new(TableTrust::default());
     trust.sign("v1", &manifest);
     let url = start_proxy(&config(addr, "enforce", true, ""), Some(trust)).await;
-    let resp = client()
-        .get(format!("{url}/v2/demo/app/manifests/v1"))
-        .send()
-        .await
-        .unwrap();
-    let (s, code, msg) = error_code(resp).await;
-    assert_eq!((s, code.as_str()), (403, "DENIED"));
+    let msg = get_denial(
+        &client(),
+        format!("{url}/v2/demo/app/manifests/v1"),
+        "tag_moved",
+    )
+    .await;
     let swapped = portcullis::refs::Digest::sha256_of(&other).to_string();
     assert!(msg.contains(&md) && msg.contains(&swapped), "{msg}");
     assert!(msg.contains("re-pushed without signing"), "{msg}");
@@ -426,14 +452,17 @@ async fn upstream_serving_other_bytes_under_the_signed_digest_is_refused() {
     let trust = Arc::new(TableTrust::default());
     trust.sign("v1", &manifest);
     let url = start_proxy(&config(addr, "enforce", true, ""), Some(trust)).await;
+    let (s, _, msg) = get_error(&client(), format!("{url}/v2/demo/app/manifests/v1")).await;
+    assert_eq!(s, 502);
+    assert!(msg.contains("does not match"), "{msg}");
+    // A HEAD is checked as a GET is: the bytes are fetched and hashed, not taken on the
+    // registry's word (its Content-Length and digest headers).
     let resp = client()
-        .get(format!("{url}/v2/demo/app/manifests/v1"))
+        .head(format!("{url}/v2/demo/app/manifests/v1"))
         .send()
         .await
         .unwrap();
-    let (s, _, msg) = error_code(resp).await;
-    assert_eq!(s, 502);
-    assert!(msg.contains("does not match"), "{msg}");
+    assert_eq!(resp.status(), 502);
 }
 
 #[tokio::test]
@@ -458,12 +487,7 @@ async fn closure_is_rebuilt_after_restart_and_follows_indexes() {
     assert_eq!(body(resp).await.unwrap(), b"arm64 layer");
     // Re-signing the tag to other content revokes the old closure.
     trust.sign("multi", b"something else");
-    let resp = client()
-        .get(format!("{url}/v2/demo/app/blobs/{layer}"))
-        .send()
-        .await
-        .unwrap();
-    let (s, _, msg) = error_code(resp).await;
+    let (s, _, msg) = get_error(&client(), format!("{url}/v2/demo/app/blobs/{layer}")).await;
     assert_eq!(s, 403, "{msg}");
 }
 

@@ -4,7 +4,7 @@
 //!
 //! HEAD asks the registry with a HEAD (a blob may be gigabytes: it is never fetched to answer
 //! a HEAD); the reply's headers are built the same way for both. `Range` is served by reading
-//! from byte 0 upstream, since the digest covers the whole blob (see `blob.rs`).
+//! from byte 0 upstream, since the digest covers the whole blob (see `blob`).
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};

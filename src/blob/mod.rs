@@ -18,11 +18,14 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::Stream;
 use hyper::body::Frame;
-use sha2::Digest as _;
 use tokio::sync::OwnedSemaphorePermit;
 
+mod hash;
+
 use crate::body::BoxError;
-use crate::refs::{Algorithm, Digest};
+use crate::refs::Digest;
+use hash::HashWork;
+pub use hash::PIPELINE_MIN_BYTES;
 
 /// How a stream ended, reported once to the observer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,32 +43,6 @@ pub enum Outcome {
 /// Called exactly once when the stream ends (or is dropped early).
 pub type Observer = Box<dyn FnOnce(&Outcome) + Send + Sync>;
 
-enum Hasher {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    fn new(alg: Algorithm) -> Self {
-        match alg {
-            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
-        }
-    }
-    fn update(&mut self, b: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(b),
-            Hasher::Sha512(h) => h.update(b),
-        }
-    }
-    fn finish_hex(self) -> String {
-        match self {
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
-            Hasher::Sha512(h) => hex::encode(h.finalize()),
-        }
-    }
-}
-
 /// The part of the blob the client asked for: bytes `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -82,49 +59,6 @@ pub enum StreamError {
     Length { expected: u64, got: u64 },
     #[error("upstream stream failed: {0}")]
     Upstream(String),
-}
-
-/// Blobs at least this large are hashed on a blocking-pool thread while the forwarding task
-/// goes on (hashing is about half of the per-byte cost, so one stream then uses two cores).
-/// Smaller ones are hashed inline: a thread hand-off would cost more than it saves.
-pub const PIPELINE_MIN_BYTES: u64 = 1 << 20;
-
-/// Chunks in flight to the hashing thread; bounds the memory a lagging hasher can hold.
-const PIPELINE_DEPTH: usize = 2;
-
-/// Where the digest is computed.
-enum HashWork {
-    Inline(Hasher),
-    /// Chunks go to a hashing thread (a `Bytes` clone: a reference count, not a copy); its
-    /// result arrives on `done` after the sender is dropped.
-    Pipelined {
-        tx: Option<tokio_util::sync::PollSender<Bytes>>,
-        done: tokio::sync::oneshot::Receiver<String>,
-    },
-    Finished,
-}
-
-impl HashWork {
-    fn new(alg: Algorithm, expected_len: Option<u64>) -> Self {
-        if expected_len.is_none_or(|n| n < PIPELINE_MIN_BYTES)
-            || tokio::runtime::Handle::try_current().is_err()
-        {
-            return HashWork::Inline(Hasher::new(alg));
-        }
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
-        let (done_tx, done) = tokio::sync::oneshot::channel();
-        tokio::task::spawn_blocking(move || {
-            let mut h = Hasher::new(alg);
-            while let Some(chunk) = rx.blocking_recv() {
-                h.update(&chunk);
-            }
-            let _ = done_tx.send(h.finish_hex());
-        });
-        HashWork::Pipelined {
-            tx: Some(tokio_util::sync::PollSender::new(tx)),
-            done,
-        }
-    }
 }
 
 /// Wraps an upstream byte stream; yields hyper frames.
@@ -506,7 +440,7 @@ mod tests {
     async fn sha512() {
         use sha2::Digest as _;
         let raw = sha2::Sha512::digest(b"abc");
-        let d = Digest::from_raw(Algorithm::Sha512, &raw).unwrap();
+        let d = Digest::from_raw(crate::refs::Algorithm::Sha512, &raw).unwrap();
         let (out, err, _) = run(&[b"a", b"bc"], d, None, None).await;
         assert_eq!(out, b"abc");
         assert!(err.is_none());

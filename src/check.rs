@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, TagDrift};
 use crate::refs::{RepoName, Tag};
 
 /// An image reference split into the parts `check` needs.
@@ -80,6 +80,7 @@ pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
             for (label, value) in &rep.facts {
                 println!("  {label:<20} {value}");
             }
+            registry_line(cfg, reg, &r, &rep.target.digest, policy.on_tag_drift).await;
             if let Some(cause) = &rep.offline {
                 println!(
                     "  OFFLINE: the trust server could not be reached ({cause}); used cached metadata"
@@ -96,6 +97,39 @@ pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
             println!("REFUSED {shown}: {e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// What the registry's tag points to now, compared with the signed digest (tag drift).
+/// Informational: the trust decision above does not depend on it.
+async fn registry_line(
+    cfg: &Config,
+    reg: &crate::config::RegistryConfig,
+    r: &ImageRef,
+    signed: &crate::refs::Digest,
+    on_drift: TagDrift,
+) {
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    let upstream = match crate::upstream::Upstream::new(reg, &cfg.upstream, false, limit) {
+        Ok(u) => u,
+        Err(e) => {
+            println!("  registry   not asked: {e:#}");
+            return;
+        }
+    };
+    match upstream.tag_digest(&r.repo, &r.tag, None).await {
+        Ok(Some(d)) if d == *signed => println!("  registry   the tag points to the signed digest"),
+        Ok(Some(d)) => {
+            let what = match on_drift {
+                TagDrift::ServeSigned => {
+                    "the signed digest is served (on_tag_drift = \"serve-signed\")"
+                }
+                TagDrift::Refuse => "pulls of the tag are refused (on_tag_drift = \"refuse\")",
+            };
+            println!("  DRIFT: the registry maps the tag to {d}; {what}");
+        }
+        Ok(None) => println!("  registry   has no such tag (or does not say its digest)"),
+        Err(e) => println!("  registry   unreachable: {e}"),
     }
 }
 
@@ -116,6 +150,7 @@ mod tests {
             notary: None,
             repositories: vec![],
             tags_list: Default::default(),
+            on_tag_drift: Default::default(),
         });
         c
     }

@@ -186,6 +186,21 @@ pub struct RegistryConfig {
     /// What `GET /v2/<name>/tags/list` answers in `enforce` mode.
     #[serde(default)]
     pub tags_list: TagsList,
+    /// What a pull by tag does when the registry maps a signed tag to other content.
+    #[serde(default)]
+    pub on_tag_drift: TagDrift,
+}
+
+/// `on_tag_drift`: a signed tag that the registry now maps to other content.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TagDrift {
+    /// Docker's semantics: the signed digest is served, whatever the registry's tag points to;
+    /// the tag is checked in the background, and drift is logged and counted.
+    #[default]
+    ServeSigned,
+    /// Refuse the pull (`tag_moved`), naming both digests; one more upstream request per pull.
+    Refuse,
 }
 
 /// `tags_list`: which tags an enforcing registry lists.
@@ -213,10 +228,11 @@ pub enum SourceSlot {
     Override(usize),
 }
 
-/// Mode and trust source for one repository, after overrides.
+/// Mode, trust source and tag drift handling for one repository, after overrides.
 #[derive(Debug, Clone, Copy)]
 pub struct RepoPolicy<'a> {
     pub mode: Mode,
+    pub on_tag_drift: TagDrift,
     /// The source and where it is configured; `None`: no trust source.
     pub source: Option<(SourceSlot, SourceConfig<'a>)>,
 }
@@ -236,13 +252,25 @@ impl RegistryConfig {
             if crate::policy::glob_match(&o.pattern, repo) {
                 return RepoPolicy {
                     mode: o.mode.unwrap_or(self.mode),
+                    on_tag_drift: o.on_tag_drift.unwrap_or(self.on_tag_drift),
                     source: o.source().map(|s| (SourceSlot::Override(i), s)).or(own),
                 };
             }
         }
         RepoPolicy {
             mode: self.mode,
+            on_tag_drift: self.on_tag_drift,
             source: own,
+        }
+    }
+}
+
+impl SourceConfig<'_> {
+    /// How long verified metadata is used before it is asked for again; also how often a
+    /// signed tag is compared with the registry's (drift).
+    pub fn refresh_interval(&self) -> std::time::Duration {
+        match self {
+            SourceConfig::Notary(n) => std::time::Duration::from_secs(n.refresh_interval_secs),
         }
     }
 }
@@ -274,6 +302,9 @@ pub struct RepositoryOverride {
     pub mode: Option<Mode>,
     #[serde(default)]
     pub notary: Option<NotaryConfig>,
+    /// Overrides the registry's `on_tag_drift` for matching repositories.
+    #[serde(default)]
+    pub on_tag_drift: Option<TagDrift>,
 }
 
 /// `[registries.notary]`: a Notary v1 server as the trust source.

@@ -4,15 +4,12 @@
 //! Map of the crate, in the order a request meets it:
 //! - `config`   figment layers (defaults < file < env) and validation naming the bad key
 //! - `server`   listeners, TLS / mTLS, client basic auth, admin endpoints, graceful shutdown
-//! - `api`      route parsing, dispatch, the request context and the trust gate, one handler
-//!              file per resource (manifests, blobs, passthrough); its own `//!` maps it
+//! - `api`      route, dispatch, request context, trust gate, a file per resource (own map)
 //! - `refs`     repository names, tags, digests: parsed once at the edge
 //! - `policy`   pure decisions: (request, trust facts, mode) -> serve / refuse, typed reasons
-//! - `trust`    the trust seam (source kinds, trusted targets, errors) and its sources:
-//!              `trust::notary` (Notary v1); answers "which digest may this tag name?"
+//! - `trust`    the seam ("which digest may this tag name?") and its sources: `trust::notary`
 //! - `closure`  what is reachable from trusted targets (manifests, configs, layers)
-//! - `upstream` the registry client: TLS, pooling, timeouts, basic / Bearer token auth;
-//!              reading its answers (size limits, error mapping) in `upstream::answer`
+//! - `upstream` the registry client (TLS, pooling, auth); `upstream::answer` reads its answers
 //! - `blob`     the streaming body that checks its digest as bytes pass (`blob::hash`: where)
 //! - `error`    the one mapping from failures to OCI error responses
 //! - `metrics`  Prometheus counters and histograms for `/metrics`

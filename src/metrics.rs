@@ -23,6 +23,7 @@ pub struct Metrics {
     audit: Family<Labels, Counter>,
     mismatches: Family<Labels, Counter>,
     trust_fetches: Family<Labels, Counter>,
+    drift: Family<Labels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -74,8 +75,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Metadata requests sent to trust servers, by role",
         trust_fetches.clone(),
     );
+    let drift = Family::<Labels, Counter>::default();
+    registry.register(
+        "tag_drift",
+        "Signed tags that the registry maps to other content, counted once per (tag, digest) pair seen",
+        drift.clone(),
+    );
     Metrics {
         registry,
+        drift,
         trust_fetches,
         requests,
         upstream_latency,
@@ -134,6 +142,13 @@ pub fn audit_would_deny(registry: &str, reason: &str) {
 pub fn digest_mismatch(registry: &str) {
     METRICS
         .mismatches
+        .get_or_create(&vec![("registry", registry.to_owned())])
+        .inc();
+}
+
+pub fn tag_drift(registry: &str) {
+    METRICS
+        .drift
         .get_or_create(&vec![("registry", registry.to_owned())])
         .inc();
 }

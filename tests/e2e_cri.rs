@@ -63,7 +63,13 @@ fn kubelet_pulls_through_portcullis_signed_only() {
     let moved = images::retag(&reg, "demo/app", "v1", "moved");
     signer.sign(&gun, "moved", &moved, &Role::Targets);
     images::retag(&reg, "demo/app", "unsigned", "moved");
-    let proxy = Portcullis::start_for(&reg, &notary, "enforce");
+    // `on_tag_drift = "refuse"`: the moved tag is refused, so this test shows how that reason
+    // reaches the kubelet (the default serves the signed digest; see e2e_notary.rs).
+    let cfg = Portcullis::config_for(&reg, &notary, "enforce").replace(
+        "mode = \"enforce\"",
+        "mode = \"enforce\"\non_tag_drift = \"refuse\"",
+    );
+    let proxy = Portcullis::start(&cfg);
     eprintln!(
         "setup: {:.1?} (snapshotter {})",
         t0.elapsed(),

@@ -1,8 +1,9 @@
 //! Content trust end to end with the real parts: Distribution registry, notary-server +
 //! notary-signer, tags signed with `notary addhash` (as `docker push` with content trust signs),
 //! Portcullis in enforce mode, and skopeo, containerd (`ctr`, hosts.toml) and podman pulling
-//! through it. Signed tags pull; unsigned ones, tags signed only in another delegation, and
-//! signed tags re-pushed to other content are refused with the proxy's reason in the output.
+//! through it. Signed tags pull; unsigned ones and tags signed only in another delegation are
+//! refused with the proxy's reason in the output; a signed tag re-pushed to other content pulls
+//! the signed content (Docker's semantics) and the drift is logged.
 
 mod support;
 
@@ -91,8 +92,13 @@ fn signed_tags_pull_and_the_rest_are_refused_by_every_client() {
         "skopeo qa-only",
         "is not signed in targets/releases or targets",
     );
-    skopeo_pull(&mirror, &r("moved"), None)
-        .assert_refused("skopeo moved", "re-pushed without signing");
+    let moved = skopeo_pull(&mirror, &r("moved"), None);
+    moved.assert_ok("skopeo moved: the signed digest wins");
+    assert_eq!(
+        moved.digest.as_deref(),
+        Some(s.ec.get("v1").digest.as_str()),
+        "moved serves the content it was signed for"
+    );
 
     // podman
     let podman = Podman::new();
@@ -108,7 +114,7 @@ fn signed_tags_pull_and_the_rest_are_refused_by_every_client() {
         .assert_refused("podman unsigned", "is not signed");
     podman
         .pull(&mirror, &r("moved"), None)
-        .assert_refused("podman moved", "re-pushed without signing");
+        .assert_ok("podman moved: the signed digest wins");
 
     // containerd: HEAD first, so a refusal shows only the status (see README).
     let c = Containerd::start();
@@ -123,8 +129,9 @@ fn signed_tags_pull_and_the_rest_are_refused_by_every_client() {
         .assert_refused("ctr unsigned", "403");
     c.pull(&mirror, &r("qa-only"), None)
         .assert_refused("ctr qa-only", "403");
-    c.pull(&mirror, &r("moved"), None)
-        .assert_refused("ctr moved", "403");
+    let p = c.pull(&mirror, &r("moved"), None);
+    p.assert_ok("ctr moved: the signed digest wins");
+    assert_eq!(p.digest.as_deref(), Some(s.ec.get("v1").digest.as_str()));
 
     // Denials are logged with their reason (fetching by digest, never by tag, is asserted
     // against a registry that counts requests in proxy_core.rs).
@@ -132,6 +139,30 @@ fn signed_tags_pull_and_the_rest_are_refused_by_every_client() {
     assert!(
         log.contains("denied") && log.contains("not_signed"),
         "{log}"
+    );
+    // The re-pushed tag's drift is logged (once per tag and digest) and counted.
+    assert!(log.contains("tag drift"), "{log}");
+    assert_eq!(log.matches("tag drift").count(), 1, "{log}");
+    let metrics = http_get(&format!("{}/metrics", s.proxy.admin_url()));
+    assert!(metrics.contains("portcullis_tag_drift_total{"), "{metrics}");
+    // `portcullis check` shows the drift too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check")
+        .arg("--config")
+        .arg(s.proxy.config_path())
+        .arg(r("moved"))
+        .env("PORTCULLIS_CACHE__DIR", s.proxy.dir().join("check-cache"))
+        .output()
+        .expect("portcullis check runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("TRUSTED") && text.contains("DRIFT: the registry maps the tag to"),
+        "{text}"
+    );
+    assert!(
+        text.contains(s.ec.get("unsigned").digest.as_str()),
+        "{text}"
     );
 }
 

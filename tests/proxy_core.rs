@@ -350,16 +350,27 @@ async fn enforce_serves_signed_tags_by_digest_and_their_closure_only() {
         0,
         "never fetched by tag"
     );
+    // The tag itself is compared (drift) once, in the background.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.method_hits("HEAD", "/v2/demo/app/manifests/v1") == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(fake.method_hits("HEAD", "/v2/demo/app/manifests/v1"), 1);
-    // Again: the verified manifest comes from the cache, the tag is still checked upstream.
+    // Again: the verified manifest comes from the cache, and the tag is not asked again
+    // within the refresh interval: no upstream request at all.
+    let before = fake.requests.load(std::sync::atomic::Ordering::SeqCst);
     let resp = c
         .get(format!("{url}/v2/demo/app/manifests/v1"))
         .send()
         .await
         .unwrap();
     assert_eq!(body(resp).await.unwrap(), manifest);
-    assert_eq!(fake.hits(&format!("/v2/demo/app/manifests/{md}")), 1);
-    assert_eq!(fake.method_hits("HEAD", "/v2/demo/app/manifests/v1"), 2);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        fake.requests.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "a repeated signed pull with warm trust makes no upstream request"
+    );
 
     // Its layer: in the closure.
     let resp = c
@@ -410,7 +421,50 @@ async fn enforce_serves_signed_tags_by_digest_and_their_closure_only() {
 }
 
 #[tokio::test]
-async fn a_moved_tag_is_refused_naming_both_digests() {
+async fn a_moved_tag_serves_the_signed_digest_and_counts_the_drift_by_default() {
+    let fake = FakeRegistry::default();
+    let (md, _, manifest) = image(&fake, "demo/drift", Some("v1"), b"original");
+    let (_, _, other) = image(&fake, "demo/drift", None, b"swapped");
+    fake.set(
+        "/v2/demo/drift/manifests/v1",
+        Behaviour::Serve {
+            body: Bytes::from(other.clone()),
+            content_type: OCI_MANIFEST.into(),
+        },
+    );
+    let addr = fake.start().await;
+    let trust = Arc::new(TableTrust::default());
+    trust.sign("v1", &manifest);
+    let url = start_proxy(&config(addr, "enforce", true, ""), Some(trust)).await;
+    let c = client();
+    // Docker's semantics: the signed content, whatever the registry's tag says now.
+    for _ in 0..3 {
+        let resp = c
+            .get(format!("{url}/v2/demo/drift/manifests/v1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers()["docker-content-digest"].to_str().unwrap(),
+            md
+        );
+        assert_eq!(body(resp).await.unwrap(), manifest);
+    }
+    // The drift is found off the request path, and counted once for the (tag, digest) pair
+    // although the tag was pulled three times.
+    let want = "portcullis_tag_drift_total{registry=\"fake.example:5000\"} 1";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut metrics = portcullis::metrics::render();
+    while !metrics.contains(want) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        metrics = portcullis::metrics::render();
+    }
+    assert!(metrics.contains(want), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_moved_tag_is_refused_naming_both_digests_with_on_tag_drift_refuse() {
     let fake = FakeRegistry::default();
     let (md, _, manifest) = image(&fake, "demo/app", Some("v1"), b"original");
     // Re-point the tag upstream at other content; the signature still names the original.
@@ -425,7 +479,11 @@ async fn a_moved_tag_is_refused_naming_both_digests() {
     let addr = fake.start().await;
     let trust = Arc::new(TableTrust::default());
     trust.sign("v1", &manifest);
-    let url = start_proxy(&config(addr, "enforce", true, ""), Some(trust)).await;
+    let cfg = config(addr, "enforce", true, "").replace(
+        "mode = \"enforce\"",
+        "mode = \"enforce\"\non_tag_drift = \"refuse\"",
+    );
+    let url = start_proxy(&cfg, Some(trust)).await;
     let msg = get_denial(
         &client(),
         format!("{url}/v2/demo/app/manifests/v1"),

@@ -6,28 +6,23 @@
 //! an optional body; [`Reply::into_response`] is the one place a HEAD's body is dropped.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, Method, Response, StatusCode, header};
 use tracing::{Instrument, info_span};
 
 use super::{Proxy, Registry};
 use crate::body::{Body, empty};
-use crate::config::Mode;
+use crate::config::{Mode, TagDrift};
 use crate::error::ApiError;
 use crate::refs::RepoName;
 use crate::trust::TrustSource;
 use crate::upstream::{self, answer::Kind};
 
-/// Every manifest media type a DCT-aware client may ask for. Sent when a client sends no
-/// `Accept` (the registry answers OCI content with 404, and converts Docker schema2 to schema1
-/// under another digest, when `Accept` does not list the type).
-pub(super) const MANIFEST_ACCEPT: &[&str] = &[
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-];
+/// Drift check interval for a repository without a trust source (nothing to drift from; a
+/// default keeps the field total).
+const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
 
 /// One request to one repository of one registry.
 pub struct Ctx<'a> {
@@ -38,6 +33,10 @@ pub struct Ctx<'a> {
     pub mode: Mode,
     /// The repository's trust source after overrides; `None`: none configured.
     pub trust: Option<&'a Arc<dyn TrustSource>>,
+    /// The repository's `on_tag_drift`.
+    pub on_tag_drift: TagDrift,
+    /// The trust source's refresh interval (how often drift is checked per tag).
+    pub refresh: Duration,
     pub head: bool,
     /// The client's request headers.
     pub headers: &'a HeaderMap,
@@ -51,13 +50,17 @@ impl<'a> Ctx<'a> {
         head: bool,
         headers: &'a HeaderMap,
     ) -> Ctx<'a> {
-        let (mode, trust) = reg.policy_for(&repo);
+        let (policy, trust) = reg.policy_for(&repo);
         Ctx {
             proxy,
             reg,
             repo,
-            mode,
+            mode: policy.mode,
             trust,
+            on_tag_drift: policy.on_tag_drift,
+            refresh: policy
+                .source
+                .map_or(DEFAULT_REFRESH, |(_, s)| s.refresh_interval()),
             head,
             headers,
         }
@@ -125,20 +128,10 @@ impl<'a> Ctx<'a> {
             out.append(header::ACCEPT, v.clone());
         }
         if manifest && !out.contains_key(header::ACCEPT) {
-            out.extend(manifest_accept());
+            out.extend(upstream::manifest_accept());
         }
         out
     }
-}
-
-/// `Accept` with every manifest type: for requests portcullis makes on its own behalf, so a
-/// client's narrower `Accept` cannot make the registry convert a manifest.
-pub(super) fn manifest_accept() -> HeaderMap {
-    let mut accept = HeaderMap::new();
-    for a in MANIFEST_ACCEPT {
-        accept.append(header::ACCEPT, HeaderValue::from_static(a));
-    }
-    accept
 }
 
 /// What a handler produces: status, headers and a body that a HEAD never sends.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::Method;
 use tracing::{Instrument, info_span, warn};
 
-use super::ctx::{Ctx, manifest_accept};
+use super::ctx::Ctx;
 use crate::closure;
 use crate::config::Mode;
 use crate::error::ApiError;
@@ -20,6 +20,7 @@ use crate::policy::{self, Action, Decision};
 use crate::refs::{Digest, Tag};
 use crate::trust::TrustedTarget;
 use crate::upstream::answer::Kind;
+use crate::upstream::manifest_accept;
 
 /// Most manifests fetched to rebuild one repository's closure.
 const MAX_REBUILD_MANIFESTS: usize = 2_000;

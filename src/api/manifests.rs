@@ -11,11 +11,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, header};
 
-use super::ctx::{Ctx, Reply, manifest_accept};
+use super::ctx::{Ctx, Reply};
+use super::drift;
 use super::{DOCKER_CONTENT_DIGEST, header_value};
 use crate::body::full;
 use crate::closure;
-use crate::config::Mode;
+use crate::config::TagDrift;
 use crate::error::ApiError;
 use crate::policy::{Decision, Reason};
 use crate::refs::{Digest, RepoName, Tag};
@@ -55,7 +56,9 @@ pub async fn by_tag(cx: &Ctx<'_>, tag: &Tag) -> Result<Reply, ApiError> {
     };
     let digest = target.digest.to_string();
     let serve = serve(cx, &digest, Some(&target));
-    if cx.mode != Mode::Enforce {
+    if cx.on_tag_drift == TagDrift::ServeSigned {
+        // Docker's semantics: the signed digest wins; drift is checked off the request path.
+        drift::check_later(cx, tag, &target);
         return serve.await;
     }
     // The moved-tag check and the fetch are independent round trips: run them together, and
@@ -71,29 +74,24 @@ pub async fn by_digest(cx: &Ctx<'_>, digest: &Digest) -> Result<Reply, ApiError>
     serve(cx, &digest.to_string(), None).await
 }
 
-/// A signed tag that the registry now maps to other content was re-pushed without being
-/// signed (or tampered with). Docker's client would quietly pull the old signed digest;
-/// we refuse instead, so the operator sees it and either signs the new content or puts
-/// the signed content back. Checked with the full Accept list, so a client's narrower
-/// Accept cannot make the registry convert the manifest and look "moved".
+/// `on_tag_drift = "refuse"`: a signed tag that the registry now maps to other content was
+/// re-pushed without being signed (or tampered with). Docker's client would quietly pull the
+/// old signed digest; this refuses instead, so the operator sees it and either signs the new
+/// content or puts the signed content back.
 async fn refuse_moved_tag(cx: &Ctx<'_>, tag: &Tag, target: &TrustedTarget) -> Result<(), ApiError> {
     let repo = &cx.repo;
-    let path = format!("/v2/{repo}/manifests/{tag}");
-    let resp = cx
-        .send(Method::HEAD, &path, None, &manifest_accept())
-        .await?;
-    let current: Option<Digest> = resp
-        .inner
-        .headers()
-        .get(&DOCKER_CONTENT_DIGEST)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse().ok());
+    let current = cx
+        .reg
+        .upstream
+        .tag_digest(repo, tag, cx.headers.get(header::AUTHORIZATION))
+        .await
+        .map_err(|e| ApiError::upstream(e.status(), e.to_string()))?;
     match current {
         Some(c) if c != target.digest => {
             let message = format!(
                 "{}/{repo}:{tag} refused: the registry maps the tag to {c}, but it is signed \
                  (by {} in {}) for {}; the tag was re-pushed without signing. Sign the new \
-                 content, or push the signed content back",
+                 content, or push the signed content back (on_tag_drift = \"refuse\")",
                 cx.reg.name, target.signer, target.source, target.digest
             );
             cx.carry_out(Decision::Deny {

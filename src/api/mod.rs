@@ -9,6 +9,8 @@
 //! - `gate`: the trust gate; `authorize_tag` / `authorize_digest` decide, apply the
 //!   repository's mode, and rebuild the closure of trusted content when needed
 //! - `manifests`: manifests by tag and by digest (GET and HEAD are one path)
+//! - `drift`: a signed tag that the registry maps to other content: checked off the request
+//!   path, logged and counted once per (tag, digest)
 //! - `blobs`: blobs, streamed through `blob::VerifyingStream`, with `Range`
 //! - `passthrough`: `/v2/`, tags list (filtered to trusted tags in enforce mode), referrers
 //! - `range`: the `Range` header
@@ -17,6 +19,7 @@
 
 mod blobs;
 mod ctx;
+mod drift;
 mod gate;
 mod manifests;
 mod passthrough;
@@ -31,7 +34,7 @@ use tracing::{Instrument, info_span, warn};
 
 use crate::body::Body;
 use crate::closure::Closure;
-use crate::config::{Config, Mode, SourceConfig, SourceSlot, TagsList};
+use crate::config::{Config, Mode, RepoPolicy, SourceConfig, SourceSlot, TagsList};
 use crate::error::{ApiError, Code, Side};
 use crate::refs::{Reference, RepoName};
 use crate::trust::TrustSource;
@@ -45,7 +48,7 @@ const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api
 /// One configured registry, with its trust sources built.
 pub struct Registry {
     pub name: String,
-    pub upstream: Upstream,
+    pub upstream: Arc<Upstream>,
     pub is_default: bool,
     pub tags_list: TagsList,
     cfg: crate::config::RegistryConfig,
@@ -54,9 +57,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Mode and trust source for `repo`, resolved by the config (the same rule
-    /// `portcullis check` uses).
-    pub fn policy_for(&self, repo: &RepoName) -> (Mode, Option<&Arc<dyn TrustSource>>) {
+    /// The policy for `repo`, resolved by the config (the same rule `portcullis check` uses),
+    /// and its built trust source.
+    pub fn policy_for(&self, repo: &RepoName) -> (RepoPolicy<'_>, Option<&Arc<dyn TrustSource>>) {
         let p = self.cfg.policy_for(repo.as_str());
         let source = p.source.and_then(|(slot, _)| {
             self.sources
@@ -64,7 +67,7 @@ impl Registry {
                 .find(|(s, _)| *s == slot)
                 .map(|(_, t)| t)
         });
-        (p.mode, source)
+        (p, source)
     }
 }
 
@@ -76,6 +79,7 @@ pub type TrustFactory<'a> =
 pub struct Proxy {
     pub registries: Vec<Registry>,
     closure: Closure,
+    drift: Arc<drift::Drift>,
     manifests: manifests::Cache,
     max_manifest: usize,
     passthrough: bool,
@@ -98,7 +102,7 @@ impl Proxy {
             }
             let registry = Registry {
                 name: r.name.clone(),
-                upstream: Upstream::new(r, &cfg.upstream, passthrough, limit.clone())?,
+                upstream: Arc::new(Upstream::new(r, &cfg.upstream, passthrough, limit.clone())?),
                 is_default: r.default || cfg.registries.len() == 1,
                 tags_list: r.tags_list,
                 cfg: r.clone(),
@@ -110,6 +114,7 @@ impl Proxy {
         Ok(Proxy {
             registries,
             closure: Closure::default(),
+            drift: Arc::default(),
             manifests: manifests::new_cache(),
             max_manifest: cfg.server.max_manifest_bytes,
             passthrough,

@@ -21,6 +21,26 @@ use url::Url;
 use crate::config::{RegistryConfig, UpstreamLimits};
 use auth::{Challenge, TokenResponse};
 
+/// Every manifest media type a DCT-aware client may ask for. Sent when a client sends no
+/// `Accept`, and on portcullis's own requests (the registry answers OCI content with 404, and
+/// converts Docker schema2 to schema1 under another digest, when `Accept` does not list the
+/// type).
+pub const MANIFEST_ACCEPT: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// `Accept` with every manifest type, one line each (as containers/image sends them).
+pub fn manifest_accept() -> HeaderMap {
+    let mut accept = HeaderMap::new();
+    for a in MANIFEST_ACCEPT {
+        accept.append(header::ACCEPT, HeaderValue::from_static(a));
+    }
+    accept
+}
+
 /// Why a request to the upstream failed before it produced a response.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -156,6 +176,39 @@ impl Upstream {
             first_byte: Duration::from_secs(limits.first_byte_timeout_secs),
             limit,
         })
+    }
+
+    /// What the registry's `tag` of `repo` points to now: the `Docker-Content-Digest` of a
+    /// HEAD with every manifest type accepted (so a narrow `Accept` cannot make the registry
+    /// convert the manifest and look "moved"). `None`: no such tag, or the registry does not
+    /// say.
+    pub async fn tag_digest(
+        &self,
+        repo: &crate::refs::RepoName,
+        tag: &crate::refs::Tag,
+        client_auth: Option<&HeaderValue>,
+    ) -> Result<Option<crate::refs::Digest>, UpstreamError> {
+        let path = format!("/v2/{repo}/manifests/{tag}");
+        let scope = format!("repository:{repo}:pull");
+        let resp = self
+            .send(
+                Method::HEAD,
+                &path,
+                None,
+                &manifest_accept(),
+                client_auth,
+                Some(&scope),
+            )
+            .await?;
+        if !resp.inner.status().is_success() {
+            return Ok(None);
+        }
+        Ok(resp
+            .inner
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok()))
     }
 
     /// The URL for an API path like `/v2/demo/app/manifests/v1` (built from validated parts).
@@ -380,6 +433,7 @@ mod tests {
             notary: None,
             repositories: vec![],
             tags_list: Default::default(),
+            on_tag_drift: Default::default(),
         };
         let u = Upstream::new(
             &reg,

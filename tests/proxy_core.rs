@@ -420,13 +420,15 @@ async fn enforce_serves_signed_tags_by_digest_and_their_closure_only() {
     assert!(body(resp).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_moved_tag_serves_the_signed_digest_and_counts_the_drift_by_default() {
+/// A registry whose tag `v1` of `repo` was re-pointed at other content after `v1` was signed,
+/// and a proxy in enforce mode before it (`drift` = the `on_tag_drift` line, or nothing).
+/// Returns the proxy URL, the signed manifest's digest and bytes, and the other manifest.
+async fn moved_tag(repo: &str, drift: &str) -> (String, String, Vec<u8>, Vec<u8>) {
     let fake = FakeRegistry::default();
-    let (md, _, manifest) = image(&fake, "demo/drift", Some("v1"), b"original");
-    let (_, _, other) = image(&fake, "demo/drift", None, b"swapped");
+    let (md, _, manifest) = image(&fake, repo, Some("v1"), b"original");
+    let (_, _, other) = image(&fake, repo, None, b"swapped");
     fake.set(
-        "/v2/demo/drift/manifests/v1",
+        &format!("/v2/{repo}/manifests/v1"),
         Behaviour::Serve {
             body: Bytes::from(other.clone()),
             content_type: OCI_MANIFEST.into(),
@@ -435,7 +437,17 @@ async fn a_moved_tag_serves_the_signed_digest_and_counts_the_drift_by_default() 
     let addr = fake.start().await;
     let trust = Arc::new(TableTrust::default());
     trust.sign("v1", &manifest);
-    let url = start_proxy(&config(addr, "enforce", true, ""), Some(trust)).await;
+    let cfg = config(addr, "enforce", true, "").replace(
+        "mode = \"enforce\"",
+        &format!("mode = \"enforce\"\n{drift}"),
+    );
+    let url = start_proxy(&cfg, Some(trust)).await;
+    (url, md, manifest, other)
+}
+
+#[tokio::test]
+async fn a_moved_tag_serves_the_signed_digest_and_counts_the_drift_by_default() {
+    let (url, md, manifest, _) = moved_tag("demo/drift", "").await;
     let c = client();
     // Docker's semantics: the signed content, whatever the registry's tag says now.
     for _ in 0..3 {
@@ -465,25 +477,7 @@ async fn a_moved_tag_serves_the_signed_digest_and_counts_the_drift_by_default() 
 
 #[tokio::test]
 async fn a_moved_tag_is_refused_naming_both_digests_with_on_tag_drift_refuse() {
-    let fake = FakeRegistry::default();
-    let (md, _, manifest) = image(&fake, "demo/app", Some("v1"), b"original");
-    // Re-point the tag upstream at other content; the signature still names the original.
-    let (_, _, other) = image(&fake, "demo/app", None, b"swapped");
-    fake.set(
-        "/v2/demo/app/manifests/v1",
-        Behaviour::Serve {
-            body: Bytes::from(other.clone()),
-            content_type: OCI_MANIFEST.into(),
-        },
-    );
-    let addr = fake.start().await;
-    let trust = Arc::new(TableTrust::default());
-    trust.sign("v1", &manifest);
-    let cfg = config(addr, "enforce", true, "").replace(
-        "mode = \"enforce\"",
-        "mode = \"enforce\"\non_tag_drift = \"refuse\"",
-    );
-    let url = start_proxy(&cfg, Some(trust)).await;
+    let (url, md, _, other) = moved_tag("demo/app", "on_tag_drift = \"refuse\"").await;
     let msg = get_denial(
         &client(),
         format!("{url}/v2/demo/app/manifests/v1"),

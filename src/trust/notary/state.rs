@@ -17,9 +17,11 @@ use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
+use super::chain::KeepRoot;
 use super::error::Error;
 use super::fetch::{Fetch, FetchError};
 use super::update::Trusted;
+use super::verify::VerifiedRoot;
 
 /// Everything but `A-Z a-z 0-9 - _ .` is escaped, so a GUN (`host:port/a/b`) is one safe
 /// path component; a leading `.` is escaped too (no `.`/`..` names).
@@ -83,13 +85,7 @@ impl StateDir {
         if !self.dir.exists() {
             return Ok(None);
         }
-        let text = std::fs::read(self.dir.join(STATE_FILE))
-            .map_err(|e| self.broken(format!("cannot read {STATE_FILE}: {e}")))?;
-        let state: StateFile = serde_json::from_slice(&text)
-            .map_err(|e| self.broken(format!("{STATE_FILE} is corrupt: {e}")))?;
-        if state.gun != self.gun {
-            return Err(self.broken(format!("{STATE_FILE} belongs to GUN {:?}", state.gun)));
-        }
+        let state = self.read_state()?;
         let mut files = BTreeMap::new();
         for role in &state.files {
             match std::fs::read(self.dir.join(format!("{}.json", escape(role)))) {
@@ -109,6 +105,17 @@ impl StateDir {
             versions: state.versions,
             files,
         }))
+    }
+
+    fn read_state(&self) -> Result<StateFile, Error> {
+        let text = std::fs::read(self.dir.join(STATE_FILE))
+            .map_err(|e| self.broken(format!("cannot read {STATE_FILE}: {e}")))?;
+        let state: StateFile = serde_json::from_slice(&text)
+            .map_err(|e| self.broken(format!("{STATE_FILE} is corrupt: {e}")))?;
+        if state.gun != self.gun {
+            return Err(self.broken(format!("{STATE_FILE} belongs to GUN {:?}", state.gun)));
+        }
+        Ok(state)
     }
 
     /// Stores `trusted` as the last known good metadata, with `versions` (already the
@@ -147,6 +154,31 @@ impl StateDir {
         let built = tmp.keep();
         std::fs::rename(&built, &self.dir).map_err(io)?;
         sync_dir(parent).map_err(io)
+    }
+}
+
+/// A root verified in the middle of a chain walk replaces the trusted root at once (TUF 1.0
+/// §5.3.8), leaving the other stored roles as they are. root.json is written first and
+/// state.json, the commit point, last: a crash in between leaves the new (verified) root with
+/// the older version record, which the next refresh simply walks on from.
+impl KeepRoot for StateDir {
+    fn keep_root(&self, root: &VerifiedRoot) -> Result<(), Error> {
+        let mut state = self.read_state()?;
+        let version = state.versions.entry("root".to_string()).or_insert(0);
+        *version = (*version).max(root.env.signed.version);
+        if !state.files.iter().any(|f| f == "root") {
+            state.files.push("root".to_string());
+        }
+        let state_bytes = serde_json::to_vec_pretty(&state)
+            .map_err(|e| self.broken(format!("serialising state: {e}")))?;
+        let io = |e: std::io::Error| self.broken(format!("writing state: {e}"));
+        write_atomic(
+            &self.dir,
+            &format!("{}.json", escape("root")),
+            &root.env.raw,
+        )
+        .map_err(io)?;
+        write_atomic(&self.dir, STATE_FILE, &state_bytes).map_err(io)
     }
 }
 

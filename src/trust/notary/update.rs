@@ -5,15 +5,17 @@
 //! [`Limits`], and what a bad delegation costs. Checks themselves live in `verify`.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use super::chain::{KeepRoot, update_root};
 use super::error::Error;
 use super::fetch::{Fetch, FetchError};
 use super::metadata::{Common, Envelope, FileMeta, Snapshot, Targets, Timestamp};
 use super::verify::{
     Delegation, RootAnchor, VerifiedRoot, check_file_meta, child_delegations, load_delegation,
-    load_root, load_snapshot, load_targets, load_timestamp,
+    load_snapshot, load_targets, load_timestamp,
 };
 
 /// Size limits per role (TUF "endless data" attack). Snapshot, targets and delegations are
@@ -27,6 +29,14 @@ pub struct Limits {
     pub delegation: u64,
     /// Most delegation roles walked per GUN.
     pub max_delegations: usize,
+}
+
+impl Limits {
+    /// Most new root versions one refresh verifies when walking the chain from the trusted
+    /// root to the current one (TUF 1.0 §5.3.3 leaves this bound to the application). A
+    /// repository rotating its root every day stays within it for a month offline; a longer
+    /// chain is crossed over several refreshes, each keeping its progress.
+    pub const MAX_ROOT_STEPS: u64 = 32;
 }
 
 impl Default for Limits {
@@ -45,11 +55,13 @@ impl Default for Limits {
 }
 
 /// What was trusted before: the root that vouches for the next one, and the highest version
-/// seen of each role (for rollback checks).
+/// seen of each role (for rollback checks); and where a root verified on the way to the
+/// current one is kept at once (`None`: nowhere, as when replaying the cache).
 #[derive(Debug, Clone, Default)]
 pub struct Prior {
     pub root: Option<VerifiedRoot>,
     pub versions: BTreeMap<String, u64>,
+    pub keep: Option<Arc<dyn KeepRoot>>,
 }
 
 /// Every role of a GUN, verified at one instant.
@@ -137,7 +149,7 @@ impl Trusted {
     }
 }
 
-async fn get(
+pub(super) async fn get(
     fetcher: &dyn Fetch,
     gun: &str,
     role: &str,
@@ -218,8 +230,7 @@ pub async fn update(
 ) -> Result<Trusted, Error> {
     let seen = |role: &str| prior.versions.get(role).copied();
 
-    let raw = get(fetcher, gun, "root", "root", limits.root).await?;
-    let root = load_root(gun, &raw, prior.root.as_ref(), anchor, now)?;
+    let root = update_root(fetcher, gun, anchor, prior, limits, now).await?;
 
     let raw = get(fetcher, gun, "timestamp", "timestamp", limits.timestamp).await?;
     let timestamp = load_timestamp(gun, &raw, &root, seen("timestamp"), now)?;

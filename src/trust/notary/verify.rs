@@ -120,6 +120,15 @@ fn check_signatures<T>(
     Ok(())
 }
 
+/// The reason alone of an `Invalid` error, for wrapping it in a more specific one without
+/// repeating "<role> of <GUN> is invalid".
+fn reason(e: Error) -> String {
+    match e {
+        Error::Invalid { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
 /// TUF 5.x "freeze attack": refuse metadata whose `expires` is not after now.
 fn check_expiry<T: Common>(
     gun: &str,
@@ -238,6 +247,18 @@ pub fn trusted_root(gun: &str, raw: &[u8]) -> Result<VerifiedRoot, Error> {
     Ok(VerifiedRoot { env, keys })
 }
 
+/// Where a root stands in an update (TUF 1.0 §5.3 "Update the root role").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootStep {
+    /// `<version>.root.json` between the trusted root and the current one, which must carry
+    /// exactly this version. It only vouches for the next root, so neither its `expires`
+    /// (§5.3.6) nor its certificates' validity window is checked: like the previously trusted
+    /// root, it may have lapsed while a node was offline.
+    Intermediate(u64),
+    /// The root the update goes on with: every check, expiry included (§5.3.10).
+    Final,
+}
+
 /// Loads root.json: certificate checks, rotation from `prev`, trust pinning, self-signature,
 /// version and expiry (notary `trustpinning.ValidateRoot`, then the TUF client's checks).
 pub fn load_root(
@@ -247,22 +268,82 @@ pub fn load_root(
     anchor: &RootAnchor,
     now: OffsetDateTime,
 ) -> Result<VerifiedRoot, Error> {
+    load_root_step(gun, raw, prev, anchor, now, RootStep::Final)
+}
+
+/// Loads one root of a chain (see [`RootStep`]); [`load_root`] is the final step.
+pub fn load_root_step(
+    gun: &str,
+    raw: &[u8],
+    prev: Option<&VerifiedRoot>,
+    anchor: &RootAnchor,
+    now: OffsetDateTime,
+    step: RootStep,
+) -> Result<VerifiedRoot, Error> {
     let env = parse::<Root>(raw, RoleType::Root).map_err(|r| invalid(gun, "root", r))?;
     let all: Vec<&String> = env.signed.keys.keys().collect();
     let keys = parse_keys(gun, "root", &env.signed.keys, &all)?;
     let root = VerifiedRoot { env, keys };
-    let (root_ids, threshold) = root.role(gun, "root")?;
+    let (_, threshold) = root.role(gun, "root")?;
     for role in ["timestamp", "snapshot", "targets"] {
         root.role(gun, role)?;
     }
+    let version = root.env.signed.version;
+    if let RootStep::Intermediate(expected) = step
+        && version != expected
+    {
+        // TUF 1.0 §5.3.5 (rollback): the root after version N is precisely N+1, so a server
+        // cannot skip a version (and the rotation it carries) or replay an older one.
+        return Err(invalid(
+            gun,
+            "root",
+            format!(
+                "{expected}.root.json holds root version {version}, not {expected}: root versions must be consecutive"
+            ),
+        ));
+    }
+    let cert_now = match step {
+        RootStep::Final => Some(now),
+        RootStep::Intermediate(_) => None,
+    };
+    let certs = valid_root_certs(gun, &root, cert_now)?;
+    if let Some(prev) = prev {
+        check_rotation(gun, &root, prev)?;
+    }
+    let pinned = pinned_certs(gun, &certs, anchor, prev.is_some(), now)?;
+    // TUF 1.0 §5.3.4 (2): a threshold of the new root's own root keys (those that pass trust
+    // pinning, as notary requires) signs it.
+    check_signatures(gun, "root", &root.env, &root.keys, &pinned, threshold).map_err(|e| {
+        invalid(
+            gun,
+            "root",
+            format!(
+                "signature threshold of its own root keys not met ({})",
+                reason(e)
+            ),
+        )
+    })?;
+    if step == RootStep::Final {
+        // TUF 1.0 §5.3.10 (freeze attack): only the final root must not have expired.
+        check_expiry(gun, "root", &root.env.signed, now)?;
+    }
+    Ok(root)
+}
 
-    // Only root-role certificates that are valid for this GUN now may sign the root.
+/// The root-role certificates of `root` that may sign for `gun` (at `now`, or whenever when
+/// `None`); refuses the root when there are none.
+fn valid_root_certs<'r>(
+    gun: &str,
+    root: &'r VerifiedRoot,
+    now: Option<OffsetDateTime>,
+) -> Result<Vec<&'r PublicKey>, Error> {
+    let (root_ids, _) = root.role(gun, "root")?;
     let mut problems = Vec::new();
     let mut certs: Vec<&PublicKey> = Vec::new();
     for id in root_ids {
         match root.keys.get(id) {
             None => problems.push(format!("key {id} is not in keys")),
-            Some(k) => match root_cert_problem(gun, k, Some(now)) {
+            Some(k) => match root_cert_problem(gun, k, now) {
                 Some(p) => problems.push(p),
                 None => certs.push(k),
             },
@@ -278,37 +359,48 @@ pub fn load_root(
             ),
         ));
     }
+    Ok(certs)
+}
 
-    if let Some(prev) = prev {
-        // TUF 5.2 (root rotation): the new root must be signed by a threshold of the keys the
-        // trusted root names for the root role. notary does not re-check the old certificates'
-        // expiry here. Same bytes pass trivially.
-        check_version(gun, "root", &root.env.signed, Some(prev.env.signed.version))?;
-        let (old_ids, old_threshold) = prev.role(gun, "root")?;
-        let old_ok: Vec<String> = old_ids
-            .iter()
-            .filter(|id| {
-                prev.keys
-                    .get(*id)
-                    .is_some_and(|k| root_cert_problem(gun, k, None).is_none())
-            })
-            .cloned()
-            .collect();
-        check_signatures(gun, "root", &root.env, &prev.keys, &old_ok, old_threshold).map_err(
-            |e| {
-                invalid(
-                    gun,
-                    "root",
-                    format!(
-                        "new root version {} is not signed by the previously trusted root version {} ({e}): root rotation refused",
-                        root.env.signed.version, prev.env.signed.version
-                    ),
-                )
-            },
-        )?;
-    }
+/// TUF 1.0 §5.3.4 (1), "arbitrary software attack": the new root must be signed by a threshold
+/// of the keys the trusted root (version N) names for the root role; and §5.3.5: its version
+/// is not below N. notary does not re-check the old certificates' expiry here. Same bytes pass
+/// trivially.
+fn check_rotation(gun: &str, root: &VerifiedRoot, prev: &VerifiedRoot) -> Result<(), Error> {
+    check_version(gun, "root", &root.env.signed, Some(prev.env.signed.version))?;
+    let (old_ids, old_threshold) = prev.role(gun, "root")?;
+    let old_ok: Vec<String> = old_ids
+        .iter()
+        .filter(|id| {
+            prev.keys
+                .get(*id)
+                .is_some_and(|k| root_cert_problem(gun, k, None).is_none())
+        })
+        .cloned()
+        .collect();
+    check_signatures(gun, "root", &root.env, &prev.keys, &old_ok, old_threshold).map_err(|e| {
+        invalid(
+            gun,
+            "root",
+            format!(
+                "signature threshold of root version {} not met by root version {} ({}): root rotation refused",
+                prev.env.signed.version,
+                root.env.signed.version,
+                reason(e)
+            ),
+        )
+    })
+}
 
-    // Trust pinning applies to every root, first or rotated (notary checks it regardless).
+/// Trust pinning applies to every root, first, rotated or intermediate (notary checks it
+/// regardless): the IDs of the certificates that match the configured anchor.
+fn pinned_certs(
+    gun: &str,
+    certs: &[&PublicKey],
+    anchor: &RootAnchor,
+    has_prev: bool,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, Error> {
     let pinned: Vec<String> = match anchor {
         RootAnchor::KeyIds(ids) => certs
             .iter()
@@ -325,7 +417,7 @@ pub fn load_root(
             .map(|k| k.id.clone())
             .collect(),
         RootAnchor::Tofu => certs.iter().map(|k| k.id.clone()).collect(),
-        RootAnchor::Refuse if prev.is_some() => certs.iter().map(|k| k.id.clone()).collect(),
+        RootAnchor::Refuse if has_prev => certs.iter().map(|k| k.id.clone()).collect(),
         RootAnchor::Refuse => {
             let offered: Vec<String> = certs.iter().map(|k| k.canonical_id()).collect();
             return Err(Error::NoRootOfTrust(format!(
@@ -347,9 +439,7 @@ pub fn load_root(
             ),
         ));
     }
-    check_signatures(gun, "root", &root.env, &root.keys, &pinned, threshold)?;
-    check_expiry(gun, "root", &root.env.signed, now)?;
-    Ok(root)
+    Ok(pinned)
 }
 
 /// Loads timestamp.json: signed by a threshold of the root's timestamp keys, not rolled back,

@@ -36,6 +36,17 @@ pub fn honest_repo() -> (Repo, Target) {
     (repo, v1)
 }
 
+/// `repo` as it stands, honest, with `target` as what `v1` must resolve to: the control of
+/// an attack that starts from this repository.
+pub fn control(repo: &Repo, target: &Target) -> Fixture {
+    fixture("control", repo, target, true)
+}
+
+/// `n` root rotations of `repo`, each a publication (root versions +1 ... +n), in order.
+pub fn root_rotations(repo: &mut Repo, n: usize) -> Vec<Publication> {
+    (0..n).map(|_| repo.rotate_root().publish()).collect()
+}
+
 pub fn honest() -> Fixture {
     let (repo, v1) = honest_repo();
     fixture("honest", &repo, &v1, true)

@@ -3,7 +3,9 @@
 //! Owns: the last verified bytes of each role (the root among them is what vouches for the next
 //! root: TOFU and rotation depend on it) and the highest version seen of each role (rollback
 //! protection across restarts). Writes are atomic (temp file, fsync, rename, fsync dir); a
-//! GUN's first state is built in a temp directory and renamed into place whole.
+//! GUN's first state is built in a temp directory and renamed into place whole. A root
+//! verified in the middle of a chain walk (`chain`) replaces the stored root on its own, at
+//! once, so the walk never has to be redone.
 //!
 //! A corrupt state, or one without its root, is never a reason to trust on first use again:
 //! the GUN is refused with a message saying how to reset it deliberately.
@@ -229,6 +231,32 @@ mod tests {
         );
         assert_eq!(escape(".."), "%2E.");
         assert_eq!(escape("targets/releases"), "targets%2Freleases");
+    }
+
+    #[test]
+    fn a_kept_root_becomes_the_stored_root_and_its_version_is_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(tmp.path(), "r/x");
+        std::fs::create_dir_all(sd.path()).unwrap();
+        std::fs::write(
+            sd.path().join(STATE_FILE),
+            br#"{"gun":"r/x","versions":{"root":1,"targets":7},"files":["root","targets"]}"#,
+        )
+        .unwrap();
+        std::fs::write(sd.path().join("root.json"), b"old").unwrap();
+        std::fs::write(sd.path().join("targets.json"), b"t").unwrap();
+        let raw = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/notary/signer-ecdsa/root.json"
+        ))
+        .unwrap();
+        let root = super::super::verify::trusted_root("r/x", &raw).unwrap();
+        sd.keep_root(&root).unwrap();
+        let stored = sd.load().unwrap().unwrap();
+        assert_eq!(stored.files["root"], raw);
+        assert_eq!(stored.files["targets"], b"t", "other roles are left alone");
+        assert_eq!(stored.versions["root"], root.env.signed.version);
+        assert_eq!(stored.versions["targets"], 7);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::error::{Error, invalid};
 use super::fetch::Fetch;
-use super::metadata::{RoleType, Root, parse};
+use super::metadata::{Root, parse};
 use super::update::{Limits, Prior, get};
 use super::verify::{RootAnchor, RootStep, VerifiedRoot, load_root, load_root_step};
 
@@ -57,9 +57,7 @@ fn in_chain(version: u64, e: Error) -> Error {
 /// `<version>.root.json` files to ask for, each of which is then verified in full. `None` for
 /// bytes that do not parse (`load_root` says why).
 fn claimed_version(raw: &[u8]) -> Option<u64> {
-    parse::<Root>(raw, RoleType::Root)
-        .ok()
-        .map(|env| env.signed.version)
+    parse::<Root>(raw).ok().map(|env| env.signed.version)
 }
 
 /// Fetches root.json and returns it verified, walking the chain from `prior.root` when the

@@ -14,8 +14,8 @@ use super::error::Error;
 use super::fetch::{Fetch, FetchError};
 use super::metadata::{Common, Envelope, FileMeta, Snapshot, Targets, Timestamp};
 use super::verify::{
-    Delegation, RootAnchor, VerifiedRoot, check_file_meta, child_delegations, load_delegation,
-    load_snapshot, load_targets, load_timestamp,
+    Delegation, Listed, RootAnchor, VerifiedRoot, check_file_meta, child_delegations, listed_in,
+    load_delegation, load_snapshot, load_targets, load_timestamp,
 };
 
 /// Size limits per role (TUF "endless data" attack). Snapshot, targets and delegations are
@@ -179,16 +179,16 @@ async fn get_listed(
     fetcher: &dyn Fetch,
     gun: &str,
     role: &str,
-    listed_by: &str,
-    meta: &FileMeta,
+    listed: Listed<'_>,
     limit: u64,
 ) -> Result<bytes::Bytes, Error> {
+    let Listed { by, meta } = listed;
     if meta.length > limit {
         return Err(super::error::invalid(
             gun,
             role,
             format!(
-                "{listed_by} lists it at {} bytes, above the limit of {limit}",
+                "{by} lists it at {} bytes, above the limit of {limit}",
                 meta.length
             ),
         ));
@@ -202,7 +202,7 @@ async fn get_listed(
             gun,
             role,
             format!(
-                "served file does not match {listed_by}'s record of it (longer than {} bytes): mixed or tampered metadata",
+                "served file does not match {by}'s record of it (longer than {} bytes): mixed or tampered metadata",
                 meta.length
             ),
         )),
@@ -235,36 +235,12 @@ pub async fn update(
     let raw = get(fetcher, gun, "timestamp", "timestamp", limits.timestamp).await?;
     let timestamp = load_timestamp(gun, &raw, &root, seen("timestamp"), now)?;
 
-    let snap_meta = timestamp
-        .signed
-        .meta
-        .get("snapshot")
-        .ok_or_else(|| super::error::invalid(gun, "timestamp", "no snapshot entry"))?;
-    let raw = get_listed(
-        fetcher,
-        gun,
-        "snapshot",
-        "timestamp",
-        snap_meta,
-        limits.snapshot,
-    )
-    .await?;
+    let listed = listed_in(gun, "snapshot", "timestamp", &timestamp.signed.meta)?;
+    let raw = get_listed(fetcher, gun, "snapshot", listed, limits.snapshot).await?;
     let snapshot = load_snapshot(gun, &raw, &root, &timestamp, seen("snapshot"), now)?;
 
-    let tgt_meta = snapshot
-        .signed
-        .meta
-        .get("targets")
-        .ok_or_else(|| super::error::invalid(gun, "snapshot", "meta has no targets entry"))?;
-    let raw = get_listed(
-        fetcher,
-        gun,
-        "targets",
-        "snapshot",
-        tgt_meta,
-        limits.targets,
-    )
-    .await?;
+    let listed = listed_in(gun, "targets", "snapshot", &snapshot.signed.meta)?;
+    let raw = get_listed(fetcher, gun, "targets", listed, limits.targets).await?;
     let targets = load_targets(gun, &raw, &root, &snapshot, seen("targets"), now)?;
 
     let mut trusted = Trusted {
@@ -330,7 +306,11 @@ async fn walk_delegations(
                 format!("more than {} delegations", limits.max_delegations),
             ));
         }
-        let raw = get_listed(fetcher, gun, &d.name, "snapshot", &meta, limits.delegation).await?;
+        let listed = Listed {
+            by: "snapshot",
+            meta: &meta,
+        };
+        let raw = get_listed(fetcher, gun, &d.name, listed, limits.delegation).await?;
         check_file_meta(gun, &d.name, "snapshot", &raw, &meta)?;
         let seen = prior.versions.get(&d.name).copied();
         match load_delegation(gun, &d, &raw, &trusted.snapshot, seen, now) {

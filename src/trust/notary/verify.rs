@@ -7,7 +7,7 @@
 //! order. The rules follow notary 0.7 (`tuf/signed/verify.go`, `trustpinning/certs.go`,
 //! `client/tufclient.go`) and cite the TUF section where one applies.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest as _, Sha256, Sha512};
 use time::{Duration, OffsetDateTime};
@@ -16,7 +16,7 @@ use super::canonical::to_canonical;
 use super::error::{Error, invalid};
 use super::keys::PublicKey;
 use super::metadata::{
-    Common, DelegatedRole, Envelope, FileMeta, RoleType, Root, Snapshot, Targets, Timestamp, parse,
+    Common, DelegatedRole, Envelope, FileMeta, Role, Root, Snapshot, Targets, Timestamp, parse,
 };
 
 use base64::Engine as _;
@@ -54,6 +54,48 @@ impl VerifiedRoot {
         })?;
         Ok((&r.keyids, r.threshold))
     }
+
+    /// Who must sign the top-level `role`: the keys and threshold root.json names for it.
+    fn signers(&self, gun: &str, role: &str) -> Result<Signers<'_>, Error> {
+        let (ids, threshold) = self.role(gun, role)?;
+        Ok(Signers {
+            keys: &self.keys,
+            ids,
+            threshold,
+        })
+    }
+}
+
+/// Who must sign a role: a threshold of these key IDs, resolved in `keys`.
+#[derive(Debug, Clone, Copy)]
+pub struct Signers<'a> {
+    pub keys: &'a HashMap<String, PublicKey>,
+    pub ids: &'a [String],
+    pub threshold: u32,
+}
+
+/// Where a role's bytes are recorded: the parent role that lists them, and its record.
+#[derive(Debug, Clone, Copy)]
+pub struct Listed<'a> {
+    pub by: &'a str,
+    pub meta: &'a FileMeta,
+}
+
+/// `role`'s record in the `meta` of `listed_by` (the timestamp lists the snapshot, the
+/// snapshot lists targets and delegations).
+pub fn listed_in<'a>(
+    gun: &str,
+    role: &str,
+    listed_by: &'a str,
+    meta: &'a BTreeMap<String, FileMeta>,
+) -> Result<Listed<'a>, Error> {
+    let meta = meta
+        .get(role)
+        .ok_or_else(|| invalid(gun, listed_by, format!("meta has no {role} entry")))?;
+    Ok(Listed {
+        by: listed_by,
+        meta,
+    })
 }
 
 /// Parses every key of a key map and checks that it is listed under its own ID. notary names
@@ -241,7 +283,7 @@ fn root_cert_problem(gun: &str, key: &PublicKey, now: Option<OffsetDateTime>) ->
 /// checks, since it already passed [`load_root`] when it was stored. Like notary, the old
 /// root's certificates are not expiry-checked when they vouch for a new root.
 pub fn trusted_root(gun: &str, raw: &[u8]) -> Result<VerifiedRoot, Error> {
-    let env = parse::<Root>(raw, RoleType::Root).map_err(|r| invalid(gun, "root", r))?;
+    let env = parse::<Root>(raw).map_err(|r| invalid(gun, "root", r))?;
     let all: Vec<&String> = env.signed.keys.keys().collect();
     let keys = parse_keys(gun, "root", &env.signed.keys, &all)?;
     Ok(VerifiedRoot { env, keys })
@@ -280,7 +322,7 @@ pub fn load_root_step(
     now: OffsetDateTime,
     step: RootStep,
 ) -> Result<VerifiedRoot, Error> {
-    let env = parse::<Root>(raw, RoleType::Root).map_err(|r| invalid(gun, "root", r))?;
+    let env = parse::<Root>(raw).map_err(|r| invalid(gun, "root", r))?;
     let all: Vec<&String> = env.signed.keys.keys().collect();
     let keys = parse_keys(gun, "root", &env.signed.keys, &all)?;
     let root = VerifiedRoot { env, keys };
@@ -442,6 +484,36 @@ fn pinned_certs(
     Ok(pinned)
 }
 
+/// The checks every role but root gets, in one order, whatever its type `T`: the served bytes
+/// match the parent's record when it has one (TUF 1.0 §5.5.2, §5.6.2: mix-and-match), the
+/// envelope parses as a `T` (`_type` is signed, so a file of one role cannot pass as another),
+/// a threshold of `signers` signs it (§5.4.2, §5.5.3, §5.6.3: arbitrary software), its version
+/// is not below the highest trusted (§5.4.3, §5.5.5: rollback) and it has not expired (§5.4.4,
+/// §5.5.6, §5.6.5: freeze).
+fn load_role<T: Role>(
+    gun: &str,
+    role: &str,
+    raw: &[u8],
+    listed: Option<Listed<'_>>,
+    signers: Signers<'_>,
+    seen: Option<u64>,
+    now: OffsetDateTime,
+) -> Result<Envelope<T>, Error> {
+    if let Some(l) = listed {
+        check_file_meta(gun, role, l.by, raw, l.meta)?;
+    }
+    let env = parse::<T>(raw).map_err(|r| invalid(gun, role, r))?;
+    let Signers {
+        keys,
+        ids,
+        threshold,
+    } = signers;
+    check_signatures(gun, role, &env, keys, ids, threshold)?;
+    check_version(gun, role, &env.signed, seen)?;
+    check_expiry(gun, role, &env.signed, now)?;
+    Ok(env)
+}
+
 /// Loads timestamp.json: signed by a threshold of the root's timestamp keys, not rolled back,
 /// not expired, and naming a snapshot.
 pub fn load_timestamp(
@@ -451,15 +523,9 @@ pub fn load_timestamp(
     seen: Option<u64>,
     now: OffsetDateTime,
 ) -> Result<Envelope<Timestamp>, Error> {
-    let env =
-        parse::<Timestamp>(raw, RoleType::Timestamp).map_err(|r| invalid(gun, "timestamp", r))?;
-    let (ids, threshold) = root.role(gun, "timestamp")?;
-    check_signatures(gun, "timestamp", &env, &root.keys, ids, threshold)?;
-    check_version(gun, "timestamp", &env.signed, seen)?;
-    check_expiry(gun, "timestamp", &env.signed, now)?;
-    if !env.signed.meta.contains_key("snapshot") {
-        return Err(invalid(gun, "timestamp", "meta has no snapshot entry"));
-    }
+    let signers = root.signers(gun, "timestamp")?;
+    let env = load_role::<Timestamp>(gun, "timestamp", raw, None, signers, seen, now)?;
+    listed_in(gun, "snapshot", "timestamp", &env.signed.meta)?;
     Ok(env)
 }
 
@@ -473,18 +539,9 @@ pub fn load_snapshot(
     seen: Option<u64>,
     now: OffsetDateTime,
 ) -> Result<Envelope<Snapshot>, Error> {
-    let meta = timestamp
-        .signed
-        .meta
-        .get("snapshot")
-        .ok_or_else(|| invalid(gun, "timestamp", "meta has no snapshot entry"))?;
-    check_file_meta(gun, "snapshot", "timestamp", raw, meta)?;
-    let env =
-        parse::<Snapshot>(raw, RoleType::Snapshot).map_err(|r| invalid(gun, "snapshot", r))?;
-    let (ids, threshold) = root.role(gun, "snapshot")?;
-    check_signatures(gun, "snapshot", &env, &root.keys, ids, threshold)?;
-    check_version(gun, "snapshot", &env.signed, seen)?;
-    check_expiry(gun, "snapshot", &env.signed, now)?;
+    let listed = listed_in(gun, "snapshot", "timestamp", &timestamp.signed.meta)?;
+    let signers = root.signers(gun, "snapshot")?;
+    let env = load_role::<Snapshot>(gun, "snapshot", raw, Some(listed), signers, seen, now)?;
     if let Some(m) = env.signed.meta.get("root") {
         check_file_meta(gun, "root", "snapshot", &root.env.raw, m)?;
     }
@@ -501,18 +558,9 @@ pub fn load_targets(
     seen: Option<u64>,
     now: OffsetDateTime,
 ) -> Result<Envelope<Targets>, Error> {
-    let meta = snapshot
-        .signed
-        .meta
-        .get("targets")
-        .ok_or_else(|| invalid(gun, "snapshot", "meta has no targets entry"))?;
-    check_file_meta(gun, "targets", "snapshot", raw, meta)?;
-    let env = parse::<Targets>(raw, RoleType::Targets).map_err(|r| invalid(gun, "targets", r))?;
-    let (ids, threshold) = root.role(gun, "targets")?;
-    check_signatures(gun, "targets", &env, &root.keys, ids, threshold)?;
-    check_version(gun, "targets", &env.signed, seen)?;
-    check_expiry(gun, "targets", &env.signed, now)?;
-    Ok(env)
+    let listed = listed_in(gun, "targets", "snapshot", &snapshot.signed.meta)?;
+    let signers = root.signers(gun, "targets")?;
+    load_role::<Targets>(gun, "targets", raw, Some(listed), signers, seen, now)
 }
 
 /// A delegation as its parent defines it: keys, threshold and the effective `paths`.
@@ -599,12 +647,16 @@ pub fn load_delegation(
         .meta
         .get(&d.name)
         .ok_or_else(|| invalid(gun, &d.name, "not listed in the snapshot"))?;
-    check_file_meta(gun, &d.name, "snapshot", raw, meta)?;
-    let env = parse::<Targets>(raw, RoleType::Targets).map_err(|r| invalid(gun, &d.name, r))?;
-    check_signatures(gun, &d.name, &env, &d.keys, &d.keyids, d.threshold)?;
-    check_version(gun, &d.name, &env.signed, seen)?;
-    check_expiry(gun, &d.name, &env.signed, now)?;
-    Ok(env)
+    let listed = Listed {
+        by: "snapshot",
+        meta,
+    };
+    let signers = Signers {
+        keys: &d.keys,
+        ids: &d.keyids,
+        threshold: d.threshold,
+    };
+    load_role::<Targets>(gun, &d.name, raw, Some(listed), signers, seen, now)
 }
 
 #[cfg(test)]

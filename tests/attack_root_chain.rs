@@ -17,7 +17,7 @@ use support::evil_notary::{
 /// rotate.
 async fn trusted_at_v1() -> (Repo, Target, Control) {
     let (repo, v1) = fixtures::honest_repo();
-    let control = honest_control(&fixtures::control(&repo, &v1)).await;
+    let control = honest_control(&fixtures::control(repo.publish(), &v1)).await;
     assert_eq!(stored_root_version(&control.env), 1);
     (repo, v1, control)
 }
@@ -65,7 +65,7 @@ async fn honest_chain_of_three_rotations_is_followed() {
     assert_eq!(c.server.file_requests("4.root"), 0, "root.json is the last");
     assert_eq!(stored_root_version(&c.env), 4);
     // Trusted at v4 now: the next refresh needs no chain.
-    c.serve_and_check(&[], "v1")
+    c.recheck("v1")
         .await
         .assert_trusted(&v1.digest(), "targets");
     assert_eq!(c.server.file_requests("2.root"), 1);
@@ -145,9 +145,7 @@ async fn chain_longer_than_the_bound_is_refused_then_finished_by_the_next_refres
     assert_eq!(c.server.file_requests("33.root"), 1);
     assert_eq!(c.server.file_requests("34.root"), 0, "bounded walk");
 
-    c.env.let_refresh_pass().await;
-    c.env
-        .check("v1")
+    c.recheck("v1")
         .await
         .assert_trusted(&v1.digest(), "targets");
     assert_eq!(stored_root_version(&c.env), 41);

@@ -22,6 +22,12 @@ impl Control {
         self.env.let_refresh_pass().await;
         self.env.check(tag).await
     }
+
+    /// Lets the refresh interval pass and checks `tag` again, the server unchanged (or
+    /// changed by the caller in another way than a publication).
+    pub async fn recheck(&self, tag: &str) -> Outcome {
+        self.serve_and_check(&[], tag).await
+    }
 }
 
 /// [`honest_control_with`] under TOFU, the tag signed in top-level `targets`.

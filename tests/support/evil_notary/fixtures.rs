@@ -36,10 +36,16 @@ pub fn honest_repo() -> (Repo, Target) {
     (repo, v1)
 }
 
-/// `repo` as it stands, honest, with `target` as what `v1` must resolve to: the control of
-/// an attack that starts from this repository.
-pub fn control(repo: &Repo, target: &Target) -> Fixture {
-    fixture("control", repo, target, true)
+/// An honest `publication` in which `v1` resolves to `target`: the control of an attack that
+/// starts from it.
+pub fn control(publication: Publication, target: &Target) -> Fixture {
+    Fixture {
+        name: "control".into(),
+        publication,
+        tag: "v1",
+        target: target.clone(),
+        valid: true,
+    }
 }
 
 /// `n` root rotations of `repo`, each a publication (root versions +1 ... +n), in order.

@@ -5,7 +5,7 @@
 //! Owns: which root files are fetched, the bound on how many one refresh walks
 //! ([`Limits::MAX_ROOT_STEPS`]), and handing each verified step to [`KeepRoot`] at once so a
 //! failure later (a forged next step, a crash, an unreachable server) never costs the verified
-//! part of the walk. The checks on each root are `verify::load_root_step`.
+//! part of the walk. The checks on each root are `root::load_root_step`.
 //!
 //! Like notary, root.json is fetched first and tells how far the chain goes. A root one version
 //! ahead of the trusted one (or the same) is checked directly, as before; anything further is

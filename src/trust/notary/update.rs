@@ -1,8 +1,9 @@
 //! The update workflow: fetch and verify every role of a GUN in notary 0.7's order.
 //!
-//! Owns: the order (root.json, timestamp.json, snapshot.<sha256>.json, targets.<sha256>.json,
-//! then each delegation `targets/X.<sha256>.json` breadth first), the per-role size
-//! [`Limits`], and what a bad delegation costs. Checks themselves live in `verify`.
+//! Owns: the order (root.json and any root chain via `chain`, timestamp.json,
+//! `snapshot.<sha256>.json`, `targets.<sha256>.json`, then each delegation
+//! `targets/X.<sha256>.json` breadth first), the per-role size [`Limits`], and what a bad
+//! delegation costs. Checks themselves live in `verify` and `root`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;

@@ -167,7 +167,12 @@ impl KeepRoot for StateDir {
     fn keep_root(&self, root: &VerifiedRoot) -> Result<(), Error> {
         let mut state = self.read_state()?;
         let version = state.versions.entry("root".to_string()).or_insert(0);
-        *version = (*version).max(root.env.signed.version);
+        if *version >= root.env.signed.version {
+            // Another refresh (`serve` and `portcullis check` share this directory) already
+            // stored this root or a later one: never put an older root back.
+            return Ok(());
+        }
+        *version = root.env.signed.version;
         if !state.files.iter().any(|f| f == "root") {
             state.files.push("root".to_string());
         }
@@ -257,6 +262,18 @@ mod tests {
         assert_eq!(stored.files["targets"], b"t", "other roles are left alone");
         assert_eq!(stored.versions["root"], root.env.signed.version);
         assert_eq!(stored.versions["targets"], 7);
+
+        // A root older than the one recorded is not put back.
+        std::fs::write(
+            sd.path().join(STATE_FILE),
+            br#"{"gun":"r/x","versions":{"root":9},"files":["root"]}"#,
+        )
+        .unwrap();
+        std::fs::write(sd.path().join("root.json"), b"newer").unwrap();
+        sd.keep_root(&root).unwrap();
+        let stored = sd.load().unwrap().unwrap();
+        assert_eq!(stored.files["root"], b"newer");
+        assert_eq!(stored.versions["root"], 9);
     }
 
     #[test]

@@ -132,10 +132,8 @@ pub fn load_root_step(
     now: OffsetDateTime,
     step: RootStep,
 ) -> Result<VerifiedRoot, Error> {
-    let env = parse::<Root>(raw).map_err(|r| invalid(gun, "root", r))?;
-    let all: Vec<&String> = env.signed.keys.keys().collect();
-    let keys = parse_keys(gun, "root", &env.signed.keys, &all)?;
-    let root = VerifiedRoot { env, keys };
+    // Parsed and key IDs checked as a stored root is; every other check follows.
+    let root = trusted_root(gun, raw)?;
     let (_, threshold) = root.role(gun, "root")?;
     for role in ["timestamp", "snapshot", "targets"] {
         root.role(gun, role)?;
@@ -206,7 +204,8 @@ fn valid_root_certs<'r>(
             gun,
             "root",
             format!(
-                "no root certificate is valid for this GUN now: {}",
+                "no root certificate is valid for this GUN{}: {}",
+                if now.is_some() { " now" } else { "" },
                 problems.join("; ")
             ),
         ));

@@ -10,7 +10,8 @@ mod support;
 use std::path::Path;
 
 use support::evil_notary::{
-    Behaviour, Control, Env, Key, Publication, Repo, Target, fixtures, gun, honest_control,
+    Behaviour, Control, Env, Expiry, Key, Publication, Repo, Role, Target, fixtures, gun,
+    honest_control,
 };
 
 /// The repository trusted once at root version 1 (the shared honest control), ready to
@@ -168,4 +169,38 @@ async fn intermediate_with_a_certificate_for_another_gun_is_refused() {
     let out = c.serve_and_check(&served, "v1").await;
     out.assert_refused(&["is not the gun"], Some("root version 2 of"));
     assert_eq!(stored_root_version(&c.env), 1);
+}
+
+/// TUF 1.0 §5.3.6: an intermediate root that has expired (root.json `expires` and its root
+/// certificate both in the past) still links the chain; only the final root must be current.
+#[tokio::test]
+async fn expired_intermediate_still_links_but_an_expired_final_root_is_refused() {
+    let (mut repo, v1, c) = trusted_at_v1().await;
+    let now = time::OffsetDateTime::now_utc();
+    let lapsed = Key::root_cert(
+        &gun(),
+        now - time::Duration::days(3650),
+        now - time::Duration::days(1),
+    );
+    repo.old_root_keys = std::mem::replace(&mut repo.root_keys, vec![lapsed]);
+    repo.role(Role::Root).expires = Expiry::in_(-time::Duration::hours(1));
+    repo.bump_all();
+    let mut served = vec![repo.publish()];
+    repo.role(Role::Root).expires = Expiry::in_(time::Duration::days(3650));
+    served.extend(fixtures::root_rotations(&mut repo, 1));
+    c.serve_and_check(&served, "v1")
+        .await
+        .assert_trusted(&v1.digest(), "targets");
+    assert_eq!(stored_root_version(&c.env), 3);
+
+    // The same walk ending on an expired root: refused, naming it.
+    repo.role(Role::Root).expires = Expiry::in_(-time::Duration::hours(1));
+    let rotations = fixtures::root_rotations(&mut repo, 2);
+    let out = c.serve_and_check(&rotations, "v1").await;
+    out.assert_refused(&["expired"], Some("root version 5 of"));
+    assert_eq!(
+        stored_root_version(&c.env),
+        4,
+        "the intermediate step was kept"
+    );
 }

@@ -31,7 +31,7 @@ pub use super::root::{
 
 /// Who must sign a role: a threshold of these key IDs, resolved in `keys`.
 #[derive(Debug, Clone, Copy)]
-pub struct Signers<'a> {
+pub(super) struct Signers<'a> {
     pub keys: &'a HashMap<String, PublicKey>,
     pub ids: &'a [String],
     pub threshold: u32,
@@ -39,14 +39,14 @@ pub struct Signers<'a> {
 
 /// Where a role's bytes are recorded: the parent role that lists them, and its record.
 #[derive(Debug, Clone, Copy)]
-pub struct Listed<'a> {
+pub(super) struct Listed<'a> {
     pub by: &'a str,
     pub meta: &'a FileMeta,
 }
 
 /// `role`'s record in the `meta` of `listed_by` (the timestamp lists the snapshot, the
 /// snapshot lists targets and delegations).
-pub fn listed_in<'a>(
+pub(super) fn listed_in<'a>(
     gun: &str,
     role: &str,
     listed_by: &'a str,

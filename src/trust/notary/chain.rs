@@ -96,6 +96,8 @@ pub async fn update_root(
         current,
     };
     let mut prev = trusted.clone();
+    // TUF 1.0 §5.3.2 to §5.3.9: N+1, N+2, ... each verified against the one before, which it
+    // then replaces as the trusted root (§5.3.7) and is persisted at once (§5.3.8).
     for version in from + 1..=last {
         let next = walk.step(&prev, version).await?;
         if let Some(keep) = &prior.keep {
@@ -135,7 +137,8 @@ impl Walk<'_> {
         let (gun, name) = (self.gun, label(version));
         let path = format!("{version}.root");
         let raw = match get(self.fetcher, gun, &name, &path, self.limits.root).await {
-            // A chain with a hole cannot be verified: fail closed, naming the missing file.
+            // TUF 1.0 §5.3.1: the client MUST download every intermediate root until the
+            // latest; a chain with a hole cannot be verified, so fail closed, naming the file.
             Err(Error::NotFound { server, .. }) => {
                 return Err(invalid(
                     gun,

@@ -3,16 +3,14 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, Repo, Role, Target, fixtures, gun};
+use support::evil_notary::{Env, EvilNotary, Repo, Role, Target, fixtures, gun, honest_control};
 
 const BAD_SIGNATURE: &[&str] = &["signature", "threshold"];
 
+/// Control: the honest repository every attack below starts from is trusted.
 #[tokio::test]
 async fn honest_repository_is_trusted() {
-    let f = fixtures::honest();
-    let server = EvilNotary::serving(&f.publication).await;
-    let out = Env::new(&server.url()).check(f.tag).await;
-    out.assert_trusted(&f.target.digest(), "targets");
+    honest_control(&fixtures::honest()).await;
 }
 
 async fn refused_with_bad_signature(role: Role) {

@@ -3,14 +3,12 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, fixtures};
+use support::evil_notary::{Env, EvilNotary, fixtures, honest_control};
 
+/// Control: the same root, signed by both keys, is trusted.
 #[tokio::test]
 async fn root_with_threshold_two_signed_by_both_keys_is_trusted() {
-    let f = fixtures::root_threshold_two(&[0, 1]);
-    let server = EvilNotary::serving(&f.publication).await;
-    let out = Env::new(&server.url()).check(f.tag).await;
-    out.assert_trusted(&f.target.digest(), "targets");
+    honest_control(&fixtures::root_threshold_two(&[0, 1])).await;
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use support::evil_notary::{Env, EvilNotary, Key, Target, fixtures, gun};
+use support::evil_notary::{Key, Target, fixtures, gun, honest_control};
 
 const HOW_TO_RESET: &[&str] = &["delete", "remove", "reset", "rm "];
 
@@ -28,11 +28,8 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 /// self-consistent repository (new root key) and checks again.
 async fn refused_after(corrupt: impl Fn(&Path)) {
     let (mut repo, v1) = fixtures::honest_repo();
-    let server = EvilNotary::serving(&repo.publish()).await;
-    let env = Env::new(&server.url());
-    env.check("v1")
-        .await
-        .assert_trusted(&v1.digest(), "targets");
+    let c = honest_control(&fixtures::control(repo.publish(), &v1)).await;
+    let env = &c.env;
 
     let state = files(&env.cache_dir());
     assert!(
@@ -48,10 +45,7 @@ async fn refused_after(corrupt: impl Fn(&Path)) {
     repo.timestamp_key = Key::ed25519();
     let evil = Target::manifest("v1", 666);
     repo.sign_tag("v1", evil.clone()).bump_all();
-    server.serve(&repo.publish());
-    env.let_refresh_pass().await;
-
-    let out = env.check("v1").await;
+    let out = c.serve_and_check(&[repo.publish()], "v1").await;
     out.assert_refused(HOW_TO_RESET, None);
     out.assert_no_digest(&evil.digest());
     // Still refused on the next run: the failed check did not replace the state.

@@ -3,15 +3,13 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, fixtures};
+use support::evil_notary::{Env, EvilNotary, Pinning, fixtures, honest_control_with};
 
 /// Control: paths `[""]` covers everything, and Docker's order takes the release.
 #[tokio::test]
 async fn release_inside_its_paths_is_trusted() {
     let f = fixtures::delegation_inside_paths();
-    let server = EvilNotary::serving(&f.publication).await;
-    let out = Env::new(&server.url()).check(f.tag).await;
-    out.assert_trusted(&f.target.digest(), "targets/releases");
+    honest_control_with(&f, Pinning::Tofu, "targets/releases").await;
 }
 
 /// Only the out-of-paths release signs `v1`: it is signed nowhere that counts.

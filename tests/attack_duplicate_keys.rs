@@ -5,7 +5,13 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, Role, Target, fixtures};
+use support::evil_notary::{Env, EvilNotary, Role, Target, fixtures, honest_control};
+
+/// Control: the repository both attacks edit, served as signed, is trusted.
+#[tokio::test]
+async fn honest_repository_is_trusted() {
+    honest_control(&fixtures::honest()).await;
+}
 
 #[tokio::test]
 async fn duplicate_target_name_never_resolves_to_the_unsigned_entry() {

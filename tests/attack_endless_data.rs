@@ -7,12 +7,18 @@ mod support;
 
 use std::time::Duration;
 
-use support::evil_notary::{Behaviour, Env, EvilNotary, fixtures};
+use support::evil_notary::{Behaviour, Env, EvilNotary, fixtures, honest_control};
 
 const TOO_BIG: &[&str] = &["too large", "too big", "size", "limit", "exceed", "bytes"];
 /// What the server may hand out before the client gives up (socket buffers included).
 const MAX_READ: u64 = 100 << 20;
 const CAP: u64 = 1 << 30;
+
+/// Control: the repository each server below serves, before it misbehaves, is trusted.
+#[tokio::test]
+async fn honest_repository_is_trusted() {
+    honest_control(&fixtures::honest()).await;
+}
 
 async fn refused_fast(role: &str, behaviour: Behaviour) {
     let f = fixtures::honest();

@@ -3,16 +3,14 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, Role, fixtures};
+use support::evil_notary::{Env, EvilNotary, Role, fixtures, honest_control};
 
 const EXPIRED: &[&str] = &["expired"];
 
+/// Control: the honest repository every attack below starts from is trusted.
 #[tokio::test]
 async fn honest_repository_is_trusted() {
-    let f = fixtures::honest();
-    let server = EvilNotary::serving(&f.publication).await;
-    let out = Env::new(&server.url()).check(f.tag).await;
-    out.assert_trusted(&f.target.digest(), "targets");
+    honest_control(&fixtures::honest()).await;
 }
 
 async fn refused_when_expired(role: Role) {
@@ -50,14 +48,9 @@ async fn timestamp_that_expired_since_the_last_check_is_refused() {
     let (mut repo, v1) = fixtures::honest_repo();
     repo.role(Role::Timestamp).expires =
         support::evil_notary::Expiry::in_(time::Duration::seconds(3));
-    let p = repo.publish();
-    let server = EvilNotary::serving(&p).await;
-    let env = Env::new(&server.url());
-    env.check("v1")
-        .await
-        .assert_trusted(&v1.digest(), "targets");
+    let c = honest_control(&fixtures::control(repo.publish(), &v1)).await;
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    let out = env.check("v1").await;
+    let out = c.env.check("v1").await;
     out.assert_refused(EXPIRED, Some("timestamp"));
     out.assert_no_digest(&v1.digest());
 }

@@ -3,16 +3,14 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, Role, fixtures};
+use support::evil_notary::{Env, EvilNotary, Role, fixtures, honest_control};
 
 const UNTRUSTED_KEY: &[&str] = &["signature", "threshold", "key"];
 
+/// Control: the honest repository every attack below starts from is trusted.
 #[tokio::test]
 async fn honest_repository_is_trusted() {
-    let f = fixtures::honest();
-    let server = EvilNotary::serving(&f.publication).await;
-    let out = Env::new(&server.url()).check(f.tag).await;
-    out.assert_trusted(&f.target.digest(), "targets");
+    honest_control(&fixtures::honest()).await;
 }
 
 async fn refused_when_signed_by_unknown_key(role: Role) {

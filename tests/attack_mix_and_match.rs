@@ -3,16 +3,14 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, fixtures};
+use support::evil_notary::{Env, EvilNotary, fixtures, honest_control};
 
 const MISMATCH: &[&str] = &["hash", "length", "mismatch", "snapshot", "digest"];
 
 #[tokio::test]
 async fn consistent_publication_is_trusted() {
     let (_, later) = fixtures::mix_and_match();
-    let server = EvilNotary::serving(&later.publication).await;
-    let out = Env::new(&server.url()).check(later.tag).await;
-    out.assert_trusted(&later.target.digest(), "targets");
+    honest_control(&later).await;
 }
 
 #[tokio::test]
@@ -28,14 +26,8 @@ async fn targets_from_another_publication_are_refused() {
 #[tokio::test]
 async fn targets_swapped_after_a_good_check_are_refused() {
     let (mixed, later) = fixtures::mix_and_match();
-    let server = EvilNotary::serving(&later.publication).await;
-    let env = Env::new(&server.url());
-    env.check("v1")
-        .await
-        .assert_trusted(&later.target.digest(), "targets");
-    server.serve(&mixed.publication);
-    env.let_refresh_pass().await;
-    let out = env.check("v1").await;
+    let c = honest_control(&later).await;
+    let out = c.serve_and_check(&[mixed.publication], "v1").await;
     // Either refused, or still answering from the verified cache: never the old target.
     out.assert_no_digest(&mixed.target.digest());
     if out.code != Some(0) {

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::evil_notary::{Behaviour, Env, EvilNotary, fixtures};
+use support::evil_notary::{Behaviour, Env, EvilNotary, fixtures, honest_control};
 
 const UNAVAILABLE: &[&str] = &[
     "unavailable",
@@ -18,14 +18,10 @@ const UNAVAILABLE: &[&str] = &[
 #[tokio::test]
 async fn down_with_a_cache_is_served_from_the_cache() {
     let f = fixtures::honest();
-    let mut server = EvilNotary::serving(&f.publication).await;
-    let env = Env::new(&server.url());
-    env.check(f.tag)
-        .await
-        .assert_trusted(&f.target.digest(), "targets");
-    server.stop();
-    env.let_refresh_pass().await;
-    let out = env.check(f.tag).await;
+    let mut c = honest_control(&f).await;
+    c.server.stop();
+    c.env.let_refresh_pass().await;
+    let out = c.env.check(f.tag).await;
     out.assert_trusted(&f.target.digest(), "targets");
     assert!(
         out.text().contains("cache"),
@@ -36,14 +32,9 @@ async fn down_with_a_cache_is_served_from_the_cache() {
 #[tokio::test]
 async fn server_errors_with_a_cache_are_served_from_the_cache() {
     let f = fixtures::honest();
-    let server = EvilNotary::serving(&f.publication).await;
-    let env = Env::new(&server.url());
-    env.check(f.tag)
-        .await
-        .assert_trusted(&f.target.digest(), "targets");
-    server.set_all(Some(Behaviour::Status(503)));
-    env.let_refresh_pass().await;
-    let out = env.check(f.tag).await;
+    let c = honest_control(&f).await;
+    c.server.set_all(Some(Behaviour::Status(503)));
+    let out = c.recheck(f.tag).await;
     out.assert_trusted(&f.target.digest(), "targets");
     assert!(
         out.text().contains("cache"),
@@ -79,14 +70,10 @@ async fn down_with_an_expired_cache_is_refused() {
     let (mut repo, v1) = fixtures::honest_repo();
     repo.role(support::evil_notary::Role::Timestamp).expires =
         support::evil_notary::Expiry::in_(time::Duration::seconds(3));
-    let mut server = EvilNotary::serving(&repo.publish()).await;
-    let env = Env::new(&server.url());
-    env.check("v1")
-        .await
-        .assert_trusted(&v1.digest(), "targets");
-    server.stop();
+    let mut c = honest_control(&fixtures::control(repo.publish(), &v1)).await;
+    c.server.stop();
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    let out = env.check("v1").await;
+    let out = c.env.check("v1").await;
     assert_eq!(out.code, Some(1), "{out:#?}");
     out.assert_no_digest(&v1.digest());
 }

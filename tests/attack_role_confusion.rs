@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, Role, fixtures};
+use support::evil_notary::{Env, EvilNotary, Role, fixtures, honest_control};
 
 const WRONG_TYPE: &[&str] = &["_type", "type", "snapshot", "timestamp"];
 
@@ -14,9 +14,7 @@ const WRONG_TYPE: &[&str] = &["_type", "type", "snapshot", "timestamp"];
 async fn shared_snapshot_and_timestamp_key_is_trusted() {
     let (mut repo, v1) = fixtures::honest_repo();
     repo.shared_key.insert(Role::Timestamp, Role::Snapshot);
-    let server = EvilNotary::serving(&repo.publish()).await;
-    let out = Env::new(&server.url()).check("v1").await;
-    out.assert_trusted(&v1.digest(), "targets");
+    honest_control(&fixtures::control(repo.publish(), &v1)).await;
 }
 
 #[tokio::test]

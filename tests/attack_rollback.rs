@@ -4,7 +4,9 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, Outcome, Publication, Role, Target, fixtures};
+use support::evil_notary::{
+    Outcome, Pinning, Publication, Role, Target, fixtures, honest_control, honest_control_with,
+};
 
 const ROLLBACK: &[&str] = &[
     "rollback",
@@ -16,18 +18,13 @@ const ROLLBACK: &[&str] = &[
     "version",
 ];
 
-/// Serves `first`, checks (trusted, `first_digest`), serves `second`, checks again.
-async fn check_twice(first: &Publication, first_digest: &str, second: &Publication) -> Outcome {
-    let server = EvilNotary::serving(first).await;
-    let env = Env::new(&server.url());
-    env.check("v1")
-        .await
-        .assert_trusted(first_digest, "targets");
-    let before: usize = server.counts().values().sum();
-    server.serve(second);
-    env.let_refresh_pass().await;
-    let out = env.check("v1").await;
-    let after: usize = server.counts().values().sum();
+/// Serves `first` (the honest control: trusted, `v1` = `first_target`), serves `second`,
+/// checks again.
+async fn check_twice(first: &Publication, first_target: &Target, second: &Publication) -> Outcome {
+    let c = honest_control(&fixtures::control(first.clone(), first_target)).await;
+    let before: usize = c.server.counts().values().sum();
+    let out = c.serve_and_check(std::slice::from_ref(second), "v1").await;
+    let after: usize = c.server.counts().values().sum();
     assert!(
         after > before,
         "the second check did not ask the server: {out:#?}"
@@ -42,7 +39,7 @@ async fn newer_publication_is_trusted() {
     let v1b = Target::manifest("v1", 2);
     repo.sign_tag("v1", v1b.clone()).bump_all();
     let second = repo.publish();
-    let out = check_twice(&first, &v1.digest(), &second).await;
+    let out = check_twice(&first, &v1, &second).await;
     out.assert_trusted(&v1b.digest(), "targets");
 }
 
@@ -53,7 +50,7 @@ async fn timestamp_rollback_is_refused() {
     let old = repo.publish();
     repo.role(Role::Timestamp).version = 2;
     let new = repo.publish_over(&old, &[Role::Root, Role::Targets, Role::Snapshot]);
-    let out = check_twice(&new, &v1.digest(), &old).await;
+    let out = check_twice(&new, &v1, &old).await;
     out.assert_refused(ROLLBACK, Some("timestamp"));
 }
 
@@ -67,7 +64,7 @@ async fn snapshot_rollback_is_refused() {
     let new = repo.publish_over(&old, &[Role::Root, Role::Targets]);
     repo.role(Role::Timestamp).version = 3;
     let replay = repo.publish_over(&old, &[Role::Root, Role::Targets, Role::Snapshot]);
-    let out = check_twice(&new, &v1.digest(), &replay).await;
+    let out = check_twice(&new, &v1, &replay).await;
     out.assert_refused(ROLLBACK, Some("snapshot"));
 }
 
@@ -83,7 +80,7 @@ async fn targets_rollback_is_refused() {
     repo.role(Role::Snapshot).version = 3;
     repo.role(Role::Timestamp).version = 3;
     let replay = repo.publish_mixed(&[(Role::Root, &new), (Role::Targets, &old)]);
-    let out = check_twice(&new, &new_v1.digest(), &replay).await;
+    let out = check_twice(&new, &new_v1, &replay).await;
     out.assert_refused(ROLLBACK, Some("targets"));
     out.assert_no_digest(&old_v1.digest());
 }
@@ -97,7 +94,7 @@ async fn root_rollback_is_refused() {
     let new = repo.publish();
     repo.bump_all();
     let replay = repo.publish_over(&old, &[Role::Root]);
-    let out = check_twice(&new, &v1.digest(), &replay).await;
+    let out = check_twice(&new, &v1, &replay).await;
     out.assert_refused(ROLLBACK, Some("root"));
 }
 
@@ -118,14 +115,9 @@ async fn delegation_rollback_is_refused() {
         (Role::Targets, &new),
         (Role::Releases, &old),
     ]);
-    let server = EvilNotary::serving(&new).await;
-    let env = Env::new(&server.url());
-    env.check("v1")
-        .await
-        .assert_trusted(&new_v1.digest(), "targets/releases");
-    server.serve(&replay);
-    env.let_refresh_pass().await;
-    let out = env.check("v1").await;
+    let control = fixtures::control(new, &new_v1);
+    let c = honest_control_with(&control, Pinning::Tofu, "targets/releases").await;
+    let out = c.serve_and_check(&[replay], "v1").await;
     out.assert_refused(ROLLBACK, Some("targets/releases"));
     out.assert_no_digest(&old_v1.digest());
 }

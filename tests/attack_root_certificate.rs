@@ -3,14 +3,11 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, fixtures};
+use support::evil_notary::{Env, EvilNotary, fixtures, honest_control};
 
 #[tokio::test]
 async fn root_certificate_for_the_gun_is_trusted() {
-    let f = fixtures::honest();
-    let server = EvilNotary::serving(&f.publication).await;
-    let out = Env::new(&server.url()).check(f.tag).await;
-    out.assert_trusted(&f.target.digest(), "targets");
+    honest_control(&fixtures::honest()).await;
 }
 
 /// A root certificate whose CN is another GUN (a root lifted from another repository).

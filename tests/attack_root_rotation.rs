@@ -4,27 +4,20 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, Key, Role, Target, fixtures, gun};
+use support::evil_notary::{Key, Role, Target, fixtures, gun, honest_control};
 
 const FORGED: &[&str] = &["signature", "threshold", "root"];
 
 #[tokio::test]
 async fn rotation_signed_by_old_and_new_keys_is_trusted() {
     let (mut repo, v1) = fixtures::honest_repo();
-    let first = repo.publish();
-    let server = EvilNotary::serving(&first).await;
-    let env = Env::new(&server.url());
-    env.check("v1")
-        .await
-        .assert_trusted(&v1.digest(), "targets");
+    let c = honest_control(&fixtures::control(repo.publish(), &v1)).await;
 
     let old = std::mem::replace(&mut repo.root_keys, vec![Key::root_for(&gun())]);
     repo.old_root_keys = old;
     let v1b = Target::manifest("v1", 2);
     repo.sign_tag("v1", v1b.clone()).bump_all();
-    server.serve(&repo.publish());
-    env.let_refresh_pass().await;
-    env.check("v1")
+    c.serve_and_check(&[repo.publish()], "v1")
         .await
         .assert_trusted(&v1b.digest(), "targets");
 
@@ -32,9 +25,7 @@ async fn rotation_signed_by_old_and_new_keys_is_trusted() {
     repo.old_root_keys.clear();
     let v1c = Target::manifest("v1", 3);
     repo.sign_tag("v1", v1c.clone()).bump_all();
-    server.serve(&repo.publish());
-    env.let_refresh_pass().await;
-    env.check("v1")
+    c.serve_and_check(&[repo.publish()], "v1")
         .await
         .assert_trusted(&v1c.digest(), "targets");
 }
@@ -42,11 +33,7 @@ async fn rotation_signed_by_old_and_new_keys_is_trusted() {
 #[tokio::test]
 async fn rotation_signed_only_by_the_new_key_is_refused() {
     let (mut repo, v1) = fixtures::honest_repo();
-    let server = EvilNotary::serving(&repo.publish()).await;
-    let env = Env::new(&server.url());
-    env.check("v1")
-        .await
-        .assert_trusted(&v1.digest(), "targets");
+    let c = honest_control(&fixtures::control(repo.publish(), &v1)).await;
 
     // An attacker's complete, self-consistent repository: new root key (CN = GUN), new
     // targets, snapshot and timestamp keys, all signatures valid under the new root.
@@ -56,15 +43,12 @@ async fn rotation_signed_only_by_the_new_key_is_refused() {
     repo.timestamp_key = Key::ed25519();
     let evil = Target::manifest("v1", 666);
     repo.sign_tag("v1", evil.clone()).bump_all();
-    server.serve(&repo.publish());
-    env.let_refresh_pass().await;
-    let out = env.check("v1").await;
+    let out = c.serve_and_check(&[repo.publish()], "v1").await;
     out.assert_refused(FORGED, Some(Role::Root.name()));
     out.assert_no_digest(&evil.digest());
 
     // And it stays refused: the forged root was not persisted by the failed check.
-    env.let_refresh_pass().await;
-    let again = env.check("v1").await;
+    let again = c.recheck("v1").await;
     again.assert_refused(FORGED, Some("root"));
     again.assert_no_digest(&evil.digest());
 }
@@ -73,20 +57,14 @@ async fn rotation_signed_only_by_the_new_key_is_refused() {
 #[tokio::test]
 async fn rotation_not_signed_by_the_new_key_is_refused() {
     let (mut repo, v1) = fixtures::honest_repo();
-    let server = EvilNotary::serving(&repo.publish()).await;
-    let env = Env::new(&server.url());
-    env.check("v1")
-        .await
-        .assert_trusted(&v1.digest(), "targets");
+    let c = honest_control(&fixtures::control(repo.publish(), &v1)).await;
 
     let old = std::mem::replace(&mut repo.root_keys, vec![Key::root_for(&gun())]);
     repo.old_root_keys = old;
     repo.root_signers = Some(vec![]);
     let v1b = Target::manifest("v1", 2);
     repo.sign_tag("v1", v1b.clone()).bump_all();
-    server.serve(&repo.publish());
-    env.let_refresh_pass().await;
-    let out = env.check("v1").await;
+    let out = c.serve_and_check(&[repo.publish()], "v1").await;
     out.assert_refused(FORGED, Some("root"));
     out.assert_no_digest(&v1b.digest());
 }

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::evil_notary::{Behaviour, Env, EvilNotary, Role, fixtures};
+use support::evil_notary::{Behaviour, Env, EvilNotary, Role, fixtures, honest_control};
 
 const SLOW: &[&str] = &[
     "timed out",
@@ -26,6 +26,12 @@ fn trickle(raw: &[u8]) -> Behaviour {
         chunk: 1,
         every: Duration::from_secs(1),
     }
+}
+
+/// Control: the repository each server below serves, before it stalls, is trusted.
+#[tokio::test]
+async fn honest_repository_is_trusted() {
+    honest_control(&fixtures::honest()).await;
 }
 
 async fn refused_in_time(role: Role, behaviour: impl Fn(&[u8]) -> Behaviour) {
@@ -63,14 +69,12 @@ async fn unanswered_request_is_refused_in_bounded_time() {
 #[tokio::test]
 async fn trickle_after_a_good_check_ends_in_bounded_time() {
     let f = fixtures::honest();
-    let server = EvilNotary::serving(&f.publication).await;
-    let env = Env::new(&server.url());
-    env.check(f.tag)
-        .await
-        .assert_trusted(&f.target.digest(), "targets");
-    server.set("timestamp", trickle(f.publication.get(Role::Timestamp)));
-    env.let_refresh_pass().await;
-    let out = env
+    let c = honest_control(&f).await;
+    c.server
+        .set("timestamp", trickle(f.publication.get(Role::Timestamp)));
+    c.env.let_refresh_pass().await;
+    let out = c
+        .env
         .check_within(f.tag, BOUND + Duration::from_secs(30))
         .await;
     assert!(out.elapsed < BOUND, "took {:?}: {out:#?}", out.elapsed);

@@ -4,14 +4,12 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, fixtures};
+use support::evil_notary::{Env, EvilNotary, fixtures, honest_control};
 
+/// Control: the honest repository every attack below starts from is trusted.
 #[tokio::test]
 async fn honest_repository_is_trusted() {
-    let f = fixtures::honest();
-    let server = EvilNotary::serving(&f.publication).await;
-    let out = Env::new(&server.url()).check(f.tag).await;
-    out.assert_trusted(&f.target.digest(), "targets");
+    honest_control(&fixtures::honest()).await;
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::evil_notary::{Env, EvilNotary, Key, Pinning, fixtures, gun};
+use support::evil_notary::{Env, EvilNotary, Key, Pinning, fixtures, gun, honest_control_with};
 
 const NOT_PINNED: &[&str] = &["pin", "not trusted", "untrusted", "certs"];
 
@@ -21,11 +21,8 @@ fn pin(ids: Vec<String>) -> Pinning {
 async fn root_pinned_by_its_root_json_key_id_is_trusted() {
     let (repo, v1) = fixtures::honest_repo();
     let id = repo.root_keys[0].id();
-    let server = EvilNotary::serving(&repo.publish()).await;
-    let env = Env::with_pinning(&server.url(), pin(vec![id]));
-    env.check("v1")
-        .await
-        .assert_trusted(&v1.digest(), "targets");
+    let control = fixtures::control(repo.publish(), &v1);
+    honest_control_with(&control, pin(vec![id]), "targets").await;
 }
 
 /// Pinned by the canonical public-key ID (`notary key list`, Docker's doi-keys; testbed
@@ -35,11 +32,8 @@ async fn root_pinned_by_its_canonical_public_key_id_is_trusted() {
     let (repo, v1) = fixtures::honest_repo();
     let id = repo.root_keys[0].canonical_id();
     assert_ne!(id, repo.root_keys[0].id());
-    let server = EvilNotary::serving(&repo.publish()).await;
-    let env = Env::with_pinning(&server.url(), pin(vec![id]));
-    env.check("v1")
-        .await
-        .assert_trusted(&v1.digest(), "targets");
+    let control = fixtures::control(repo.publish(), &v1);
+    honest_control_with(&control, pin(vec![id]), "targets").await;
 }
 
 /// The server offers a valid, self-consistent repository whose root is not the pinned one:

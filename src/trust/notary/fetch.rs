@@ -174,9 +174,7 @@ impl HttpFetcher {
 impl Fetch for HttpFetcher {
     async fn fetch(&self, gun: &str, role_path: &str, max_len: u64) -> Result<Bytes, FetchError> {
         let url = format!("{}/v2/{gun}/_trust/tuf/{role_path}.json", self.base);
-        // `targets.<sha256>` -> `targets`: one label per role, not per checksum.
-        let role = role_path.split('.').next().unwrap_or(role_path);
-        crate::metrics::trust_fetch(role);
+        crate::metrics::trust_fetch(metric_role(role_path));
         let started = Instant::now();
         let send = self.client.get(&url).send();
         let resp = tokio::time::timeout(self.timing.deadline, send)
@@ -204,6 +202,17 @@ impl Fetch for HttpFetcher {
     }
 }
 
+/// The metric label for a fetched file: `targets.<sha256>` -> `targets`, `3.root` -> `root`.
+/// One label per role, never one per checksum or root version (a chain walk must not grow the
+/// label set).
+fn metric_role(role_path: &str) -> &str {
+    let name = match role_path.split_once('.') {
+        Some((version, rest)) if version.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => role_path,
+    };
+    name.split('.').next().unwrap_or(name)
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -213,4 +222,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = cause.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_role;
+
+    #[test]
+    fn metric_labels_are_one_per_role() {
+        assert_eq!(metric_role("timestamp"), "timestamp");
+        assert_eq!(
+            metric_role(&format!("targets.{}", "a".repeat(64))),
+            "targets"
+        );
+        assert_eq!(
+            metric_role(&format!("targets/releases.{}", "b".repeat(64))),
+            "targets/releases"
+        );
+        assert_eq!(metric_role("3.root"), "root");
+        assert_eq!(metric_role("41.root"), "root");
+    }
 }

@@ -21,26 +21,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// The four top-level role kinds, by the `_type` notary writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoleType {
-    Root,
-    Timestamp,
-    Snapshot,
-    Targets,
-}
-
-impl RoleType {
-    fn type_name(self) -> &'static str {
-        match self {
-            RoleType::Root => "Root",
-            RoleType::Timestamp => "Timestamp",
-            RoleType::Snapshot => "Snapshot",
-            RoleType::Targets => "Targets",
-        }
-    }
-}
-
 /// One entry of `signatures`.
 #[derive(Debug, Clone)]
 pub struct Signature {
@@ -71,8 +51,18 @@ pub trait Common {
     fn expires(&self) -> OffsetDateTime;
 }
 
-/// Parses served bytes as an envelope of `expect`; the error is a reason for the operator.
-pub fn parse<T: DeserializeOwned>(raw: &[u8], expect: RoleType) -> Result<Envelope<T>, String> {
+/// The signed body of one kind of role, named by the `_type` notary writes (the model is
+/// tough's `Role` trait and its `TYPE`): what lets one generic function parse, type-check and
+/// verify any role. Delegations are `Targets`.
+pub trait Role: DeserializeOwned + Common {
+    /// `_type` as notary writes it: capitalised (`Root`, `Timestamp`, `Snapshot`, `Targets`).
+    const TYPE: &'static str;
+}
+
+/// Parses served bytes as an envelope of `T`; the error is a reason for the operator. `_type`
+/// is part of what is signed, and checking it here is what stops a validly signed file of one
+/// role from being served as another when root.json lets them share a key.
+pub fn parse<T: Role>(raw: &[u8]) -> Result<Envelope<T>, String> {
     let doc: Value =
         serde_json::from_slice(raw).map_err(|e| format!("not valid JSON metadata: {e}"))?;
     let signed_value = doc
@@ -83,14 +73,14 @@ pub fn parse<T: DeserializeOwned>(raw: &[u8], expect: RoleType) -> Result<Envelo
         .get("_type")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if found != expect.type_name() {
+    if found != T::TYPE {
         return Err(format!(
             "_type is {found:?}, expected {:?} (served under another role's name?)",
-            expect.type_name()
+            T::TYPE
         ));
     }
     let signed: T = serde_json::from_value(signed_value.clone())
-        .map_err(|e| format!("malformed {} metadata: {e}", expect.type_name()))?;
+        .map_err(|e| format!("malformed {} metadata: {e}", T::TYPE))?;
     let raw_sigs: Vec<RawSignature> =
         serde_json::from_value(doc.get("signatures").cloned().unwrap_or(Value::Null))
             .map_err(|e| format!("malformed signatures: {e}"))?;
@@ -227,15 +217,18 @@ pub struct Targets {
     pub delegations: Delegations,
 }
 
-macro_rules! common {
-    ($($t:ty),*) => {$(
+macro_rules! role {
+    ($($t:ident),*) => {$(
         impl Common for $t {
             fn version(&self) -> u64 { self.version }
             fn expires(&self) -> OffsetDateTime { self.expires }
         }
+        impl Role for $t {
+            const TYPE: &'static str = stringify!($t);
+        }
     )*};
 }
-common!(Root, Timestamp, Snapshot, Targets);
+role!(Root, Timestamp, Snapshot, Targets);
 
 #[cfg(test)]
 mod tests {
@@ -267,15 +260,23 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap();
-        assert!(parse::<Snapshot>(&raw, RoleType::Snapshot).is_ok());
-        let e = parse::<Timestamp>(&raw, RoleType::Timestamp).unwrap_err();
+        assert!(parse::<Snapshot>(&raw).is_ok());
+        let e = parse::<Timestamp>(&raw).unwrap_err();
         assert!(e.contains("\"Snapshot\""), "{e}");
+    }
+
+    #[test]
+    fn role_types_are_the_type_notary_writes() {
+        assert_eq!(
+            [Root::TYPE, Timestamp::TYPE, Snapshot::TYPE, Targets::TYPE],
+            ["Root", "Timestamp", "Snapshot", "Targets"]
+        );
     }
 
     #[test]
     fn zero_threshold_is_malformed() {
         let raw = br#"{"signed":{"_type":"Targets","version":1,"expires":"2030-01-01T00:00:00Z","targets":{},"delegations":{"keys":{},"roles":[{"name":"targets/x","keyids":[],"threshold":0,"paths":[""]}]}},"signatures":[]}"#;
-        let e = parse::<Targets>(raw, RoleType::Targets).unwrap_err();
+        let e = parse::<Targets>(raw).unwrap_err();
         assert!(e.contains("threshold"), "{e}");
     }
 }

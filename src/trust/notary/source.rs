@@ -137,6 +137,7 @@ impl NotarySource {
                     )?,
                 ),
                 versions: s.versions.clone(),
+                keep: Some(Arc::new(state.clone())),
             },
             None => Prior::default(),
         };

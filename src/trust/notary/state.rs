@@ -3,7 +3,9 @@
 //! Owns: the last verified bytes of each role (the root among them is what vouches for the next
 //! root: TOFU and rotation depend on it) and the highest version seen of each role (rollback
 //! protection across restarts). Writes are atomic (temp file, fsync, rename, fsync dir); a
-//! GUN's first state is built in a temp directory and renamed into place whole.
+//! GUN's first state is built in a temp directory and renamed into place whole. A root
+//! verified in the middle of a chain walk (`chain`) replaces the stored root on its own, at
+//! once, so the walk never has to be redone.
 //!
 //! A corrupt state, or one without its root, is never a reason to trust on first use again:
 //! the GUN is refused with a message saying how to reset it deliberately.
@@ -17,9 +19,11 @@ use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
+use super::chain::KeepRoot;
 use super::error::Error;
 use super::fetch::{Fetch, FetchError};
 use super::update::Trusted;
+use super::verify::VerifiedRoot;
 
 /// Everything but `A-Z a-z 0-9 - _ .` is escaped, so a GUN (`host:port/a/b`) is one safe
 /// path component; a leading `.` is escaped too (no `.`/`..` names).
@@ -83,13 +87,7 @@ impl StateDir {
         if !self.dir.exists() {
             return Ok(None);
         }
-        let text = std::fs::read(self.dir.join(STATE_FILE))
-            .map_err(|e| self.broken(format!("cannot read {STATE_FILE}: {e}")))?;
-        let state: StateFile = serde_json::from_slice(&text)
-            .map_err(|e| self.broken(format!("{STATE_FILE} is corrupt: {e}")))?;
-        if state.gun != self.gun {
-            return Err(self.broken(format!("{STATE_FILE} belongs to GUN {:?}", state.gun)));
-        }
+        let state = self.read_state()?;
         let mut files = BTreeMap::new();
         for role in &state.files {
             match std::fs::read(self.dir.join(format!("{}.json", escape(role)))) {
@@ -109,6 +107,17 @@ impl StateDir {
             versions: state.versions,
             files,
         }))
+    }
+
+    fn read_state(&self) -> Result<StateFile, Error> {
+        let text = std::fs::read(self.dir.join(STATE_FILE))
+            .map_err(|e| self.broken(format!("cannot read {STATE_FILE}: {e}")))?;
+        let state: StateFile = serde_json::from_slice(&text)
+            .map_err(|e| self.broken(format!("{STATE_FILE} is corrupt: {e}")))?;
+        if state.gun != self.gun {
+            return Err(self.broken(format!("{STATE_FILE} belongs to GUN {:?}", state.gun)));
+        }
+        Ok(state)
     }
 
     /// Stores `trusted` as the last known good metadata, with `versions` (already the
@@ -147,6 +156,36 @@ impl StateDir {
         let built = tmp.keep();
         std::fs::rename(&built, &self.dir).map_err(io)?;
         sync_dir(parent).map_err(io)
+    }
+}
+
+/// A root verified in the middle of a chain walk replaces the trusted root at once (TUF 1.0
+/// §5.3.8), leaving the other stored roles as they are. root.json is written first and
+/// state.json, the commit point, last: a crash in between leaves the new (verified) root with
+/// the older version record, which the next refresh simply walks on from.
+impl KeepRoot for StateDir {
+    fn keep_root(&self, root: &VerifiedRoot) -> Result<(), Error> {
+        let mut state = self.read_state()?;
+        let version = state.versions.entry("root".to_string()).or_insert(0);
+        if *version >= root.env.signed.version {
+            // Another refresh (`serve` and `portcullis check` share this directory) already
+            // stored this root or a later one: never put an older root back.
+            return Ok(());
+        }
+        *version = root.env.signed.version;
+        if !state.files.iter().any(|f| f == "root") {
+            state.files.push("root".to_string());
+        }
+        let state_bytes = serde_json::to_vec_pretty(&state)
+            .map_err(|e| self.broken(format!("serialising state: {e}")))?;
+        let io = |e: std::io::Error| self.broken(format!("writing state: {e}"));
+        write_atomic(
+            &self.dir,
+            &format!("{}.json", escape("root")),
+            &root.env.raw,
+        )
+        .map_err(io)?;
+        write_atomic(&self.dir, STATE_FILE, &state_bytes).map_err(io)
     }
 }
 
@@ -197,6 +236,44 @@ mod tests {
         );
         assert_eq!(escape(".."), "%2E.");
         assert_eq!(escape("targets/releases"), "targets%2Freleases");
+    }
+
+    #[test]
+    fn a_kept_root_becomes_the_stored_root_and_its_version_is_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(tmp.path(), "r/x");
+        std::fs::create_dir_all(sd.path()).unwrap();
+        std::fs::write(
+            sd.path().join(STATE_FILE),
+            br#"{"gun":"r/x","versions":{"root":1,"targets":7},"files":["root","targets"]}"#,
+        )
+        .unwrap();
+        std::fs::write(sd.path().join("root.json"), b"old").unwrap();
+        std::fs::write(sd.path().join("targets.json"), b"t").unwrap();
+        let raw = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/notary/signer-ecdsa/root.json"
+        ))
+        .unwrap();
+        let root = super::super::verify::trusted_root("r/x", &raw).unwrap();
+        sd.keep_root(&root).unwrap();
+        let stored = sd.load().unwrap().unwrap();
+        assert_eq!(stored.files["root"], raw);
+        assert_eq!(stored.files["targets"], b"t", "other roles are left alone");
+        assert_eq!(stored.versions["root"], root.env.signed.version);
+        assert_eq!(stored.versions["targets"], 7);
+
+        // A root older than the one recorded is not put back.
+        std::fs::write(
+            sd.path().join(STATE_FILE),
+            br#"{"gun":"r/x","versions":{"root":9},"files":["root"]}"#,
+        )
+        .unwrap();
+        std::fs::write(sd.path().join("root.json"), b"newer").unwrap();
+        sd.keep_root(&root).unwrap();
+        let stored = sd.load().unwrap().unwrap();
+        assert_eq!(stored.files["root"], b"newer");
+        assert_eq!(stored.versions["root"], 9);
     }
 
     #[test]

@@ -1,19 +1,22 @@
 //! The update workflow: fetch and verify every role of a GUN in notary 0.7's order.
 //!
-//! Owns: the order (root.json, timestamp.json, snapshot.<sha256>.json, targets.<sha256>.json,
-//! then each delegation `targets/X.<sha256>.json` breadth first), the per-role size
-//! [`Limits`], and what a bad delegation costs. Checks themselves live in `verify`.
+//! Owns: the order (root.json and any root chain via `chain`, timestamp.json,
+//! `snapshot.<sha256>.json`, `targets.<sha256>.json`, then each delegation
+//! `targets/X.<sha256>.json` breadth first), the per-role size [`Limits`], and what a bad
+//! delegation costs. Checks themselves live in `verify` and `root`.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use super::chain::{KeepRoot, update_root};
 use super::error::Error;
 use super::fetch::{Fetch, FetchError};
 use super::metadata::{Common, Envelope, FileMeta, Snapshot, Targets, Timestamp};
 use super::verify::{
-    Delegation, RootAnchor, VerifiedRoot, check_file_meta, child_delegations, load_delegation,
-    load_root, load_snapshot, load_targets, load_timestamp,
+    Delegation, Listed, RootAnchor, VerifiedRoot, check_file_meta, child_delegations, listed_in,
+    load_delegation, load_snapshot, load_targets, load_timestamp,
 };
 
 /// Size limits per role (TUF "endless data" attack). Snapshot, targets and delegations are
@@ -27,6 +30,14 @@ pub struct Limits {
     pub delegation: u64,
     /// Most delegation roles walked per GUN.
     pub max_delegations: usize,
+}
+
+impl Limits {
+    /// Most new root versions one refresh verifies when walking the chain from the trusted
+    /// root to the current one (TUF 1.0 §5.3.3 leaves this bound to the application). A
+    /// repository rotating its root every day stays within it for a month offline; a longer
+    /// chain is crossed over several refreshes, each keeping its progress.
+    pub const MAX_ROOT_STEPS: u64 = 32;
 }
 
 impl Default for Limits {
@@ -45,11 +56,13 @@ impl Default for Limits {
 }
 
 /// What was trusted before: the root that vouches for the next one, and the highest version
-/// seen of each role (for rollback checks).
+/// seen of each role (for rollback checks); and where a root verified on the way to the
+/// current one is kept at once (`None`: nowhere, as when replaying the cache).
 #[derive(Debug, Clone, Default)]
 pub struct Prior {
     pub root: Option<VerifiedRoot>,
     pub versions: BTreeMap<String, u64>,
+    pub keep: Option<Arc<dyn KeepRoot>>,
 }
 
 /// Every role of a GUN, verified at one instant.
@@ -137,7 +150,7 @@ impl Trusted {
     }
 }
 
-async fn get(
+pub(super) async fn get(
     fetcher: &dyn Fetch,
     gun: &str,
     role: &str,
@@ -167,16 +180,16 @@ async fn get_listed(
     fetcher: &dyn Fetch,
     gun: &str,
     role: &str,
-    listed_by: &str,
-    meta: &FileMeta,
+    listed: Listed<'_>,
     limit: u64,
 ) -> Result<bytes::Bytes, Error> {
+    let Listed { by, meta } = listed;
     if meta.length > limit {
         return Err(super::error::invalid(
             gun,
             role,
             format!(
-                "{listed_by} lists it at {} bytes, above the limit of {limit}",
+                "{by} lists it at {} bytes, above the limit of {limit}",
                 meta.length
             ),
         ));
@@ -190,7 +203,7 @@ async fn get_listed(
             gun,
             role,
             format!(
-                "served file does not match {listed_by}'s record of it (longer than {} bytes): mixed or tampered metadata",
+                "served file does not match {by}'s record of it (longer than {} bytes): mixed or tampered metadata",
                 meta.length
             ),
         )),
@@ -218,42 +231,17 @@ pub async fn update(
 ) -> Result<Trusted, Error> {
     let seen = |role: &str| prior.versions.get(role).copied();
 
-    let raw = get(fetcher, gun, "root", "root", limits.root).await?;
-    let root = load_root(gun, &raw, prior.root.as_ref(), anchor, now)?;
+    let root = update_root(fetcher, gun, anchor, prior, limits, now).await?;
 
     let raw = get(fetcher, gun, "timestamp", "timestamp", limits.timestamp).await?;
     let timestamp = load_timestamp(gun, &raw, &root, seen("timestamp"), now)?;
 
-    let snap_meta = timestamp
-        .signed
-        .meta
-        .get("snapshot")
-        .ok_or_else(|| super::error::invalid(gun, "timestamp", "no snapshot entry"))?;
-    let raw = get_listed(
-        fetcher,
-        gun,
-        "snapshot",
-        "timestamp",
-        snap_meta,
-        limits.snapshot,
-    )
-    .await?;
+    let listed = listed_in(gun, "snapshot", "timestamp", &timestamp.signed.meta)?;
+    let raw = get_listed(fetcher, gun, "snapshot", listed, limits.snapshot).await?;
     let snapshot = load_snapshot(gun, &raw, &root, &timestamp, seen("snapshot"), now)?;
 
-    let tgt_meta = snapshot
-        .signed
-        .meta
-        .get("targets")
-        .ok_or_else(|| super::error::invalid(gun, "snapshot", "meta has no targets entry"))?;
-    let raw = get_listed(
-        fetcher,
-        gun,
-        "targets",
-        "snapshot",
-        tgt_meta,
-        limits.targets,
-    )
-    .await?;
+    let listed = listed_in(gun, "targets", "snapshot", &snapshot.signed.meta)?;
+    let raw = get_listed(fetcher, gun, "targets", listed, limits.targets).await?;
     let targets = load_targets(gun, &raw, &root, &snapshot, seen("targets"), now)?;
 
     let mut trusted = Trusted {
@@ -319,7 +307,11 @@ async fn walk_delegations(
                 format!("more than {} delegations", limits.max_delegations),
             ));
         }
-        let raw = get_listed(fetcher, gun, &d.name, "snapshot", &meta, limits.delegation).await?;
+        let listed = Listed {
+            by: "snapshot",
+            meta: &meta,
+        };
+        let raw = get_listed(fetcher, gun, &d.name, listed, limits.delegation).await?;
         check_file_meta(gun, &d.name, "snapshot", &raw, &meta)?;
         let seen = prior.versions.get(&d.name).copied();
         match load_delegation(gun, &d, &raw, &trusted.snapshot, seen, now) {

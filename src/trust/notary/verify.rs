@@ -1,65 +1,70 @@
 //! The checks on each role, as plainly ordered functions over bytes already fetched:
-//! [`load_root`], [`load_timestamp`], [`load_snapshot`], [`load_targets`], [`load_delegation`].
+//! [`load_root`] (in `root`, re-exported here), [`load_timestamp`], [`load_snapshot`],
+//! [`load_targets`], [`load_delegation`].
 //!
-//! Owns: signatures and thresholds, key IDs, root certificates and trust pinning, root
-//! rotation, expiry, version rollback, and the length/hash links snapshot -> timestamp and
-//! targets/delegations -> snapshot. It does no I/O: `update` fetches and calls these in
-//! order. The rules follow notary 0.7 (`tuf/signed/verify.go`, `trustpinning/certs.go`,
-//! `client/tufclient.go`) and cite the TUF section where one applies.
+//! Owns: signatures and thresholds, key IDs, expiry, version rollback, and the length/hash
+//! links snapshot -> timestamp and targets/delegations -> snapshot, done once for every role
+//! type by `load_role`; and delegations. Root certificates, trust pinning and rotation are
+//! `root`'s. It does no I/O: `update` fetches and calls these in order. The rules follow notary
+//! 0.7 (`tuf/signed/verify.go`, `client/tufclient.go`) and cite the TUF section where one
+//! applies.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest as _, Sha256, Sha512};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use super::canonical::to_canonical;
 use super::error::{Error, invalid};
 use super::keys::PublicKey;
 use super::metadata::{
-    Common, DelegatedRole, Envelope, FileMeta, RoleType, Root, Snapshot, Targets, Timestamp, parse,
+    Common, DelegatedRole, Envelope, FileMeta, Role, Snapshot, Targets, Timestamp, parse,
 };
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
-/// How a root is anchored besides a previously trusted root (notary's `trust_pinning`).
-#[derive(Debug, Clone)]
-pub enum RootAnchor {
-    /// `trust_pinning.certs`: a root certificate's key ID (as listed in root.json, or its
-    /// canonical public-key ID) must be one of these.
-    KeyIds(Vec<String>),
-    /// `trust_pinning.ca`: the root certificate must be issued by one of these CA certs (DER).
-    Ca(Vec<Vec<u8>>),
-    /// `trust_pinning.tofu`: trust the first root seen; later roots only by rotation.
-    Tofu,
-    /// Nothing configured: only a previously trusted root can vouch for a new one.
-    Refuse,
+// The root checks moved to `root`; callers keep naming them through `verify`.
+pub use super::root::{
+    RootAnchor, RootStep, VerifiedRoot, load_root, load_root_step, trusted_root,
+};
+
+/// Who must sign a role: a threshold of these key IDs, resolved in `keys`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Signers<'a> {
+    pub keys: &'a HashMap<String, PublicKey>,
+    pub ids: &'a [String],
+    pub threshold: u32,
 }
 
-/// A root that passed [`load_root`], with its keys parsed and ID-checked.
-#[derive(Debug, Clone)]
-pub struct VerifiedRoot {
-    pub env: Envelope<Root>,
-    pub keys: HashMap<String, PublicKey>,
+/// Where a role's bytes are recorded: the parent role that lists them, and its record.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Listed<'a> {
+    pub by: &'a str,
+    pub meta: &'a FileMeta,
 }
 
-impl VerifiedRoot {
-    fn role(&self, gun: &str, role: &str) -> Result<(&[String], u32), Error> {
-        let r = self.env.signed.roles.get(role).ok_or_else(|| {
-            invalid(
-                gun,
-                "root",
-                format!("root.json does not define the {role} role"),
-            )
-        })?;
-        Ok((&r.keyids, r.threshold))
-    }
+/// `role`'s record in the `meta` of `listed_by` (the timestamp lists the snapshot, the
+/// snapshot lists targets and delegations).
+pub(super) fn listed_in<'a>(
+    gun: &str,
+    role: &str,
+    listed_by: &'a str,
+    meta: &'a BTreeMap<String, FileMeta>,
+) -> Result<Listed<'a>, Error> {
+    let meta = meta
+        .get(role)
+        .ok_or_else(|| invalid(gun, listed_by, format!("meta has no {role} entry")))?;
+    Ok(Listed {
+        by: listed_by,
+        meta,
+    })
 }
 
 /// Parses every key of a key map and checks that it is listed under its own ID. notary names
 /// keys by the sha256 of their canonical JSON; a key listed under another ID is a forgery
 /// attempt or corruption, so it is refused, not skipped.
-fn parse_keys(
+pub(super) fn parse_keys(
     gun: &str,
     role: &str,
     keys: &std::collections::BTreeMap<String, serde_json::Value>,
@@ -84,7 +89,7 @@ fn parse_keys(
 
 /// TUF 5.x "threshold": counts distinct keys of the role whose signature over the canonical
 /// JSON of `signed` verifies. Signatures by other keys, or that fail, do not count.
-fn check_signatures<T>(
+pub(super) fn check_signatures<T>(
     gun: &str,
     role: &str,
     env: &Envelope<T>,
@@ -120,8 +125,17 @@ fn check_signatures<T>(
     Ok(())
 }
 
+/// The reason alone of an `Invalid` error, for wrapping it in a more specific one without
+/// repeating "<role> of <GUN> is invalid".
+pub(super) fn reason(e: Error) -> String {
+    match e {
+        Error::Invalid { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
 /// TUF 5.x "freeze attack": refuse metadata whose `expires` is not after now.
-fn check_expiry<T: Common>(
+pub(super) fn check_expiry<T: Common>(
     gun: &str,
     role: &str,
     signed: &T,
@@ -138,7 +152,7 @@ fn check_expiry<T: Common>(
 }
 
 /// TUF 5.x "rollback attack": a role's version never goes below the highest trusted.
-fn check_version<T: Common>(
+pub(super) fn check_version<T: Common>(
     gun: &str,
     role: &str,
     signed: &T,
@@ -198,158 +212,34 @@ pub fn check_file_meta(
     Ok(())
 }
 
-/// Why a root certificate key cannot vouch for `gun`, or `None` if it can (notary's
-/// `validRootLeafCerts` + `utils.ValidateCertificate`). `now = None` skips the validity window,
-/// as notary does for the previously trusted root during rotation.
-fn root_cert_problem(gun: &str, key: &PublicKey, now: Option<OffsetDateTime>) -> Option<String> {
-    let Some(cert) = &key.cert else {
-        return Some(format!("key {} is not a certificate", key.id));
-    };
-    let cn = cert.common_name.as_deref().unwrap_or("");
-    // notary: the CN equals the GUN, or is a `prefix*` wildcard covering it.
-    let cn_ok = cn == gun || cn.strip_suffix('*').is_some_and(|p| gun.starts_with(p));
-    if !cn_ok {
-        return Some(format!("certificate CN {cn:?} is not the GUN"));
-    }
-    if cert.sha1_signed {
-        return Some("certificate is signed with SHA-1".into());
-    }
-    if let Some(now) = now {
-        // notary allows NotBefore up to a day ahead (clock skew) and refuses once NotAfter is
-        // past, whatever root.json's own `expires` says.
-        if cert.not_before > now + Duration::days(1) || now > cert.not_after {
-            return Some(format!(
-                "certificate is valid only {} .. {}",
-                super::error::fmt_time(cert.not_before),
-                super::error::fmt_time(cert.not_after)
-            ));
-        }
-    }
-    None
-}
-
-/// A root trusted earlier (from the state directory): parsed, keys ID-checked, no other
-/// checks, since it already passed [`load_root`] when it was stored. Like notary, the old
-/// root's certificates are not expiry-checked when they vouch for a new root.
-pub fn trusted_root(gun: &str, raw: &[u8]) -> Result<VerifiedRoot, Error> {
-    let env = parse::<Root>(raw, RoleType::Root).map_err(|r| invalid(gun, "root", r))?;
-    let all: Vec<&String> = env.signed.keys.keys().collect();
-    let keys = parse_keys(gun, "root", &env.signed.keys, &all)?;
-    Ok(VerifiedRoot { env, keys })
-}
-
-/// Loads root.json: certificate checks, rotation from `prev`, trust pinning, self-signature,
-/// version and expiry (notary `trustpinning.ValidateRoot`, then the TUF client's checks).
-pub fn load_root(
+/// The checks every role but root gets, in one order, whatever its type `T`: the served bytes
+/// match the parent's record when it has one (TUF 1.0 §5.5.2, §5.6.2: mix-and-match), the
+/// envelope parses as a `T` (`_type` is signed, so a file of one role cannot pass as another),
+/// a threshold of `signers` signs it (§5.4.2, §5.5.3, §5.6.3: arbitrary software), its version
+/// is not below the highest trusted (§5.4.3, §5.5.5: rollback) and it has not expired (§5.4.4,
+/// §5.5.6, §5.6.5: freeze).
+fn load_role<T: Role>(
     gun: &str,
+    role: &str,
     raw: &[u8],
-    prev: Option<&VerifiedRoot>,
-    anchor: &RootAnchor,
+    listed: Option<Listed<'_>>,
+    signers: Signers<'_>,
+    seen: Option<u64>,
     now: OffsetDateTime,
-) -> Result<VerifiedRoot, Error> {
-    let env = parse::<Root>(raw, RoleType::Root).map_err(|r| invalid(gun, "root", r))?;
-    let all: Vec<&String> = env.signed.keys.keys().collect();
-    let keys = parse_keys(gun, "root", &env.signed.keys, &all)?;
-    let root = VerifiedRoot { env, keys };
-    let (root_ids, threshold) = root.role(gun, "root")?;
-    for role in ["timestamp", "snapshot", "targets"] {
-        root.role(gun, role)?;
+) -> Result<Envelope<T>, Error> {
+    if let Some(l) = listed {
+        check_file_meta(gun, role, l.by, raw, l.meta)?;
     }
-
-    // Only root-role certificates that are valid for this GUN now may sign the root.
-    let mut problems = Vec::new();
-    let mut certs: Vec<&PublicKey> = Vec::new();
-    for id in root_ids {
-        match root.keys.get(id) {
-            None => problems.push(format!("key {id} is not in keys")),
-            Some(k) => match root_cert_problem(gun, k, Some(now)) {
-                Some(p) => problems.push(p),
-                None => certs.push(k),
-            },
-        }
-    }
-    if certs.is_empty() {
-        return Err(invalid(
-            gun,
-            "root",
-            format!(
-                "no root certificate is valid for this GUN now: {}",
-                problems.join("; ")
-            ),
-        ));
-    }
-
-    if let Some(prev) = prev {
-        // TUF 5.2 (root rotation): the new root must be signed by a threshold of the keys the
-        // trusted root names for the root role. notary does not re-check the old certificates'
-        // expiry here. Same bytes pass trivially.
-        check_version(gun, "root", &root.env.signed, Some(prev.env.signed.version))?;
-        let (old_ids, old_threshold) = prev.role(gun, "root")?;
-        let old_ok: Vec<String> = old_ids
-            .iter()
-            .filter(|id| {
-                prev.keys
-                    .get(*id)
-                    .is_some_and(|k| root_cert_problem(gun, k, None).is_none())
-            })
-            .cloned()
-            .collect();
-        check_signatures(gun, "root", &root.env, &prev.keys, &old_ok, old_threshold).map_err(
-            |e| {
-                invalid(
-                    gun,
-                    "root",
-                    format!(
-                        "new root version {} is not signed by the previously trusted root version {} ({e}): root rotation refused",
-                        root.env.signed.version, prev.env.signed.version
-                    ),
-                )
-            },
-        )?;
-    }
-
-    // Trust pinning applies to every root, first or rotated (notary checks it regardless).
-    let pinned: Vec<String> = match anchor {
-        RootAnchor::KeyIds(ids) => certs
-            .iter()
-            .filter(|k| ids.contains(&k.id) || ids.contains(&k.canonical_id()))
-            .map(|k| k.id.clone())
-            .collect(),
-        RootAnchor::Ca(cas) => certs
-            .iter()
-            .filter(|k| {
-                k.cert
-                    .as_ref()
-                    .is_some_and(|c| super::keys::issued_by(&c.der_chain, cas, now))
-            })
-            .map(|k| k.id.clone())
-            .collect(),
-        RootAnchor::Tofu => certs.iter().map(|k| k.id.clone()).collect(),
-        RootAnchor::Refuse if prev.is_some() => certs.iter().map(|k| k.id.clone()).collect(),
-        RootAnchor::Refuse => {
-            let offered: Vec<String> = certs.iter().map(|k| k.canonical_id()).collect();
-            return Err(Error::NoRootOfTrust(format!(
-                "no root of trust for {gun}: pin its root key with trust_pinning.certs.\"{gun}\" = [\"<root key ID>\"] \
-                 (the server offers {}; check it out of band), or pin a CA with trust_pinning.ca, \
-                 or allow trust on first use with trust_pinning.tofu = true",
-                offered.join(", ")
-            )));
-        }
-    };
-    if pinned.is_empty() {
-        let offered: Vec<String> = certs.iter().map(|k| k.canonical_id()).collect();
-        return Err(invalid(
-            gun,
-            "root",
-            format!(
-                "no root certificate matches trust_pinning (root keys offered: {})",
-                offered.join(", ")
-            ),
-        ));
-    }
-    check_signatures(gun, "root", &root.env, &root.keys, &pinned, threshold)?;
-    check_expiry(gun, "root", &root.env.signed, now)?;
-    Ok(root)
+    let env = parse::<T>(raw).map_err(|r| invalid(gun, role, r))?;
+    let Signers {
+        keys,
+        ids,
+        threshold,
+    } = signers;
+    check_signatures(gun, role, &env, keys, ids, threshold)?;
+    check_version(gun, role, &env.signed, seen)?;
+    check_expiry(gun, role, &env.signed, now)?;
+    Ok(env)
 }
 
 /// Loads timestamp.json: signed by a threshold of the root's timestamp keys, not rolled back,
@@ -361,15 +251,9 @@ pub fn load_timestamp(
     seen: Option<u64>,
     now: OffsetDateTime,
 ) -> Result<Envelope<Timestamp>, Error> {
-    let env =
-        parse::<Timestamp>(raw, RoleType::Timestamp).map_err(|r| invalid(gun, "timestamp", r))?;
-    let (ids, threshold) = root.role(gun, "timestamp")?;
-    check_signatures(gun, "timestamp", &env, &root.keys, ids, threshold)?;
-    check_version(gun, "timestamp", &env.signed, seen)?;
-    check_expiry(gun, "timestamp", &env.signed, now)?;
-    if !env.signed.meta.contains_key("snapshot") {
-        return Err(invalid(gun, "timestamp", "meta has no snapshot entry"));
-    }
+    let signers = root.signers(gun, "timestamp")?;
+    let env = load_role::<Timestamp>(gun, "timestamp", raw, None, signers, seen, now)?;
+    listed_in(gun, "snapshot", "timestamp", &env.signed.meta)?;
     Ok(env)
 }
 
@@ -383,18 +267,9 @@ pub fn load_snapshot(
     seen: Option<u64>,
     now: OffsetDateTime,
 ) -> Result<Envelope<Snapshot>, Error> {
-    let meta = timestamp
-        .signed
-        .meta
-        .get("snapshot")
-        .ok_or_else(|| invalid(gun, "timestamp", "meta has no snapshot entry"))?;
-    check_file_meta(gun, "snapshot", "timestamp", raw, meta)?;
-    let env =
-        parse::<Snapshot>(raw, RoleType::Snapshot).map_err(|r| invalid(gun, "snapshot", r))?;
-    let (ids, threshold) = root.role(gun, "snapshot")?;
-    check_signatures(gun, "snapshot", &env, &root.keys, ids, threshold)?;
-    check_version(gun, "snapshot", &env.signed, seen)?;
-    check_expiry(gun, "snapshot", &env.signed, now)?;
+    let listed = listed_in(gun, "snapshot", "timestamp", &timestamp.signed.meta)?;
+    let signers = root.signers(gun, "snapshot")?;
+    let env = load_role::<Snapshot>(gun, "snapshot", raw, Some(listed), signers, seen, now)?;
     if let Some(m) = env.signed.meta.get("root") {
         check_file_meta(gun, "root", "snapshot", &root.env.raw, m)?;
     }
@@ -411,18 +286,9 @@ pub fn load_targets(
     seen: Option<u64>,
     now: OffsetDateTime,
 ) -> Result<Envelope<Targets>, Error> {
-    let meta = snapshot
-        .signed
-        .meta
-        .get("targets")
-        .ok_or_else(|| invalid(gun, "snapshot", "meta has no targets entry"))?;
-    check_file_meta(gun, "targets", "snapshot", raw, meta)?;
-    let env = parse::<Targets>(raw, RoleType::Targets).map_err(|r| invalid(gun, "targets", r))?;
-    let (ids, threshold) = root.role(gun, "targets")?;
-    check_signatures(gun, "targets", &env, &root.keys, ids, threshold)?;
-    check_version(gun, "targets", &env.signed, seen)?;
-    check_expiry(gun, "targets", &env.signed, now)?;
-    Ok(env)
+    let listed = listed_in(gun, "targets", "snapshot", &snapshot.signed.meta)?;
+    let signers = root.signers(gun, "targets")?;
+    load_role::<Targets>(gun, "targets", raw, Some(listed), signers, seen, now)
 }
 
 /// A delegation as its parent defines it: keys, threshold and the effective `paths`.
@@ -509,12 +375,16 @@ pub fn load_delegation(
         .meta
         .get(&d.name)
         .ok_or_else(|| invalid(gun, &d.name, "not listed in the snapshot"))?;
-    check_file_meta(gun, &d.name, "snapshot", raw, meta)?;
-    let env = parse::<Targets>(raw, RoleType::Targets).map_err(|r| invalid(gun, &d.name, r))?;
-    check_signatures(gun, &d.name, &env, &d.keys, &d.keyids, d.threshold)?;
-    check_version(gun, &d.name, &env.signed, seen)?;
-    check_expiry(gun, &d.name, &env.signed, now)?;
-    Ok(env)
+    let listed = Listed {
+        by: "snapshot",
+        meta,
+    };
+    let signers = Signers {
+        keys: &d.keys,
+        ids: &d.keyids,
+        threshold: d.threshold,
+    };
+    load_role::<Targets>(gun, &d.name, raw, Some(listed), signers, seen, now)
 }
 
 #[cfg(test)]

@@ -36,6 +36,23 @@ pub fn honest_repo() -> (Repo, Target) {
     (repo, v1)
 }
 
+/// An honest `publication` in which `v1` resolves to `target`: the control of an attack that
+/// starts from it.
+pub fn control(publication: Publication, target: &Target) -> Fixture {
+    Fixture {
+        name: "control".into(),
+        publication,
+        tag: "v1",
+        target: target.clone(),
+        valid: true,
+    }
+}
+
+/// `n` root rotations of `repo`, each a publication (root versions +1 ... +n), in order.
+pub fn root_rotations(repo: &mut Repo, n: usize) -> Vec<Publication> {
+    (0..n).map(|_| repo.rotate_root().publish()).collect()
+}
+
 pub fn honest() -> Fixture {
     let (repo, v1) = honest_repo();
     fixture("honest", &repo, &v1, true)

@@ -300,6 +300,15 @@ impl Repo {
         self
     }
 
+    /// Rotates the root key as `notary key rotate GUN root` does: a new root certificate for
+    /// the GUN, and a new publication of everything whose root (the next version) is signed by
+    /// the new key and by the one it replaces (TUF 1.0 §5.3.4).
+    pub fn rotate_root(&mut self) -> &mut Repo {
+        let old = std::mem::replace(&mut self.root_keys, vec![Key::root_for(&self.gun)]);
+        self.old_root_keys = old;
+        self.bump_all()
+    }
+
     /// Signs and serialises every role.
     pub fn publish(&self) -> Publication {
         self.publish_keeping(&[])

@@ -54,6 +54,9 @@ pub enum Behaviour {
 struct State {
     gun: String,
     roles: HashMap<String, Behaviour>,
+    /// Answers for one exact file name (`2.root`), ahead of the role's: a version withheld or
+    /// replaced.
+    files: HashMap<String, Behaviour>,
     /// Every body ever served per role, for checksum and version paths.
     archive: Vec<(String, Bytes)>,
     counts: BTreeMap<String, usize>,
@@ -136,6 +139,30 @@ impl EvilNotary {
             st.archive.push((role.to_string(), b.clone()));
         }
         st.roles.insert(role.to_string(), behaviour);
+    }
+
+    /// From now on, answer the file `name` (e.g. `"2.root"` for `2.root.json`) this way,
+    /// whatever is served for its role under other names.
+    pub fn set_file(&self, name: &str, behaviour: Behaviour) {
+        let mut st = self.state.lock().expect("state");
+        st.files.insert(name.to_string(), behaviour);
+    }
+
+    /// Serves each publication in turn, as a repository publishes them: the last one is
+    /// current, and every earlier file stays available by version and checksum.
+    pub fn serve_all(&self, publications: &[Publication]) {
+        for p in publications {
+            self.serve(p);
+        }
+    }
+
+    /// Requests so far for the file `name` (e.g. `"2.root"`).
+    pub fn file_requests(&self, name: &str) -> usize {
+        let path = format!(
+            "/v2/{}/_trust/tuf/{name}.json",
+            self.state.lock().expect("state").gun
+        );
+        self.counts().get(&path).copied().unwrap_or(0)
     }
 
     /// From now on, answer every request (even `/v2/`) this way; `None` to stop.
@@ -241,6 +268,9 @@ enum Selector {
 fn lookup(s: &State, path: &str) -> Option<Behaviour> {
     let prefix = format!("/v2/{}/_trust/tuf/", s.gun);
     let name = path.strip_prefix(&prefix)?.strip_suffix(".json")?;
+    if let Some(b) = s.files.get(name) {
+        return Some(b.clone());
+    }
     let (role, selector) = split_name(name);
     let current = s.roles.get(&role)?;
     let matches = |b: &Bytes, sel: &Selector| match sel {

@@ -260,7 +260,26 @@ impl Signer {
 
     /// Runs `notary -s URL -d DIR --tlscacert CA ARGS...` with the passphrases set.
     pub fn notary(&self, args: &[&str]) -> CmdOutput {
-        let mut cmd = Command::new("notary");
+        run(&mut self.with_notary_args(Command::new("notary"), args))
+    }
+
+    /// `notary key rotate GUN root`: a new root key, published at once as the next root
+    /// version, signed by the old key and the new one. The CLI asks "Are you sure you want to
+    /// proceed? (yes/no)" on stdin, so "yes" is piped in.
+    pub fn rotate_root(&self, gun: &str) -> CmdOutput {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", r#"echo yes | exec notary "$@""#, "sh"]);
+        let out = run(&mut self.with_notary_args(sh, &["key", "rotate", gun, "root"]));
+        assert!(
+            out.ok,
+            "notary key rotate {gun} root failed:\n{}",
+            out.combined()
+        );
+        out
+    }
+
+    /// `cmd` with notary's global flags, `args`, and the passphrases in its environment.
+    fn with_notary_args(&self, mut cmd: Command, args: &[&str]) -> Command {
         cmd.arg("-s")
             .arg(&self.url)
             .arg("-d")
@@ -273,7 +292,7 @@ impl Signer {
             .env("NOTARY_SNAPSHOT_PASSPHRASE", SNAPSHOT_PASSPHRASE)
             .env("NOTARY_DELEGATION_PASSPHRASE", DELEGATION_PASSPHRASE)
             .env("HOME", self.dir.path());
-        run(&mut cmd)
+        cmd
     }
 
     /// [`Signer::notary`], panicking with the output unless it succeeds.

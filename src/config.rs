@@ -329,6 +329,31 @@ pub struct NotaryConfig {
     /// Seconds between metadata refreshes for a GUN.
     #[serde(default = "default_refresh_secs")]
     pub refresh_interval_secs: u64,
+    /// Bounds on one metadata fetch (TUF slow-retrieval attack).
+    #[serde(default)]
+    pub fetch: NotaryFetch,
+}
+
+/// `[registries.notary.fetch]`: how long one metadata file may take. A server slower than
+/// this is treated as unreachable (cached metadata is used while it is valid).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotaryFetch {
+    /// Whole-fetch deadline (headers and body), seconds.
+    pub deadline_secs: u64,
+    /// After `min_rate_after_secs`, the average rate must stay at or above this.
+    pub min_bytes_per_sec: u64,
+    pub min_rate_after_secs: u64,
+}
+
+impl Default for NotaryFetch {
+    fn default() -> Self {
+        NotaryFetch {
+            deadline_secs: 30,
+            min_bytes_per_sec: 1024,
+            min_rate_after_secs: 5,
+        }
+    }
 }
 
 fn default_gun_template() -> String {
@@ -517,6 +542,18 @@ fn check_notary(n: &NotaryConfig, key: &str) -> Result<(), ConfigError> {
         return Err(invalid(
             format!("{key}.refresh_interval_secs"),
             "must be above 0",
+        ));
+    }
+    if n.fetch.deadline_secs == 0 {
+        return Err(invalid(
+            format!("{key}.fetch.deadline_secs"),
+            "must be above 0",
+        ));
+    }
+    if n.fetch.min_rate_after_secs >= n.fetch.deadline_secs {
+        return Err(invalid(
+            format!("{key}.fetch.min_rate_after_secs"),
+            "must be below fetch.deadline_secs (else the rate is never checked)",
         ));
     }
     Ok(())

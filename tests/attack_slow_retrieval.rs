@@ -83,3 +83,22 @@ async fn trickle_after_a_good_check_ends_in_bounded_time() {
         _ => out.assert_refused(SLOW, None),
     }
 }
+
+/// `[registries.notary.fetch]` sets the bound: a hanging server is given up on after the
+/// configured deadline, and the refusal says which.
+#[tokio::test]
+async fn the_configured_fetch_deadline_is_the_bound() {
+    let f = fixtures::honest();
+    let server = EvilNotary::serving(&f.publication).await;
+    server.set(Role::Timestamp.name(), Behaviour::Hang);
+    let env = Env::new(&server.url());
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    let text = text.replace(
+        "[registries.notary.trust_pinning]",
+        "[registries.notary.fetch]\ndeadline_secs = 2\nmin_rate_after_secs = 1\n\n[registries.notary.trust_pinning]",
+    );
+    std::fs::write(&env.config, text).expect("config");
+    let out = env.check_within(f.tag, BOUND).await;
+    out.assert_refused(&["within 2s"], None);
+    out.assert_no_digest(&f.target.digest());
+}

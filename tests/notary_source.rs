@@ -77,6 +77,7 @@ fn cfg(template: &str, pinning: TrustPinning) -> NotaryConfig {
         trust_pinning: pinning,
         required_signers: vec![],
         refresh_interval_secs: 30,
+        fetch: Default::default(),
     }
 }
 

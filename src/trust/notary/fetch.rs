@@ -64,6 +64,18 @@ pub struct Timing {
     pub grace: Duration,
 }
 
+impl Timing {
+    /// The configured bounds (`[registries.notary.fetch]`).
+    pub fn from_config(f: &crate::config::NotaryFetch) -> Timing {
+        Timing {
+            deadline: Duration::from_secs(f.deadline_secs),
+            min_bytes_per_sec: f.min_bytes_per_sec,
+            grace: Duration::from_secs(f.min_rate_after_secs),
+            ..Timing::default()
+        }
+    }
+}
+
 impl Default for Timing {
     fn default() -> Self {
         Timing {

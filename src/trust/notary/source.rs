@@ -62,12 +62,16 @@ pub struct NotarySource {
 impl NotarySource {
     /// The real source: HTTPS to `cfg.server`, state under `cache_dir/notary/`.
     pub fn new(registry_name: &str, cfg: &NotaryConfig, cache_dir: &Path) -> Result<Self, Error> {
-        let fetcher = HttpFetcher::new(&cfg.server, cfg.ca_file.as_deref(), Timing::default())
-            .map_err(|cause| Error::Unavailable {
-                gun: format!("registry {registry_name}"),
-                server: cfg.server.clone(),
-                cause,
-            })?;
+        let fetcher = HttpFetcher::new(
+            &cfg.server,
+            cfg.ca_file.as_deref(),
+            Timing::from_config(&cfg.fetch),
+        )
+        .map_err(|cause| Error::Unavailable {
+            gun: format!("registry {registry_name}"),
+            server: cfg.server.clone(),
+            cause,
+        })?;
         Ok(Self::with_fetcher(
             registry_name,
             cfg,

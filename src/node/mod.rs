@@ -674,7 +674,7 @@ mod tests {
     #[test]
     fn example_config_renders_for_every_target() {
         let c: Config = Figment::from(figment::providers::Serialized::defaults(Config::default()))
-            .merge(Toml::string(include_str!("../config/portcullis.toml")))
+            .merge(Toml::string(include_str!("../../config/portcullis.toml")))
             .extract()
             .unwrap();
         for t in [

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use oci_spec::image::{ArtifactManifest, Descriptor, ImageIndex, ImageManifest};
 use serde::Deserialize;
 
 use crate::refs::{Digest, RepoName};
@@ -102,28 +103,6 @@ impl Closure {
     }
 }
 
-#[derive(Deserialize)]
-struct Desc {
-    digest: String,
-}
-
-/// The references out of a manifest, as far as we follow them. Both Docker schema2 and OCI
-/// shapes (and OCI artifact manifests' `blobs`) use the same field names; unknown fields are
-/// ignored so that new media types do not break pulls.
-#[derive(Deserialize, Default)]
-struct ManifestRefs {
-    #[serde(default)]
-    manifests: Vec<Desc>,
-    #[serde(default)]
-    config: Option<Desc>,
-    #[serde(default)]
-    layers: Vec<Desc>,
-    #[serde(default)]
-    blobs: Vec<Desc>,
-    #[serde(default)]
-    subject: Option<Desc>,
-}
-
 /// Children of a manifest: (child manifests to walk, blobs).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Children {
@@ -137,23 +116,75 @@ impl Children {
     }
 }
 
-/// Parses a manifest's references. A digest that does not parse is skipped: it could never be
-/// requested through the proxy anyway, since requests are validated the same way.
+/// Only the document's own `mediaType`, to choose the type to read it as.
+#[derive(Deserialize)]
+struct MediaTypeOnly {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+}
+
+/// Parses a manifest's references with oci-spec's types of the OCI image spec, which also read
+/// Docker schema 2 (the same fields, other media types). A document that breaks a MUST of the
+/// specs (a descriptor without `mediaType`, `size` or a well-formed `digest`, a manifest without
+/// `config`) yields an error and so no children: its blobs are refused, never served unverified.
+/// tests/manifest_grammar.rs compares this with the hand-written grammar it replaced.
+///
+/// The type is the one the document's `mediaType` names. OCI requires it to match the
+/// descriptor's media type, which is what clients go by (containerd's `ChildrenHandler`,
+/// containers/image's `manifest.FromBlob`), so the closure follows what the client will fetch
+/// and not every field that happens to be there. Without a `mediaType` (OCI: it SHOULD be
+/// there, an index in an OCI layout often omits it) an image manifest is tried, then an index.
+///
+/// A digest that oci-spec accepts but [`Digest`] does not (an algorithm other than sha256 and
+/// sha512) is skipped: it could never be requested through the proxy, since requests are
+/// validated the same way.
 pub fn children(manifest: &[u8]) -> Result<Children, serde_json::Error> {
-    let m: ManifestRefs = serde_json::from_slice(manifest)?;
-    let parse = |d: &Desc| d.digest.parse::<Digest>().ok();
-    let mut out = Children {
-        manifests: m.manifests.iter().filter_map(parse).collect(),
-        blobs: m
-            .config
-            .iter()
-            .chain(&m.layers)
-            .chain(&m.blobs)
-            .filter_map(parse)
-            .collect(),
-    };
-    out.manifests.extend(m.subject.as_ref().and_then(parse));
-    Ok(out)
+    let MediaTypeOnly { media_type } = serde_json::from_slice(manifest)?;
+    match media_type.as_deref() {
+        Some(
+            "application/vnd.oci.image.index.v1+json"
+            | "application/vnd.docker.distribution.manifest.list.v2+json",
+        ) => index(manifest),
+        Some(
+            "application/vnd.oci.image.manifest.v1+json"
+            | "application/vnd.docker.distribution.manifest.v2+json",
+        ) => image(manifest),
+        // The OCI 1.1 release candidates' artifact manifest (withdrawn from 1.1, still stored by
+        // some registries): `blobs` instead of `config` and `layers`.
+        Some("application/vnd.oci.artifact.manifest.v1+json") => artifact(manifest),
+        // The image manifest's error is kept: the more common shape, and the likelier mistake.
+        _ => image(manifest).or_else(|e| index(manifest).map_err(|_| e)),
+    }
+}
+
+fn image(bytes: &[u8]) -> Result<Children, serde_json::Error> {
+    let m: ImageManifest = serde_json::from_slice(bytes)?;
+    Ok(Children {
+        manifests: digests(m.subject()),
+        blobs: digests(std::iter::once(m.config()).chain(m.layers())),
+    })
+}
+
+fn index(bytes: &[u8]) -> Result<Children, serde_json::Error> {
+    let i: ImageIndex = serde_json::from_slice(bytes)?;
+    Ok(Children {
+        manifests: digests(i.manifests().iter().chain(i.subject())),
+        blobs: Vec::new(),
+    })
+}
+
+fn artifact(bytes: &[u8]) -> Result<Children, serde_json::Error> {
+    let a: ArtifactManifest = serde_json::from_slice(bytes)?;
+    Ok(Children {
+        manifests: digests(a.subject()),
+        blobs: digests(a.blobs()),
+    })
+}
+
+fn digests<'a>(ds: impl IntoIterator<Item = &'a Descriptor>) -> Vec<Digest> {
+    ds.into_iter()
+        .filter_map(|d| d.digest().as_ref().parse::<Digest>().ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -184,19 +215,59 @@ mod tests {
     fn parses_index_manifest_and_docker_shapes() {
         let a = format!("sha256:{}", "a".repeat(64));
         let b = format!("sha256:{}", "b".repeat(64));
+        let desc = |mt: &str, d: &str| format!(r#"{{"mediaType":"{mt}","digest":"{d}","size":1}}"#);
+        let m = "application/vnd.oci.image.manifest.v1+json";
         let idx = format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"digest":"{a}","size":1}},{{"digest":"bogus"}}]}}"#
+            r#"{{"schemaVersion":2,"manifests":[{},{}]}}"#,
+            desc(m, &a),
+            // grammatical, but not an algorithm a request can name: skipped
+            desc(m, "md5:d41d8cd98f00b204e9800998ecf8427e")
         );
         assert_eq!(
             children(idx.as_bytes()).unwrap().manifests,
             vec![a.parse().unwrap()]
         );
         let man = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"digest":"{a}"}},"layers":[{{"digest":"{b}"}}],"subject":{{"digest":"{b}"}}}}"#
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{},"layers":[{}],"subject":{}}}"#,
+            desc("application/vnd.docker.container.image.v1+json", &a),
+            desc("application/vnd.docker.image.rootfs.diff.tar.gzip", &b),
+            desc(m, &b)
         );
         let ch = children(man.as_bytes()).unwrap();
-        assert_eq!(ch.blobs.len(), 2);
-        assert_eq!(ch.manifests.len(), 1);
+        assert_eq!(ch.blobs, vec![a.parse().unwrap(), b.parse().unwrap()]);
+        assert_eq!(ch.manifests, vec![b.parse().unwrap()]);
         assert!(children(b"not json").is_err());
+    }
+
+    #[test]
+    fn documents_that_break_the_spec_yield_no_children() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        for bad in [
+            // descriptors without mediaType and size
+            format!(r#"{{"schemaVersion":2,"config":{{"digest":"{a}"}},"layers":[]}}"#),
+            // one malformed digest spoils the document, not just its own entry
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"x/y","digest":"{a}","size":1}},{{"mediaType":"x/y","digest":"bogus","size":1}}]}}"#
+            ),
+            // an image manifest without config
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}"#.to_string(),
+        ] {
+            assert!(children(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_media_type_decides_what_is_followed() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let both = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"x/y","digest":"{a}","size":1}}],"config":{{"mediaType":"x/y","digest":"{b}","size":1}},"layers":[]}}"#
+        );
+        let ch = children(both.as_bytes()).unwrap();
+        assert_eq!(
+            ch.all(),
+            vec![a.parse().unwrap()],
+            "an index: config is not followed"
+        );
     }
 }

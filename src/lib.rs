@@ -14,7 +14,8 @@
 //! - `error`    the one mapping from failures to OCI error responses
 //! - `metrics`  Prometheus counters and histograms for `/metrics`
 //! - `check`    `portcullis check IMAGE`
-//! - `nodeconfig` `portcullis config`: the node files (hosts.toml, registries.conf, daemon.json)
+//! - `node`     `portcullis config`: the node files, one module per runtime (hosts.toml,
+//!   registries.conf, daemon.json)
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -25,7 +26,7 @@ pub mod closure;
 pub mod config;
 pub mod error;
 pub mod metrics;
-pub mod nodeconfig;
+pub mod node;
 pub mod policy;
 pub mod refs;
 pub mod server;

@@ -165,17 +165,17 @@ fn node_config(
     out: Option<&std::path::Path>,
     proxy_addr: Option<String>,
 ) -> anyhow::Result<()> {
-    use portcullis::nodeconfig;
+    use portcullis::node;
     let cfg = Config::load(config)?;
-    let target: nodeconfig::Target = target.parse()?;
-    let opts = nodeconfig::Options {
+    let target: node::Target = target.parse()?;
+    let opts = node::Options {
         proxy_addr,
         ..Default::default()
     };
-    let output = nodeconfig::render_with(&cfg, target, registries, &opts)?;
+    let output = node::render_with(&cfg, target, registries, &opts)?;
     match out {
         Some(dir) => {
-            nodeconfig::write_tree(&output, dir)?;
+            node::write_tree(&output, dir)?;
             for f in output.files() {
                 eprintln!("wrote {}", dir.join(&f.path).display());
             }

@@ -559,7 +559,7 @@ impl Drop for Compose<'_> {
 /// renders.
 #[test]
 fn compose_signed_pull_through_portcullis_unsigned_refused() {
-    use portcullis::nodeconfig::{Options, Target, render_with};
+    use portcullis::node::{Options, Target, render_with};
     let _one = serial();
     let d = Dockerd::start();
     let c = Compose::up(&d);

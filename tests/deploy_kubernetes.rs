@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use portcullis::config::Config;
-use portcullis::nodeconfig::{self, Target};
+use portcullis::node::{self, Target};
 
 const MANIFESTS: [&str; 3] = ["namespace.yaml", "configmap.yaml", "daemonset.yaml"];
 /// The newest release the installed kubernetes-validate knows is its default; this one too, so
@@ -80,7 +80,7 @@ fn configmap_hosts_toml_is_what_the_generator_renders() {
     let init = &ds["spec"]["template"]["spec"]["initContainers"][0];
     for r in &cfg.registries {
         let key = format!("{}.hosts.toml", r.name.replace(':', "_"));
-        let want = nodeconfig::render(&cfg, Target::Containerd, std::slice::from_ref(&r.name))
+        let want = node::render(&cfg, Target::Containerd, std::slice::from_ref(&r.name))
             .unwrap()
             .stdout_text();
         assert_eq!(

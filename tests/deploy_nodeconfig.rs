@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portcullis::config::Config;
-use portcullis::nodeconfig::{Target, render, write_tree};
+use portcullis::node::{Target, render, write_tree};
 
 /// An HTTP server that logs request lines and answers `/v2/` with 200, anything else with 403
 /// `DENIED`, like Portcullis refusing an unsigned tag.
@@ -326,11 +326,11 @@ fn daemon_json_is_accepted_by_dockerd() {
     let (proxy, registry) = (Fake::start(), Fake::start());
     // a non-loopback proxy address: dockerd already treats 127.0.0.0/8 as insecure
     let cfg = config(&proxy, &registry);
-    let opts = portcullis::nodeconfig::Options {
+    let opts = portcullis::node::Options {
         proxy_addr: Some("portcullis.node.test:5050".into()),
         ..Default::default()
     };
-    let out = portcullis::nodeconfig::render_with(&cfg, Target::Docker, &[], &opts).unwrap();
+    let out = portcullis::node::render_with(&cfg, Target::Docker, &[], &opts).unwrap();
     let dir = tempfile::Builder::new()
         .prefix("pcd")
         .tempdir_in("/tmp")

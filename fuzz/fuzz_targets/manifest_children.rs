@@ -2,8 +2,9 @@
 //! content is built from). Invariants: no panic; every digest it returns re-serialises and
 //! re-parses to itself; `all()` is manifests then blobs.
 //! (Not asserted: "accepted input is valid JSON". serde_json skips unknown fields without full
-//! validation, so `children` accepts non-UTF-8 strings and out-of-range numbers in fields it does
-//! not read; both reproducers are in fuzz/artifacts-kept/manifest_children/, see fuzz/README.md.)
+//! validation, so `children` accepts non-UTF-8 strings and out-of-range numbers in fields that
+//! oci-spec's types do not have. Both kept reproducers in fuzz/artifacts-kept/manifest_children/
+//! are refused since `children` reads with oci-spec; see fuzz/README.md.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,23 +1,26 @@
-//! Node configuration for the runtimes that pull through Portcullis: containerd's `hosts.toml`,
-//! the containers-registries.conf that CRI-O, podman and skopeo read, and dockerd's `daemon.json`.
+//! Node configuration for the runtimes that pull through Portcullis, one module per file:
+//! [`containerd`] (`hosts.toml`), [`containers`] (the registries.conf of CRI-O, podman and
+//! skopeo) and [`docker`] (`daemon.json`).
 //!
-//! Pure functions from a validated [`Config`] to file contents; [`write_tree`] is the only I/O.
-//! The CLI (`portcullis config <target> [--registry HOST ...] [--out DIR]`) lives in `main.rs`.
+//! This module owns what they share: the [`Target`] names, how a node reaches the proxy
+//! ([`Proxy`], from the config and [`Options`]), which registries may be routed to each runtime,
+//! the [`Output`] of `portcullis config`, and [`write_tree`], the only I/O. The generators are
+//! pure functions of a [`Proxy`] and the selected registries, so `portcullis doctor` can build
+//! the same [`Proxy`] and compare what a node has with what it should have. The CLI
+//! (`portcullis config <target> [--registry HOST ...] [--out DIR]`) lives in `main.rs`.
 //!
 //! Every file is shaped so that a refusal by the proxy is final, because each runtime has a way
-//! to quietly go around a mirror that refuses (see the testbed's "Clients through a mirror"):
-//! - containerd tries the `[host]` entries, then `server`. If `server` named the real registry, a
-//!   403 from the proxy would be followed by an unverified pull from the registry. So `server`
-//!   names the proxy too.
-//! - containers/image (CRI-O, podman, skopeo) falls back from a `[[registry.mirror]]` to the
-//!   primary location. So the `location` itself is rewritten to the proxy; there is no fallback.
-//! - dockerd's `registry-mirrors` apply to Docker Hub only, and dockerd falls back from a failing
-//!   mirror to Docker Hub. For dockerd the image reference must name the proxy itself.
+//! to quietly go around a mirror that refuses (see the testbed's "Clients through a mirror");
+//! each module says how its runtime does and what its file does against it.
 //!
 //! containerd tells the proxy which registry it means with `?ns=`; containers/image and dockerd
 //! do not, so through those the proxy can only serve the registry it picks for requests without
 //! `?ns=` (the `default`, or the only one). [`render`] refuses to route another registry there
 //! rather than let the proxy answer for the wrong one.
+
+pub mod containerd;
+pub mod containers;
+pub mod docker;
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -167,13 +170,7 @@ pub fn render_with(
     let proxy = Proxy::new(cfg, opts);
     match target {
         Target::Containerd => {
-            let mut files: Vec<OutFile> = selected
-                .iter()
-                .map(|r| OutFile {
-                    path: Path::new("certs.d").join(&r.name).join("hosts.toml"),
-                    contents: containerd_hosts_toml(&proxy, r),
-                })
-                .collect();
+            let mut files = containerd::files(&proxy, &selected);
             if files.len() == 1 {
                 Ok(Output::File(files.remove(0)))
             } else {
@@ -182,17 +179,11 @@ pub fn render_with(
         }
         Target::Crio | Target::Podman => {
             require_default(cfg, target, &selected)?;
-            Ok(Output::File(OutFile {
-                path: PathBuf::from("registries.conf"),
-                contents: registries_conf(&proxy, target, &selected),
-            }))
+            Ok(Output::File(containers::file(&proxy, target, &selected)))
         }
         Target::Docker => {
             require_default(cfg, target, &selected)?;
-            Ok(Output::File(OutFile {
-                path: PathBuf::from("daemon.json"),
-                contents: daemon_json(&proxy),
-            }))
+            Ok(Output::File(docker::file(&proxy)))
         }
     }
 }
@@ -263,8 +254,10 @@ fn require_default(
     Ok(())
 }
 
-/// How a node reaches the proxy.
-struct Proxy {
+/// How a node reaches the proxy: the part of the config (and [`Options`]) that every node file
+/// is made from.
+#[derive(Debug, Clone)]
+pub struct Proxy {
     /// `host:port`.
     addr: String,
     tls: bool,
@@ -274,7 +267,8 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn new(cfg: &Config, opts: &Options) -> Proxy {
+    /// The proxy as `cfg` and `opts` describe it to a node.
+    pub fn new(cfg: &Config, opts: &Options) -> Proxy {
         let tls = cfg.server.tls_cert.is_some();
         Proxy {
             addr: opts
@@ -293,12 +287,23 @@ impl Proxy {
         }
     }
 
+    /// `host:port` the node dials.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Whether the proxy speaks TLS (`server.tls_cert` is set).
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
     /// The CA to name, only when the proxy speaks TLS.
-    fn ca(&self) -> Option<&Path> {
+    pub fn ca(&self) -> Option<&Path> {
         self.ca_file.as_deref().filter(|_| self.tls)
     }
 
-    fn url(&self) -> String {
+    /// `http://host:port` or `https://host:port`.
+    pub fn url(&self) -> String {
         format!(
             "{}://{}",
             if self.tls { "https" } else { "http" },
@@ -337,123 +342,9 @@ fn quote(s: &str) -> String {
     q
 }
 
+/// A path as a TOML basic string; the node files only hold UTF-8 paths in practice.
 fn path_str(p: &Path) -> String {
     quote(&p.to_string_lossy())
-}
-
-fn containerd_hosts_toml(p: &Proxy, r: &RegistryConfig) -> String {
-    let url = p.url();
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "# Generated by `portcullis config containerd` for registry {name}.\n\
-         # Install as /etc/containerd/certs.d/{name}/hosts.toml, with containerd's CRI plugin set to\n\
-         #   [plugins.\"io.containerd.grpc.v1.cri\".registry]\n\
-         #     config_path = \"/etc/containerd/certs.d\"\n\
-         # (ctr: `ctr images pull --hosts-dir /etc/containerd/certs.d`). containerd re-reads it on every pull.\n\
-         #\n\
-         # `server` names Portcullis as well: containerd falls back to `server` when the hosts refuse,\n\
-         # and a refusal must not turn into an unverified pull from {name} itself.",
-        name = r.name
-    );
-    let _ = writeln!(s, "server = {}", quote(&url));
-    // The server is never asked to pull or resolve: with both it and the [host] naming the
-    // proxy, containerd would try the refused tag twice (two HEADs, two denials logged).
-    let _ = writeln!(s, "capabilities = [\"push\"]");
-    if let Some(ca) = p.ca() {
-        let _ = writeln!(s, "ca = {}", path_str(ca));
-    }
-    push_client_auth_toml(&mut s, p, "");
-    let _ = writeln!(s);
-    let _ = writeln!(s, "[host.{}]", quote(&url));
-    let _ = writeln!(s, "  capabilities = [\"pull\", \"resolve\"]");
-    if let Some(ca) = p.ca() {
-        let _ = writeln!(s, "  ca = {}", path_str(ca));
-    }
-    push_client_auth_toml(&mut s, p, "  ");
-    s
-}
-
-fn push_client_auth_toml(s: &mut String, p: &Proxy, indent: &str) {
-    match &p.client_auth {
-        ClientAuth::Mtls { .. } => {
-            let _ = writeln!(
-                s,
-                "{indent}client = [[{}, {}]]",
-                path_str(&p.client_cert.0),
-                path_str(&p.client_cert.1)
-            );
-        }
-        ClientAuth::Basic { .. } => {
-            let _ = writeln!(
-                s,
-                "{indent}# client_auth = basic: put this node's credentials in a header (base64 of user:password)\n\
-                 {indent}# [host.\"...\".header]\n\
-                 {indent}#   Authorization = [\"Basic <base64>\"]"
-            );
-        }
-        ClientAuth::None | ClientAuth::Passthrough => {}
-    }
-}
-
-fn registries_conf(p: &Proxy, target: Target, selected: &[&RegistryConfig]) -> String {
-    let mut s = String::new();
-    let install = match target {
-        Target::Crio => "/etc/containers/registries.conf.d/50-portcullis.conf (then restart crio)",
-        _ => {
-            "/etc/containers/registries.conf.d/50-portcullis.conf, or ~/.config/containers/registries.conf (rootless)"
-        }
-    };
-    let _ = writeln!(
-        s,
-        "# Generated by `portcullis config {t}`. Install as {install}.\n\
-         # Each prefix's `location` IS the proxy, rather than a [[registry.mirror]]: containers/image\n\
-         # falls back from a failing mirror to the primary location, which would pull unverified.",
-        t = target.as_str()
-    );
-    if p.tls {
-        let _ = writeln!(
-            s,
-            "# TLS: the proxy's CA goes in /etc/containers/certs.d/{}/ca.crt{}.",
-            p.addr,
-            if matches!(p.client_auth, ClientAuth::Mtls { .. }) {
-                ", with this node's client.cert and client.key beside it"
-            } else {
-                ""
-            }
-        );
-    }
-    if matches!(
-        p.client_auth,
-        ClientAuth::Basic { .. } | ClientAuth::Passthrough
-    ) {
-        let _ = writeln!(
-            s,
-            "# Credentials: containers/image drops --creds for rewritten locations; put them in the\n\
-             # auth file (e.g. /etc/containers/auth.json) under {}.",
-            p.addr
-        );
-    }
-    for r in selected {
-        let _ = writeln!(s);
-        let _ = writeln!(s, "[[registry]]");
-        let _ = writeln!(s, "prefix = {}", quote(&r.name));
-        let _ = writeln!(s, "location = {}", quote(&p.addr));
-        if !p.tls {
-            let _ = writeln!(s, "insecure = true");
-        }
-    }
-    s
-}
-
-fn daemon_json(p: &Proxy) -> String {
-    // JSON has no comments: the reasons live in the README (Deploying Portcullis). dockerd needs nothing from us for
-    // a TLS proxy except its CA in /etc/docker/certs.d/<proxy>/ca.crt.
-    if p.tls {
-        "{}\n".to_string()
-    } else {
-        format!("{{\n  \"insecure-registries\": [{}]\n}}\n", quote(&p.addr))
-    }
 }
 
 #[cfg(test)]
@@ -462,7 +353,8 @@ mod tests {
     use figment::Figment;
     use figment::providers::{Format, Toml};
 
-    fn cfg(extra_server: &str, registries: &str) -> Config {
+    /// A validated config: `extra_server` under `[server]`, then `registries`.
+    pub(super) fn cfg(extra_server: &str, registries: &str) -> Config {
         let text = format!("[server]\n{extra_server}\n{registries}");
         let c: Config = Figment::from(figment::providers::Serialized::defaults(Config::default()))
             .merge(Toml::string(&text))
@@ -472,88 +364,13 @@ mod tests {
         c
     }
 
-    const ONE: &str = "[[registries]]\nname = \"127.0.0.1:5000\"\nupstream = \"http://127.0.0.1:5000\"\ndefault = true\n";
-    const TWO: &str = "[[registries]]\nname = \"reg.example:5000\"\nupstream = \"https://reg.example:5000\"\ndefault = true\n\
+    pub(super) const ONE: &str = "[[registries]]\nname = \"127.0.0.1:5000\"\nupstream = \"http://127.0.0.1:5000\"\ndefault = true\n";
+    pub(super) const TWO: &str = "[[registries]]\nname = \"reg.example:5000\"\nupstream = \"https://reg.example:5000\"\ndefault = true\n\
                        [[registries]]\nname = \"docker.io\"\nupstream = \"https://registry-1.docker.io\"\n";
 
-    fn toml(s: &str) -> serde_json::Value {
+    /// A generated TOML file as JSON, to assert on keys rather than text.
+    pub(super) fn toml(s: &str) -> serde_json::Value {
         Figment::from(Toml::string(s)).extract().unwrap()
-    }
-
-    #[test]
-    fn containerd_plain_http_points_server_and_host_at_the_proxy() {
-        let out = render(&cfg("", ONE), Target::Containerd, &[]).unwrap();
-        let Output::File(f) = &out else {
-            panic!("one registry is one file")
-        };
-        assert_eq!(f.path, Path::new("certs.d/127.0.0.1:5000/hosts.toml"));
-        let v = toml(&f.contents);
-        assert_eq!(v["server"], "http://127.0.0.1:5050");
-        let host = &v["host"]["http://127.0.0.1:5050"];
-        assert_eq!(host["capabilities"], serde_json::json!(["pull", "resolve"]));
-        assert!(
-            v.get("ca").is_none() && host.get("ca").is_none(),
-            "no ca without TLS"
-        );
-        assert!(
-            !f.contents.contains("5000\"\n"),
-            "the registry itself is never a server/host"
-        );
-    }
-
-    #[test]
-    fn containerd_tls_and_mtls() {
-        let c = cfg(
-            "listen = \"0.0.0.0:5443\"\ntls_cert = \"/etc/portcullis/tls.crt\"\ntls_key = \"/etc/portcullis/tls.key\"\nclient_auth = { mode = \"mtls\", ca_file = \"/etc/portcullis/clients.pem\" }",
-            ONE,
-        );
-        let f = render(&c, Target::Containerd, &[]).unwrap().stdout_text();
-        let v = toml(&f);
-        assert_eq!(
-            v["server"], "https://127.0.0.1:5443",
-            "0.0.0.0 is dialed on loopback"
-        );
-        assert_eq!(v["ca"], "/etc/portcullis/tls.crt");
-        let host = &v["host"]["https://127.0.0.1:5443"];
-        assert_eq!(host["ca"], "/etc/portcullis/tls.crt");
-        assert_eq!(
-            host["client"],
-            serde_json::json!([["/etc/portcullis/client.crt", "/etc/portcullis/client.key"]])
-        );
-        let opts = Options {
-            proxy_addr: Some("portcullis.node.local:5443".into()),
-            ca_file: Some("/etc/pki/portcullis-ca.pem".into()),
-            client_cert: None,
-        };
-        let v = toml(
-            &render_with(&c, Target::Containerd, &[], &opts)
-                .unwrap()
-                .stdout_text(),
-        );
-        assert_eq!(v["server"], "https://portcullis.node.local:5443");
-        assert_eq!(v["ca"], "/etc/pki/portcullis-ca.pem");
-    }
-
-    #[test]
-    fn containerd_several_registries_make_a_tree() {
-        let c = cfg("", TWO);
-        let out = render(&c, Target::Containerd, &[]).unwrap();
-        let paths: Vec<_> = out.files().iter().map(|f| f.path.clone()).collect();
-        assert_eq!(
-            paths,
-            [
-                PathBuf::from("certs.d/reg.example:5000/hosts.toml"),
-                PathBuf::from("certs.d/docker.io/hosts.toml")
-            ]
-        );
-        assert!(matches!(out, Output::Tree(_)));
-        // the stdout form of a tree is still one valid TOML document per file
-        assert!(
-            out.stdout_text()
-                .contains("# ==> certs.d/docker.io/hosts.toml <==")
-        );
-        let one = render(&c, Target::Containerd, &["docker.io".into()]).unwrap();
-        assert!(matches!(one, Output::File(ref f) if f.path.starts_with("certs.d/docker.io")));
     }
 
     #[test]
@@ -561,33 +378,6 @@ mod tests {
         let e = render(&cfg("", ONE), Target::Containerd, &["nope:1".into()]).unwrap_err();
         let m = e.to_string();
         assert!(m.contains("nope:1") && m.contains("127.0.0.1:5000"), "{m}");
-    }
-
-    #[test]
-    fn registries_conf_rewrites_location_and_never_uses_a_mirror() {
-        for t in [Target::Crio, Target::Podman] {
-            let f = render(&cfg("", ONE), t, &[]).unwrap();
-            let Output::File(f) = f else { panic!() };
-            assert_eq!(f.path, Path::new("registries.conf"));
-            let v = toml(&f.contents);
-            let r = &v["registry"][0];
-            assert_eq!(r["prefix"], "127.0.0.1:5000");
-            assert_eq!(r["location"], "127.0.0.1:5050");
-            assert_eq!(r["insecure"], true);
-            assert!(r.get("mirror").is_none());
-            let live = f
-                .contents
-                .lines()
-                .filter(|l| !l.trim_start().starts_with('#'));
-            assert!(
-                live.clone().all(|l| !l.contains("mirror")),
-                "{}",
-                f.contents
-            );
-        }
-        let tls = cfg("tls_cert = \"/c\"\ntls_key = \"/k\"", ONE);
-        let v = toml(&render(&tls, Target::Crio, &[]).unwrap().stdout_text());
-        assert!(v["registry"][0].get("insecure").is_none());
     }
 
     #[test]
@@ -620,36 +410,6 @@ mod tests {
     }
 
     #[test]
-    fn daemon_json_marks_a_plain_http_proxy_insecure() {
-        let v: serde_json::Value = serde_json::from_str(
-            &render(&cfg("", ONE), Target::Docker, &[])
-                .unwrap()
-                .stdout_text(),
-        )
-        .unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"insecure-registries": ["127.0.0.1:5050"]})
-        );
-        assert!(
-            v.get("registry-mirrors").is_none(),
-            "mirrors fall back to Docker Hub"
-        );
-        let tls = cfg("tls_cert = \"/c\"\ntls_key = \"/k\"", ONE);
-        let v: serde_json::Value =
-            serde_json::from_str(&render(&tls, Target::Docker, &[]).unwrap().stdout_text())
-                .unwrap();
-        assert_eq!(v, serde_json::json!({}));
-    }
-
-    #[test]
-    fn ipv6_listener_is_bracketed() {
-        let c = cfg("listen = \"[::1]:5050\"", ONE);
-        let v = toml(&render(&c, Target::Containerd, &[]).unwrap().stdout_text());
-        assert_eq!(v["server"], "http://[::1]:5050");
-    }
-
-    #[test]
     fn quoting_survives_odd_paths() {
         assert_eq!(quote("a\"b\\c\u{1}"), "\"a\\\"b\\\\c\\u0001\"");
         let v = toml(&format!("x = {}", quote("/tmp/we\"ird\\ path")));
@@ -674,7 +434,7 @@ mod tests {
     #[test]
     fn example_config_renders_for_every_target() {
         let c: Config = Figment::from(figment::providers::Serialized::defaults(Config::default()))
-            .merge(Toml::string(include_str!("../config/portcullis.toml")))
+            .merge(Toml::string(include_str!("../../config/portcullis.toml")))
             .extract()
             .unwrap();
         for t in [

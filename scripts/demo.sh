@@ -241,11 +241,11 @@ Next steps
   Node files this demo wrote with \`portcullis config\`:
     $P/registries.conf    (podman, skopeo, buildah, CRI-O)
     $DEMO_DIR/containerd/certs.d/$REG/hosts.toml    (containerd, ctr)
-  Pull through Portcullis yourself$keep_hint:
+  Try it yourself$keep_hint:
     skopeo copy --registries-conf $P/registries.conf docker://$GUN:v1 oci:/tmp/demo-app:v1
     skopeo inspect --registries-conf $P/registries.conf docker://$GUN:unsigned    # refused
     ctr images pull --hosts-dir $DEMO_DIR/containerd/certs.d $GUN:v1    # needs a running containerd
-    $BIN check --config $DEMO_DIR/portcullis.toml $GUN:v2
+    $BIN check --config $DEMO_DIR/portcullis.toml $GUN:unsigned    # the trust check alone
   Metrics: curl -s http://127.0.0.1:$AP/metrics | grep portcullis_denials_total
   Config:  $DEMO_DIR/portcullis.toml   Log: $L/portcullis.log
 EOF

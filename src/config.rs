@@ -6,6 +6,7 @@
 
 mod diagnose;
 mod preflight;
+pub(crate) use preflight::shown;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::Proxy;
 use crate::body::{Body, full};
-use crate::config::{ClientAuth, Config};
+use crate::config::{ClientAuth, Config, shown};
 use crate::error::{ApiError, Code, Side};
 
 /// Checks clients' HTTP basic credentials against an htpasswd file (bcrypt only).
@@ -120,20 +120,44 @@ fn tls_acceptor(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     let (Some(cert), Some(key)) = (&cfg.server.tls_cert, &cfg.server.tls_key) else {
         return Ok(None);
     };
-    let certs = rustls_pemfile::certs(&mut std::fs::read(cert)?.as_slice())
+    let certs = rustls_pemfile::certs(&mut read_named("server.tls_cert", cert)?.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("server.tls_cert {}: {e}", cert.display()))?;
-    let key = rustls_pemfile::private_key(&mut std::fs::read(key)?.as_slice())
-        .map_err(|e| anyhow::anyhow!("server.tls_key {}: {e}", key.display()))?
-        .ok_or_else(|| anyhow::anyhow!("server.tls_key {}: no private key", key.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "config key `server.tls_cert`: {}: {e}",
+                shown(cert).display()
+            )
+        })?;
+    if certs.is_empty() {
+        anyhow::bail!(
+            "config key `server.tls_cert`: {} holds no PEM certificate",
+            shown(cert).display()
+        );
+    }
+    let key = rustls_pemfile::private_key(&mut read_named("server.tls_key", key)?.as_slice())
+        .map_err(|e| anyhow::anyhow!("config key `server.tls_key`: {}: {e}", shown(key).display()))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "config key `server.tls_key`: {} holds no PEM private key",
+                shown(key).display()
+            )
+        })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let builder = match &cfg.server.client_auth {
         ClientAuth::Mtls { ca_file } => {
             let mut roots = rustls::RootCertStore::empty();
-            for c in rustls_pemfile::certs(&mut std::fs::read(ca_file)?.as_slice()) {
-                roots.add(c?)?;
+            let named = |e: &dyn std::fmt::Display| {
+                anyhow::anyhow!(
+                    "config key `server.client_auth.ca_file`: {}: {e}",
+                    shown(ca_file).display()
+                )
+            };
+            let pem = read_named("server.client_auth.ca_file", ca_file)?;
+            for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let c = c.map_err(|e| named(&e))?;
+                roots.add(c).map_err(|e| named(&e))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
@@ -147,6 +171,16 @@ fn tls_acceptor(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     let mut sc = builder.with_single_cert(certs, key)?;
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(TlsAcceptor::from(Arc::new(sc))))
+}
+
+/// Reads a file the config names; the error names the key and the path (as `preflight` does).
+fn read_named(key: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "config key `{key}`: cannot read {}: {e}",
+            shown(path).display()
+        )
+    })
 }
 
 /// Runs the API and admin listeners until `shutdown` fires, then drains.

@@ -143,6 +143,28 @@ fn each_missing_file_is_named_by_key_and_absolute_path() {
     }
 }
 
+/// A file that exists but holds no certificate is named by key and path too (it is parsed
+/// where it is used, after the listeners are bound: here on ports the kernel picks).
+#[test]
+fn a_tls_cert_without_a_certificate_is_named() {
+    let dir = config(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+         tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n{REGISTRY}"
+    ));
+    std::fs::write(dir.path().join("cert.pem"), "not a certificate\n").unwrap();
+    std::fs::write(dir.path().join("key.pem"), "not a key\n").unwrap();
+    let err = fails(&portcullis(
+        dir.path(),
+        &["serve", "-c", "portcullis.toml"],
+        &[],
+    ));
+    let want = format!(
+        "config key `server.tls_cert`: {} holds no PEM certificate",
+        dir.path().join("cert.pem").display()
+    );
+    assert!(err.contains(&want), "{err}");
+}
+
 #[test]
 fn a_cache_dir_that_cannot_be_written_stops_the_start() {
     let dir = config(REGISTRY);

@@ -10,13 +10,10 @@ use figment::error::{Kind, OneOf};
 
 use super::ConfigError;
 
-/// One `ConfigError::Invalid` per error in figment's chain (usually one).
+/// One line per error in figment's chain (usually one).
 pub(super) fn from_figment(err: figment::Error) -> ConfigError {
     let lines: Vec<String> = err.into_iter().map(|e| describe(&e)).collect();
-    match <[String; 1]>::try_from(lines) {
-        Ok([one]) => ConfigError::Load(one),
-        Err(many) => ConfigError::Load(many.join("\n")),
-    }
+    ConfigError::Load(lines.join("\n"))
 }
 
 fn describe(e: &figment::Error) -> String {
@@ -76,6 +73,8 @@ fn where_from(e: &figment::Error, path: &[&str]) -> Option<String> {
     if let Some(file) = md.source.as_ref().and_then(|s| s.file_path()) {
         return Some(format!("in {}", file.display()));
     }
+    // figment's `Env` provider names itself "`PORTCULLIS_` environment variable(s)" and has no
+    // source; the defaults provider has a code location, never shown to operators.
     if md.name.contains("environment") {
         // figment's interpolation joins with `.`; the variable the operator set used `__`.
         let var = format!("PORTCULLIS_{}", path.join("__").to_ascii_uppercase());

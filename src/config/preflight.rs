@@ -75,7 +75,7 @@ fn notary_files<'a>(n: &'a NotaryConfig, key: &str, files: &mut Vec<(String, &'a
 
 /// The path as the operator should look for it: relative paths are relative to the working
 /// directory of the process, which is rarely where the operator thinks.
-fn shown(path: &Path) -> PathBuf {
+pub(crate) fn shown(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 

@@ -61,6 +61,21 @@ fn a_typo_in_a_key_is_named_once_with_a_suggestion_and_the_absolute_path() {
 }
 
 #[test]
+fn a_toml_syntax_error_names_the_file_and_the_spot() {
+    let dir = config(&format!("[server\n{REGISTRY}"));
+    let err = fails(&portcullis(
+        dir.path(),
+        &["serve", "-c", "portcullis.toml"],
+        &[],
+    ));
+    let want = format!(
+        "portcullis: config file {}: TOML parse error at line",
+        dir.path().join("portcullis.toml").display()
+    );
+    assert!(err.starts_with(&want), "{err}");
+}
+
+#[test]
 fn a_typo_in_an_environment_variable_names_the_variable() {
     let dir = config(REGISTRY);
     let out = portcullis(

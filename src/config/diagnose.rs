@@ -43,11 +43,20 @@ fn describe(e: &figment::Error) -> String {
         Kind::InvalidValue(actual, expected) => format!("{actual} is not {expected}"),
         other => other.to_string(),
     };
+    let message = message.trim_end();
     let key = key_of(&path);
-    let key = if key.is_empty() { "(top level)" } else { &key };
-    match where_from(e, &path) {
-        Some(place) => format!("config key `{key}`: {message} ({place})"),
-        None => format!("config key `{key}`: {message}"),
+    match (key.is_empty(), source_of(e, &path)) {
+        // No key: the file as a whole (a TOML syntax error, or it could not be read). The
+        // parser's message spans lines (it draws the spot), so the file goes first.
+        (true, Source::File(f)) => format!("config file {}: {message}", f.display()),
+        (true, _) => format!("config: {message}"),
+        (false, Source::File(f)) => {
+            format!("config key `{key}`: {message} (in {})", f.display())
+        }
+        (false, Source::Env(var)) => {
+            format!("config key `{key}`: {message} (from the environment variable {var})")
+        }
+        (false, Source::Unknown) => format!("config key `{key}`: {message}"),
     }
 }
 
@@ -67,20 +76,32 @@ fn key_of(path: &[&str]) -> String {
     key
 }
 
-/// The file (absolute, as `Config::load` passes it) or the environment variable.
-fn where_from(e: &figment::Error, path: &[&str]) -> Option<String> {
-    let md = e.metadata.as_ref()?;
+/// Where the value that failed came from.
+enum Source<'a> {
+    /// The config file (absolute, as `Config::load` passes it to figment).
+    File(&'a std::path::Path),
+    /// The `PORTCULLIS_*` variable, spelled as the operator set it.
+    Env(String),
+    /// The built-in defaults: a bug, not an operator's mistake.
+    Unknown,
+}
+
+fn source_of<'a>(e: &'a figment::Error, path: &[&str]) -> Source<'a> {
+    let Some(md) = e.metadata.as_ref() else {
+        return Source::Unknown;
+    };
     if let Some(file) = md.source.as_ref().and_then(|s| s.file_path()) {
-        return Some(format!("in {}", file.display()));
+        return Source::File(file);
     }
     // figment's `Env` provider names itself "`PORTCULLIS_` environment variable(s)" and has no
-    // source; the defaults provider has a code location, never shown to operators.
+    // source; its interpolation joins the key with `.`, but the variable was set with `__`.
     if md.name.contains("environment") {
-        // figment's interpolation joins with `.`; the variable the operator set used `__`.
-        let var = format!("PORTCULLIS_{}", path.join("__").to_ascii_uppercase());
-        return Some(format!("from the environment variable {var}"));
+        return Source::Env(format!(
+            "PORTCULLIS_{}",
+            path.join("__").to_ascii_uppercase()
+        ));
     }
-    None
+    Source::Unknown
 }
 
 fn unknown(field: &str, expected: &'static [&'static str]) -> String {

@@ -32,6 +32,11 @@ fn fails(out: &Output) -> String {
     stderr
 }
 
+/// `portcullis serve -c portcullis.toml` in `dir`, which must fail at start: its stderr.
+fn serve_fails(dir: &Path, env: &[(&str, &str)]) -> String {
+    fails(&portcullis(dir, &["serve", "-c", "portcullis.toml"], env))
+}
+
 /// A tempdir holding `portcullis.toml` with `text`, whose state goes to a cache dir inside it.
 fn config(text: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -63,11 +68,7 @@ fn a_typo_in_a_key_is_named_once_with_a_suggestion_and_the_absolute_path() {
 #[test]
 fn a_toml_syntax_error_names_the_file_and_the_spot() {
     let dir = config(&format!("[server\n{REGISTRY}"));
-    let err = fails(&portcullis(
-        dir.path(),
-        &["serve", "-c", "portcullis.toml"],
-        &[],
-    ));
+    let err = serve_fails(dir.path(), &[]);
     let want = format!(
         "portcullis: config file {}: TOML parse error at line",
         dir.path().join("portcullis.toml").display()
@@ -78,12 +79,7 @@ fn a_toml_syntax_error_names_the_file_and_the_spot() {
 #[test]
 fn a_typo_in_an_environment_variable_names_the_variable() {
     let dir = config(REGISTRY);
-    let out = portcullis(
-        dir.path(),
-        &["serve", "-c", "portcullis.toml"],
-        &[("PORTCULLIS_CACHE__DRI", "/srv")],
-    );
-    let err = fails(&out);
+    let err = serve_fails(dir.path(), &[("PORTCULLIS_CACHE__DRI", "/srv")]);
     assert!(
         err.contains("config key `cache.dri`: unknown; did you mean `dir`?"),
         "{err}"
@@ -94,11 +90,7 @@ fn a_typo_in_an_environment_variable_names_the_variable() {
 #[test]
 fn a_bad_value_names_its_key_inside_the_registries_array() {
     let dir = config(&format!("{REGISTRY}mode = \"loose\"\n"));
-    let err = fails(&portcullis(
-        dir.path(),
-        &["serve", "-c", "portcullis.toml"],
-        &[],
-    ));
+    let err = serve_fails(dir.path(), &[]);
     assert!(
         err.contains(
             "config key `registries[0].mode`: `loose` is not one of `enforce`, `audit`, `skip`"
@@ -168,11 +160,7 @@ fn a_tls_cert_without_a_certificate_is_named() {
     ));
     std::fs::write(dir.path().join("cert.pem"), "not a certificate\n").unwrap();
     std::fs::write(dir.path().join("key.pem"), "not a key\n").unwrap();
-    let err = fails(&portcullis(
-        dir.path(),
-        &["serve", "-c", "portcullis.toml"],
-        &[],
-    ));
+    let err = serve_fails(dir.path(), &[]);
     let want = format!(
         "config key `server.tls_cert`: {} holds no PEM certificate",
         dir.path().join("cert.pem").display()
@@ -183,11 +171,7 @@ fn a_tls_cert_without_a_certificate_is_named() {
 #[test]
 fn a_cache_dir_that_cannot_be_written_stops_the_start() {
     let dir = config(REGISTRY);
-    let err = fails(&portcullis(
-        dir.path(),
-        &["serve", "-c", "portcullis.toml"],
-        &[("PORTCULLIS_CACHE__DIR", "/proc/nope")],
-    ));
+    let err = serve_fails(dir.path(), &[("PORTCULLIS_CACHE__DIR", "/proc/nope")]);
     assert!(
         err.contains("config key `cache.dir`: /proc/nope is not usable as a writable directory"),
         "{err}"
@@ -195,11 +179,10 @@ fn a_cache_dir_that_cannot_be_written_stops_the_start() {
     // A file where the directory should be.
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let err = fails(&portcullis(
+    let err = serve_fails(
         dir.path(),
-        &["serve", "-c", "portcullis.toml"],
         &[("PORTCULLIS_CACHE__DIR", file.to_str().unwrap())],
-    ));
+    );
     assert!(err.contains("config key `cache.dir`"), "{err}");
     assert!(err.contains(&file.display().to_string()), "{err}");
 }

@@ -8,6 +8,7 @@
 #
 #   scripts/demo.sh            run the demo, then stop everything it started
 #   KEEP=1 scripts/demo.sh     leave the registry, notary and Portcullis running
+#   scripts/demo.sh stop       stop what a KEEP=1 run left running (same DEMO_DIR)
 #   PROFILE=debug scripts/demo.sh   use a debug build (faster to build)
 # Settings (env): DEMO_DIR (/tmp/portcullis-demo), DEMO_REGISTRY_PORT (5000),
 #   DEMO_NOTARY_PORT (4443), DEMO_SIGNER_PORT (7899), DEMO_PROXY_PORT (5050), DEMO_ADMIN_PORT (9090)
@@ -26,18 +27,58 @@ export NOTARY_ROOT_PASSPHRASE=demo-root NOTARY_TARGETS_PASSPHRASE=demo-targets
 export NOTARY_SNAPSHOT_PASSPHRASE=demo-snapshot NOTARY_DELEGATION_PASSPHRASE=demo-delegation
 ACCEPT="application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+START=$SECONDS
+# Each stage says how long the demo has run so far, so a slow step is visible as such.
+say() { printf '\n\033[1m==> %s\033[0m  (%ss)\n' "$*" "$((SECONDS - START))"; }
 log() { printf '[demo] %s\n' "$*" >&2; }
 die() { printf '[demo] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# The pids of what this demo started, kept in a file beside DEMO_DIR so `scripts/demo.sh stop`
+# (or a second run) can find what a KEEP=1 run left behind.
+PIDFILE="$DEMO_DIR.pids"
+STOP_CMD="$REPO_DIR/scripts/demo.sh stop"
+[ "$DEMO_DIR" = /tmp/portcullis-demo ] || STOP_CMD="DEMO_DIR=$DEMO_DIR $STOP_CMD"
 PIDS=()
+# With each pid its start time (/proc/PID/stat field 22, unchanged by exec), so that a pid the
+# kernel has since given to another process is never taken for ours.
+start_time() { cut -d' ' -f22 "/proc/$1/stat" 2>/dev/null || true; }
+started() { PIDS+=("$1"); printf '%s %s\n' "$1" "$(start_time "$1")" >>"$PIDFILE"; }
+unmount_demo() {
+  for m in $(awk -v d="$DEMO_DIR" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
+}
+# Pids from the file that are still running.
+running_pids() {
+  [ -f "$PIDFILE" ] || return 0
+  while read -r p st; do [ -n "$p" ] && [ "$(start_time "$p")" = "$st" ] && printf '%s ' "$p"; done <"$PIDFILE"
+  return 0
+}
+stop_previous() {
+  local pids; pids="$(running_pids)"
+  if [ -n "$pids" ]; then
+    # shellcheck disable=SC2086
+    kill $pids 2>/dev/null || true
+    for _ in $(seq 1 50); do [ -z "$(running_pids)" ] && break; sleep 0.1; done
+    log "stopped pids $pids"
+  fi
+  rm -f "$PIDFILE"
+  unmount_demo
+}
+if [ "${1:-}" = stop ]; then
+  [ -n "$(running_pids)" ] || log "nothing from a demo in $DEMO_DIR is running"
+  stop_previous
+  exit 0
+fi
 cleanup() {
+  # Nothing started (e.g. refused to start beside a previous run): leave its pid file and mounts.
+  [ ${#PIDS[@]} -gt 0 ] || return 0
   if [ "${KEEP:-0}" = 1 ]; then
     log "KEEP=1: left running (pids ${PIDS[*]:-}); logs in $L"
+    log "stop them with: $STOP_CMD"
     return
   fi
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  for m in $(awk -v d="$DEMO_DIR" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
+  rm -f "$PIDFILE"
+  unmount_demo
 }
 trap cleanup EXIT
 
@@ -60,15 +101,28 @@ if [ ${#need[@]} -gt 0 ]; then
     || { [ $created = 1 ] && rm -f /usr/sbin/policy-rc.d; tail -20 /tmp/portcullis-demo-apt.log; die "apt-get install failed"; }
   [ $created = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
-command -v cargo >/dev/null || die "cargo is missing: install a Rust toolchain (1.85 or newer) first"
+command -v cargo >/dev/null || die "cargo is missing: install a Rust toolchain (1.89 or newer) first"
+# A KEEP=1 run left its services up: offer to stop them (or say how) rather than fail on ports.
+prev="$(running_pids)"
+if [ -n "$prev" ]; then
+  log "a previous demo (KEEP=1) is still running in $DEMO_DIR: pids $prev"
+  answer=n
+  if [ -t 0 ]; then read -r -p "[demo] stop it and go on? [y/N] " answer || answer=n; fi
+  case "$answer" in
+    y|Y|yes) stop_previous ;;
+    *) die "stop it with: $STOP_CMD (or set DEMO_DIR and DEMO_*_PORT to run a second demo beside it)" ;;
+  esac
+fi
+rm -f "$PIDFILE"
 for p in "$RP" "$NP" "$SP" "$PP" "$AP"; do
-  (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && die "port $p is in use; set DEMO_*_PORT (see the top of this script)"
+  (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && die "port $p is in use by something this demo did not start; stop it (ss -ltnp 'sport = :$p' names it), or set DEMO_*_PORT (see the top of this script)"
 done
 
 # PROFILE=debug builds faster (the first release build takes minutes on a small machine).
 PROFILE="${PROFILE:-release}"
-say "2/7 building Portcullis (cargo build, $PROFILE profile)"
-if [ "$PROFILE" = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
+say "2/7 building Portcullis (cargo build, $PROFILE profile; a first release build takes minutes)"
+# cargo's own progress (on stderr), so a long first build is visibly working.
+if [ "$PROFILE" = release ]; then cargo build --release; else cargo build; fi
 BIN="$REPO_DIR/target/$PROFILE/portcullis"
 
 # ---- 3. registry + notary ------------------------------------------------------------------
@@ -99,10 +153,10 @@ cat > "$DEMO_DIR/notary-server.json" <<EOF
  "storage": {"backend": "memory"}, "logging": {"level": "info"}}
 EOF
 # Clean environments: docker-registry and notary read REGISTRY_* / NOTARY_* as config overrides.
-env -i PATH="$CLEAN_PATH" setsid docker-registry serve "$DEMO_DIR/registry.yml" >"$L/registry.log" 2>&1 </dev/null & PIDS+=($!)
-env -i PATH="$CLEAN_PATH" NOTARY_SIGNER_DEMOALIAS=demo-signer-pass setsid notary-signer -config "$DEMO_DIR/notary-signer.json" >"$L/notary-signer.log" 2>&1 </dev/null & PIDS+=($!)
+env -i PATH="$CLEAN_PATH" setsid docker-registry serve "$DEMO_DIR/registry.yml" >"$L/registry.log" 2>&1 </dev/null & started $!
+env -i PATH="$CLEAN_PATH" NOTARY_SIGNER_DEMOALIAS=demo-signer-pass setsid notary-signer -config "$DEMO_DIR/notary-signer.json" >"$L/notary-signer.log" 2>&1 </dev/null & started $!
 sleep 1
-env -i PATH="$CLEAN_PATH" setsid notary-server -config "$DEMO_DIR/notary-server.json" >"$L/notary-server.log" 2>&1 </dev/null & PIDS+=($!)
+env -i PATH="$CLEAN_PATH" setsid notary-server -config "$DEMO_DIR/notary-server.json" >"$L/notary-server.log" 2>&1 </dev/null & started $!
 wait_http() { for _ in $(seq 1 100); do curl -sf "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
 wait_http "http://$REG/v2/" || die "registry did not start ($L/registry.log)"
 wait_http --cacert "$C/ca.crt" "$NOTARY/_notary_server/health" || die "notary-server did not start ($L/notary-server.log)"
@@ -140,19 +194,16 @@ say "6/7 starting Portcullis on $PROXY (config/portcullis.toml, ports and paths 
 sed -e "s#127.0.0.1:5000#$REG#g" -e "s#127.0.0.1:4443#127.0.0.1:$NP#g" \
     -e "s#127.0.0.1:5050#$PROXY#g" -e "s#127.0.0.1:9090#127.0.0.1:$AP#g" \
     -e "s#/tmp/portcullis-demo#$DEMO_DIR#g" config/portcullis.toml > "$DEMO_DIR/portcullis.toml"
-setsid "$BIN" serve --config "$DEMO_DIR/portcullis.toml" >"$L/portcullis.log" 2>&1 </dev/null & PIDS+=($!)
+setsid "$BIN" serve --config "$DEMO_DIR/portcullis.toml" >"$L/portcullis.log" 2>&1 </dev/null & started $!
 wait_http "http://127.0.0.1:$AP/readyz" || { tail -20 "$L/portcullis.log"; die "Portcullis did not start"; }
 "$BIN" check --config "$DEMO_DIR/portcullis.toml" "$GUN:v1" || true
 
 # ---- 7. pulls ------------------------------------------------------------------------------
 say "7/7 pulling through Portcullis with podman (registries.conf rewrites $REG to $PROXY)"
 P="$DEMO_DIR/podman"
-cat > "$P/registries.conf" <<EOF
-[[registry]]
-prefix = "$REG"
-location = "$PROXY"
-insecure = true
-EOF
+# The node files, as `portcullis config` writes them for a real node.
+"$BIN" config podman --config "$DEMO_DIR/portcullis.toml" > "$P/registries.conf"
+"$BIN" config containerd --config "$DEMO_DIR/portcullis.toml" --out "$DEMO_DIR/containerd" 2>/dev/null
 pm() {
   CONTAINERS_REGISTRIES_CONF="$P/registries.conf" podman --root "$P/root" --runroot "$P/run" \
     --storage-driver vfs --cgroup-manager cgroupfs --events-backend file "$@"
@@ -175,7 +226,28 @@ expect refused "unsigned tag is refused"         pm pull "$GUN:unsigned"
 expect refused "v2, re-pushed unsigned, is refused" pm pull "$GUN:v2"
 echo
 echo "Portcullis's log of its decisions ($L/portcullis.log):"
-grep -E 'denied|enforcing' "$L/portcullis.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-240 | sed 's/^/  /'
+# Wrapped at word boundaries, continuation lines indented, so no reason is cut mid-word.
+grep -E 'denied|enforcing' "$L/portcullis.log" | sed 's/\x1b\[[0-9;]*m//g' | while IFS= read -r line; do
+  printf '%s\n' "$line" | fold -s -w 110 | sed -e 's/ *$//' -e '1s/^/  /' -e '2,$s/^/      /'
+done
 echo
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed  ($((SECONDS - START))s)"
+
+keep_hint=""
+[ "${KEEP:-0}" = 1 ] || keep_hint=" (rerun with KEEP=1 to keep the services up)"
+cat <<EOF
+
+Next steps
+  Node files this demo wrote with \`portcullis config\`:
+    $P/registries.conf    (podman, skopeo, buildah, CRI-O)
+    $DEMO_DIR/containerd/certs.d/$REG/hosts.toml    (containerd, ctr)
+  Try it yourself$keep_hint:
+    skopeo copy --registries-conf $P/registries.conf docker://$GUN:v1 oci:/tmp/demo-app:v1
+    skopeo inspect --registries-conf $P/registries.conf docker://$GUN:unsigned    # refused
+    ctr images pull --hosts-dir $DEMO_DIR/containerd/certs.d $GUN:v1    # needs a running containerd
+    $BIN check --config $DEMO_DIR/portcullis.toml $GUN:unsigned    # the trust check alone
+  Metrics: curl -s http://127.0.0.1:$AP/metrics | grep portcullis_denials_total
+  Config:  $DEMO_DIR/portcullis.toml   Log: $L/portcullis.log
+EOF
+[ "${KEEP:-0}" = 1 ] && echo "  Stop:    $STOP_CMD"
 [ "$fail" = 0 ]

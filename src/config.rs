@@ -1,7 +1,12 @@
 //! Configuration: built-in defaults < TOML file < `PORTCULLIS_*` environment variables
 //! (figment, `__` separating nested keys), then [`Config::validate`], whose errors name the
-//! offending key. This module owns the shape of the config and its checks; it does not open
-//! files other than the config itself (certificates, password files are read where used).
+//! offending key. This module owns the shape of the config and its checks; `preflight` checks at
+//! start that the files it names can be opened and `cache.dir` written, but certificates and
+//! password files are parsed where they are used. `diagnose` words figment's errors.
+
+mod diagnose;
+mod preflight;
+pub(crate) use preflight::shown;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -375,11 +380,13 @@ pub struct TrustPinning {
     pub tofu: bool,
 }
 
-/// A config error that names the key it is about.
+/// A config error that names the key it is about (and the file or variable it came from).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("config: {0}")]
-    Load(#[from] Box<figment::Error>),
+    /// The file or environment could not be read into the types; already worded as
+    /// ``config key `…`: … (in /abs/path)``, one line per error.
+    #[error("{0}")]
+    Load(String),
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
 }
@@ -396,16 +403,31 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(p) = path {
-            if !p.exists() {
+            // Absolute, so errors name the file wherever the process runs, and so figment does
+            // not search parent directories for a relative name.
+            let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            if !p.is_file() {
                 return Err(invalid(
                     "--config",
-                    format!("{} does not exist", p.display()),
+                    format!("{} does not exist or is not a file", p.display()),
                 ));
             }
             fig = fig.merge(Toml::file(p));
         }
         fig = fig.merge(Env::prefixed("PORTCULLIS_").split("__"));
-        let cfg: Config = fig.extract().map_err(Box::new)?;
+        let cfg: Config = fig.extract().map_err(diagnose::from_figment)?;
+        if path.is_none() && cfg.registries.is_empty() {
+            // The usual first-run mistake: say that no file was read, rather than only what
+            // the (empty) defaults lack.
+            return Err(invalid(
+                "registries",
+                "at least one [[registries]] entry is needed, and no config file was read: \
+                 no --config was given, and portcullis looks for no file by itself (the \
+                 installed one is /etc/portcullis/portcullis.toml; the demo's is \
+                 config/portcullis.toml). Only the built-in defaults and PORTCULLIS_* \
+                 environment variables were used",
+            ));
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -567,7 +589,7 @@ mod tests {
         let cfg: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::string(toml))
             .extract()
-            .map_err(Box::new)?;
+            .map_err(diagnose::from_figment)?;
         cfg.validate()?;
         Ok(cfg)
     }

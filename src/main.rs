@@ -30,6 +30,8 @@ enum Command {
     },
     /// Print the node configuration that points a runtime at this proxy, failing closed.
     Config {
+        /// Config file (TOML) of the proxy the node files point at. PORTCULLIS_* environment
+        /// variables override it.
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// containerd | crio | podman | docker
@@ -46,6 +48,8 @@ enum Command {
     },
     /// Resolve IMAGE (registry/repository:tag) through the trust source, as the proxy would.
     Check {
+        /// Config file (TOML), the one `serve` uses. PORTCULLIS_* environment variables
+        /// override it.
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// e.g. 127.0.0.1:5000/demo/app:v1
@@ -121,6 +125,9 @@ fn main() -> ExitCode {
 
 async fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(config.as_deref())?;
+    // Before anything listens: a wrong path is a start-up error naming its key, not a
+    // failure on the first pull.
+    cfg.preflight()?;
     init_tracing(&cfg);
     let cache_dir = cfg.cache.dir.clone();
     let proxy = portcullis::api::Proxy::new(&cfg, &|registry, source| {
@@ -154,6 +161,8 @@ async fn wait_for_signal() {
 
 async fn check(config: Option<PathBuf>, image: String) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(config.as_deref())?;
+    // `check` reads the same files and writes the same trust state as `serve`.
+    cfg.preflight()?;
     init_tracing(&cfg);
     portcullis::check::run(&cfg, &image).await
 }

@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::Proxy;
 use crate::body::{Body, full};
-use crate::config::{ClientAuth, Config};
+use crate::config::{ClientAuth, Config, shown};
 use crate::error::{ApiError, Code, Side};
 
 /// Checks clients' HTTP basic credentials against an htpasswd file (bcrypt only).
@@ -120,20 +120,44 @@ fn tls_acceptor(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     let (Some(cert), Some(key)) = (&cfg.server.tls_cert, &cfg.server.tls_key) else {
         return Ok(None);
     };
-    let certs = rustls_pemfile::certs(&mut std::fs::read(cert)?.as_slice())
+    let certs = rustls_pemfile::certs(&mut read_named("server.tls_cert", cert)?.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("server.tls_cert {}: {e}", cert.display()))?;
-    let key = rustls_pemfile::private_key(&mut std::fs::read(key)?.as_slice())
-        .map_err(|e| anyhow::anyhow!("server.tls_key {}: {e}", key.display()))?
-        .ok_or_else(|| anyhow::anyhow!("server.tls_key {}: no private key", key.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "config key `server.tls_cert`: {}: {e}",
+                shown(cert).display()
+            )
+        })?;
+    if certs.is_empty() {
+        anyhow::bail!(
+            "config key `server.tls_cert`: {} holds no PEM certificate",
+            shown(cert).display()
+        );
+    }
+    let key = rustls_pemfile::private_key(&mut read_named("server.tls_key", key)?.as_slice())
+        .map_err(|e| anyhow::anyhow!("config key `server.tls_key`: {}: {e}", shown(key).display()))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "config key `server.tls_key`: {} holds no PEM private key",
+                shown(key).display()
+            )
+        })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let builder = match &cfg.server.client_auth {
         ClientAuth::Mtls { ca_file } => {
             let mut roots = rustls::RootCertStore::empty();
-            for c in rustls_pemfile::certs(&mut std::fs::read(ca_file)?.as_slice()) {
-                roots.add(c?)?;
+            let named = |e: &dyn std::fmt::Display| {
+                anyhow::anyhow!(
+                    "config key `server.client_auth.ca_file`: {}: {e}",
+                    shown(ca_file).display()
+                )
+            };
+            let pem = read_named("server.client_auth.ca_file", ca_file)?;
+            for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let c = c.map_err(|e| named(&e))?;
+                roots.add(c).map_err(|e| named(&e))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
@@ -147,6 +171,16 @@ fn tls_acceptor(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     let mut sc = builder.with_single_cert(certs, key)?;
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(TlsAcceptor::from(Arc::new(sc))))
+}
+
+/// Reads a file the config names; the error names the key and the path (as `preflight` does).
+fn read_named(key: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "config key `{key}`: cannot read {}: {e}",
+            shown(path).display()
+        )
+    })
 }
 
 /// Runs the API and admin listeners until `shutdown` fires, then drains.
@@ -164,15 +198,25 @@ pub async fn run(
     };
     let ready = Arc::new(AtomicBool::new(true));
     let admin_task = tokio::spawn(serve_admin(admin, ready.clone(), shutdown.clone()));
+    let limits = HeaderLimits {
+        fields: MAX_HEADER_FIELDS,
+        bytes: cfg.server.max_header_bytes,
+    };
+    // hyper answers a request over its own limits with a bare 431 (no body, and no hook to
+    // give it one), so its limits sit above ours; `HeaderLimits::check` answers between the two
+    // with an OCI error body. Above hyper's ceiling the bare 431 remains (README "Limits").
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .max_buf_size(cfg.server.max_header_bytes.max(8192))
+        .max_buf_size(limits.ceiling_bytes().max(8192))
+        // Above 100, hyper keeps its header index on the heap: one allocation per request,
+        // no copy, next to an upstream round trip per request.
+        .max_headers(limits.fields * HYPER_HEADROOM)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     builder
         .http2()
-        .max_header_list_size(cfg.server.max_header_bytes as u32);
+        .max_header_list_size(u32::try_from(limits.ceiling_bytes()).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
     tracing::info!(listen = %api.local_addr()?, tls = tls.is_some(), "serving the registry API");
     loop {
@@ -192,7 +236,7 @@ pub async fn run(
                 let svc = service_fn(move |req: Request<Incoming>| {
                     let proxy = proxy.clone();
                     let htpasswd = htpasswd.clone();
-                    async move { Ok::<_, Infallible>(entry(&proxy, htpasswd.as_deref(), req).await) }
+                    async move { Ok::<_, Infallible>(entry(&proxy, htpasswd.as_deref(), limits, req).await) }
                 });
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
@@ -229,12 +273,70 @@ pub async fn run(
     Ok(())
 }
 
-/// Client authentication, then the proxy.
+/// Header fields per request (hyper's own default, which clients have long lived with).
+pub const MAX_HEADER_FIELDS: usize = 100;
+/// hyper's limits are this many times ours, so that it is our check that answers.
+const HYPER_HEADROOM: usize = 2;
+
+/// The request header limits a client is told about in a 431 body.
+#[derive(Debug, Clone, Copy)]
+struct HeaderLimits {
+    fields: usize,
+    /// `server.max_header_bytes`.
+    bytes: usize,
+}
+
+impl HeaderLimits {
+    fn ceiling_bytes(self) -> usize {
+        self.bytes.saturating_mul(HYPER_HEADROOM)
+    }
+
+    /// A 431 with an OCI body when the request is over either limit. The size is counted as
+    /// on the HTTP/1.1 wire (request line, `name: value\r\n` per field), from lengths hyper
+    /// already has: no copy, one pass over the fields.
+    fn check<B>(self, req: &Request<B>) -> Result<(), ApiError> {
+        let headers = req.headers();
+        let fields = headers.len();
+        let request_line = req.method().as_str().len()
+            + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+            + 12;
+        let bytes = request_line
+            + headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum::<usize>();
+        if fields <= self.fields && bytes <= self.bytes {
+            return Ok(());
+        }
+        let mut e = ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Code::Unsupported,
+            Side::Downstream,
+            format!(
+                "request headers too large: {fields} fields, about {bytes} bytes; portcullis \
+                 accepts at most {} fields and {} bytes (server.max_header_bytes)",
+                self.fields, self.bytes
+            ),
+        );
+        e.detail = Some(serde_json::json!({
+            "max_header_fields": self.fields,
+            "max_header_bytes": self.bytes,
+        }));
+        Err(e)
+    }
+}
+
+/// Header limits, client authentication, then the proxy.
 async fn entry(
     proxy: &Proxy,
     htpasswd: Option<&Htpasswd>,
+    limits: HeaderLimits,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    // Before authentication: an oversized Authorization header is refused for its size.
+    if let Err(e) = limits.check(&req) {
+        return e.into_response(req.method() == http::Method::HEAD);
+    }
     if let Some(h) = htpasswd
         && !h.check(req.headers().get(header::AUTHORIZATION))
     {

@@ -187,6 +187,62 @@ fn non_loopback_listener_without_client_auth_does_not_start() {
     );
 }
 
+/// `curl` with the headers of `file` (one per line) against `url`: (status, body).
+fn curl_with_header_file(extra: &[&str], file: &std::path::Path, url: &str) -> (String, String) {
+    let header = format!("@{}", file.display());
+    let mut args = vec!["-H", &header, "-w", "\n%{http_code}"];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let (_, out) = curl(&args);
+    let (body, status) = out.rsplit_once('\n').unwrap_or(("", &out));
+    (status.trim().to_owned(), body.to_owned())
+}
+
+/// Too many or too large request headers: a 431 with the OCI error body every other refusal
+/// has, naming the limits (100 fields, `server.max_header_bytes`), over HTTP/1.1 and HTTP/2.
+/// Above twice the limits hyper itself answers, with a bare 431 (README "Limits").
+#[test]
+fn oversized_request_headers_get_an_oci_431() {
+    let dir = images::scratch();
+    // 16 KiB rather than the default 64 KiB: curl's HTTP/2 library (nghttp2) will not send a
+    // header block over 64 KiB at all, so the size limit must sit below that to be seen on h2.
+    let proxy = Portcullis::start(
+        "[server]\nmax_header_bytes = 16384\n\
+         [[registries]]\nname = \"r:5000\"\nupstream = \"http://127.0.0.1:1\"\nmode = \"skip\"\n",
+    );
+    let url = format!("{}/v2/", proxy.url());
+    let many = dir.path().join("many");
+    let lines: Vec<String> = (0..120).map(|i| format!("X-Field-{i}: v")).collect();
+    std::fs::write(&many, lines.join("\n")).unwrap();
+    let big = dir.path().join("big");
+    std::fs::write(&big, format!("X-Big: {}", "a".repeat(20 * 1024))).unwrap();
+    for (file, what) in [(&many, "120 fields"), (&big, "20 KiB")] {
+        for proto in [&["--http1.1"][..], &["--http2-prior-knowledge"]] {
+            let (status, body) = curl_with_header_file(proto, file, &url);
+            assert_eq!(status, "431", "{what} {proto:?}: {body}");
+            let v: serde_json::Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{what} {proto:?}: not JSON ({e}): {body:?}"));
+            let err = &v["errors"][0];
+            assert_eq!(err["code"], "UNSUPPORTED", "{body}");
+            assert_eq!(err["detail"]["max_header_fields"], 100, "{body}");
+            assert_eq!(err["detail"]["max_header_bytes"], 16384, "{body}");
+            let msg = err["message"].as_str().unwrap_or_default();
+            assert!(msg.contains("server.max_header_bytes"), "{msg}");
+        }
+    }
+    // Within the limits the request goes on (here: to the registry's /v2/ check).
+    let ok = dir.path().join("ok");
+    std::fs::write(&ok, "X-Fine: yes").unwrap();
+    let (status, _) = curl_with_header_file(&[], &ok, &url);
+    assert_ne!(status, "431");
+    // Over hyper's own ceiling (twice the limits): still refused, with hyper's bare 431.
+    let huge = dir.path().join("huge");
+    let lines: Vec<String> = (0..250).map(|i| format!("X-Field-{i}: v")).collect();
+    std::fs::write(&huge, lines.join("\n")).unwrap();
+    let (status, body) = curl_with_header_file(&["--http1.1"], &huge, &url);
+    assert_eq!(status, "431", "{body}");
+}
+
 #[test]
 fn sigterm_lets_an_in_flight_pull_finish() {
     let reg = Registry::start(RegistryAuth::None);

@@ -140,6 +140,27 @@ async fn no_pin_and_no_tofu_is_refused_with_how_to_pin() {
     );
 }
 
+/// A GUN the notary server has nothing for (404 on its root): the label people alert on must
+/// say "not signed", not "invalid metadata", and the message must ask whether it is signed.
+#[tokio::test]
+async fn a_repository_never_signed_is_refused_as_not_signed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::new("no-such-fixture-dir", 0);
+    let src = source(
+        &server,
+        &cfg("{registry}/{repository}", tofu()),
+        tmp.path(),
+        &at(DEMO_NOW),
+    );
+    let e = src
+        .resolve(&repo("demo/never"), &tag("v1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, TrustError::NotSigned(_)), "{e:?}");
+    assert_eq!(e.reason().as_str(), "not_signed");
+    assert!(e.to_string().contains("is the repository signed?"), "{e}");
+}
+
 #[tokio::test]
 async fn pinned_by_canonical_id_or_root_json_id() {
     // moby-alpine: the Docker Official Images pin (canonical public-key ID) must be accepted.

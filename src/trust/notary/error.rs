@@ -82,6 +82,10 @@ pub enum Error {
     /// Verified metadata does not sign the tag where the policy looks.
     #[error("{0}")]
     NotSigned(String),
+    /// The source could not be built from its config (a `ca_file` that holds no certificate):
+    /// a mistake on this side, not a server that cannot be reached.
+    #[error("{0}")]
+    Setup(String),
 }
 
 pub(crate) fn fmt_time(t: OffsetDateTime) -> String {
@@ -104,11 +108,15 @@ impl From<Error> for TrustError {
             Error::Invalid { .. } | Error::Expired { .. } | Error::Rollback { .. } => {
                 TrustError::Invalid(msg)
             }
-            Error::NotFound { .. } | Error::NoRootOfTrust(_) => TrustError::Invalid(msg),
+            // The notary server answered 404: it holds no such metadata, so for the policy the
+            // tag is not signed. Its own label (not `invalid_metadata`), because people alert
+            // on invalid metadata as a sign of attack, and a never-signed repository is not one.
+            Error::NotFound { .. } => TrustError::NotSigned(msg),
+            Error::NoRootOfTrust(_) => TrustError::Invalid(msg),
             Error::Unavailable { .. } | Error::CacheExpired { .. } | Error::Fetch { .. } => {
                 TrustError::Unavailable(msg)
             }
-            Error::State { .. } => TrustError::State(msg),
+            Error::State { .. } | Error::Setup(_) => TrustError::State(msg),
         }
     }
 }

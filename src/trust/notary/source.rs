@@ -62,16 +62,14 @@ pub struct NotarySource {
 impl NotarySource {
     /// The real source: HTTPS to `cfg.server`, state under `cache_dir/notary/`.
     pub fn new(registry_name: &str, cfg: &NotaryConfig, cache_dir: &Path) -> Result<Self, Error> {
+        // Building the client reads only local files (the CA bundle): its failure is a config
+        // mistake to report as such, not "notary server unreachable".
         let fetcher = HttpFetcher::new(
             &cfg.server,
             cfg.ca_file.as_deref(),
             Timing::from_config(&cfg.fetch),
         )
-        .map_err(|cause| Error::Unavailable {
-            gun: format!("registry {registry_name}"),
-            server: cfg.server.clone(),
-            cause,
-        })?;
+        .map_err(|cause| Error::Setup(format!("notary server {}: {cause}", cfg.server)))?;
         Ok(Self::with_fetcher(
             registry_name,
             cfg,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -24,6 +25,62 @@ pub struct Metrics {
     mismatches: Family<Labels, Counter>,
     trust_fetches: Family<Labels, Counter>,
     drift: Family<Labels, Counter>,
+    cache: CacheMetrics,
+}
+
+/// The blob cache's counters (`cache`): one set per process, like the cache itself.
+struct CacheMetrics {
+    hits: Counter,
+    misses: Counter,
+    bytes_served: Family<Labels, Counter>,
+    evictions: Counter,
+    size_bytes: Gauge,
+    write_failures: Family<Labels, Counter>,
+}
+
+impl CacheMetrics {
+    fn register(registry: &mut Registry) -> CacheMetrics {
+        let m = CacheMetrics {
+            hits: Counter::default(),
+            misses: Counter::default(),
+            bytes_served: Family::default(),
+            evictions: Counter::default(),
+            size_bytes: Gauge::default(),
+            write_failures: Family::default(),
+        };
+        let r = registry;
+        r.register(
+            "cache_hits",
+            "Blob requests served from the disk cache",
+            m.hits.clone(),
+        );
+        r.register(
+            "cache_misses",
+            "Blob requests the disk cache could not serve (fetched upstream)",
+            m.misses.clone(),
+        );
+        r.register(
+            "cache_bytes_served",
+            "Blob bytes by source: read from a cache file, or read (and verified) from upstream",
+            m.bytes_served.clone(),
+        );
+        r.register(
+            "cache_evictions",
+            "Blobs removed from the disk cache to stay within cache.max_size",
+            m.evictions.clone(),
+        );
+        r.register(
+            "cache_size_bytes",
+            "Bytes of blobs in the disk cache",
+            m.size_bytes.clone(),
+        );
+        r.register(
+            "cache_write_failures",
+            "Blobs not cached because the disk failed or fell behind, by reason",
+            m.write_failures.clone(),
+        );
+        m
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -81,8 +138,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Signed tags that the registry maps to other content, counted once per (tag, digest) pair seen",
         drift.clone(),
     );
+    let cache = CacheMetrics::register(&mut registry);
     Metrics {
         registry,
+        cache,
         drift,
         trust_fetches,
         requests,
@@ -157,6 +216,43 @@ pub fn trust_fetch(role: &str) {
     METRICS
         .trust_fetches
         .get_or_create(&vec![("role", role.to_owned())])
+        .inc();
+}
+
+pub fn cache_hit() {
+    METRICS.cache.hits.inc();
+}
+
+pub fn cache_miss() {
+    METRICS.cache.misses.inc();
+}
+
+/// `source`: "cache" or "upstream".
+pub fn cache_bytes_served(source: &'static str, n: u64) {
+    METRICS
+        .cache
+        .bytes_served
+        .get_or_create(&vec![("source", source.to_owned())])
+        .inc_by(n);
+}
+
+pub fn cache_eviction() {
+    METRICS.cache.evictions.inc();
+}
+
+pub fn cache_size(bytes: u64) {
+    METRICS
+        .cache
+        .size_bytes
+        .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+}
+
+/// `reason`: "io" (a write, fsync or rename failed) or "slow" (the disk fell behind the stream).
+pub fn cache_write_failure(reason: &'static str) {
+    METRICS
+        .cache
+        .write_failures
+        .get_or_create(&vec![("reason", reason.to_owned())])
         .inc();
 }
 

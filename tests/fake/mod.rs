@@ -308,6 +308,15 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A client for the in-process proxy (ring as rustls provider, 30 s timeout).
+pub fn client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 /// An in-process Portcullis on an ephemeral port. Returns its base URL.
 pub async fn start_proxy(toml: &str, trust: Option<Arc<dyn TrustSource>>) -> String {
     start_proxy_arc(toml, trust).await.0

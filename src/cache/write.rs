@@ -123,6 +123,18 @@ enum Failed {
     NotVerified,
 }
 
+/// Writes every chunk the tee offers into `sink` until the tee hangs up; the bytes written.
+/// Stops at the first error (ENOSPC, EIO): the caller then drops the receiver, and the tee
+/// stops offering.
+fn receive(rx: &mut mpsc::Receiver<Bytes>, sink: &mut impl Write) -> std::io::Result<u64> {
+    let mut written = 0u64;
+    while let Some(chunk) = rx.blocking_recv() {
+        sink.write_all(&chunk)?;
+        written += chunk.len() as u64;
+    }
+    Ok(written)
+}
+
 /// The writer thread: temp file, then commit or discard.
 fn write(
     shared: &Shared,
@@ -135,11 +147,7 @@ fn write(
             .prefix(digest.hex())
             .tempfile_in(shared.layout.tmp())
             .map_err(Failed::Io)?;
-        let mut written = 0u64;
-        while let Some(chunk) = rx.blocking_recv() {
-            tmp.write_all(&chunk).map_err(Failed::Io)?;
-            written += chunk.len() as u64;
-        }
+        let written = receive(&mut rx, &mut tmp).map_err(Failed::Io)?;
         let verified = verdict
             .blocking_recv()
             .ok()
@@ -171,5 +179,70 @@ fn write(
             shared.write_failed("io");
             tracing::warn!(%digest, error = %e, "blob cache: write failed; blob served but not cached");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{FutureExt, StreamExt};
+    use std::convert::Infallible;
+
+    /// A disk that fills up after `0` bytes (ENOSPC).
+    struct FullAfter(usize);
+
+    impl Write for FullAfter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if b.len() > self.0 {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            self.0 -= b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn chunks(n: usize) -> impl Stream<Item = Result<Bytes, Infallible>> + Unpin {
+        futures_util::stream::iter((0..n).map(|i| Ok(Bytes::from(vec![i as u8; 1024]))))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_stops_caching_and_every_chunk_still_reaches_the_client() {
+        let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
+        let writer = tokio::task::spawn_blocking(move || {
+            let r = receive(&mut rx, &mut FullAfter(3000));
+            drop(rx);
+            r
+        });
+        let n = CHANNEL_DEPTH * 3;
+        let mut tee = Tee {
+            inner: chunks(n),
+            tx: Some(tx),
+        };
+        let mut passed = 0;
+        while let Some(c) = tee.next().await {
+            passed += c.unwrap().len();
+        }
+        assert_eq!(passed, n * 1024, "the client gets every byte");
+        let err = writer.await.unwrap().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28));
+        assert!(tee.tx.is_none(), "the tee stopped offering chunks");
+    }
+
+    #[test]
+    fn a_disk_that_falls_behind_never_makes_the_stream_wait() {
+        // The writer never reads: the channel fills, and the tee must give up, not wait.
+        let (tx, _stalled) = mpsc::channel(CHANNEL_DEPTH);
+        let mut tee = Tee {
+            inner: chunks(CHANNEL_DEPTH * 2),
+            tx: Some(tx),
+        };
+        for _ in 0..CHANNEL_DEPTH * 2 {
+            let chunk = tee.next().now_or_never().expect("never waits on the disk");
+            assert!(chunk.is_some_and(|c| c.is_ok()));
+        }
+        assert!(tee.tx.is_none(), "caching of this blob was dropped");
     }
 }

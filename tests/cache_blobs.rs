@@ -363,3 +363,90 @@ async fn passthrough_mode_has_no_blob_cache() {
     );
     assert!(!dir.join("blobs").exists());
 }
+
+/// A cache directory on its own tiny tmpfs (needs root, as the containerd tests do); unmounted
+/// on drop.
+struct TinyDisk(PathBuf);
+
+impl TinyDisk {
+    fn mount(bytes: usize) -> TinyDisk {
+        let dir = cache_dir();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .output()
+            .expect("mount runs");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill it up, which needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TinyDisk(dir)
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_mid_stream_never_fails_the_pull() {
+    let disk = TinyDisk::mount(128 * 1024);
+    let fake = FakeRegistry::default();
+    let big = data(600_000, 9);
+    let small = data(20_000, 10);
+    let (dbig, dsmall) = (fake.blob("demo/app", &big), fake.blob("demo/app", &small));
+    let addr = fake.start().await;
+    let toml = config(addr, "skip", false, &cache_toml(&disk.0, ""));
+    let (url, proxy) = start_proxy_arc(&toml, None).await;
+    let c = client();
+    // ENOSPC part way through the temp file: the client still gets every byte.
+    let (status, body) = get(&c, &url, &dbig).await;
+    assert_eq!((status, body.unwrap()), (200, big));
+    let s = settled(&proxy).await;
+    assert_eq!((s.entries, s.write_failures), (0, 1), "{s:?}");
+    assert!(
+        tmp_files(&disk.0).is_empty(),
+        "the partial temp file is removed"
+    );
+    // The space came back: a blob that fits is cached.
+    assert_eq!(get(&c, &url, &dsmall).await.1.unwrap(), small);
+    assert_eq!(settled(&proxy).await.entries, 1);
+    assert!(entry(&disk.0, &dsmall).exists());
+}
+
+#[tokio::test]
+async fn a_restart_reindexes_the_store_and_empties_tmp() {
+    let one = one_blob(50_000, "", |_| {}).await;
+    let c = client();
+    assert_eq!(get(&c, &one.url, &one.d).await.1.unwrap(), one.blob);
+    settled(&one.proxy).await;
+    // A download cut off by a crash, and a file that is not named by a digest.
+    let stray = one.dir.join("blobs/tmp/sha256-partial");
+    std::fs::write(&stray, b"half a blob").unwrap();
+    std::fs::write(one.dir.join("blobs/sha256/not-a-digest"), b"x").unwrap();
+
+    let addr = one.fake.start().await;
+    let toml = config(addr, "skip", false, &cache_toml(&one.dir, ""));
+    let (url, proxy) = start_proxy_arc(&toml, None).await;
+    assert!(!stray.exists(), "leftovers in tmp/ are removed at start");
+    let s = stats(&proxy);
+    assert_eq!((s.entries, s.size_bytes), (1, 50_000), "{s:?}");
+    assert_eq!(get(&c, &url, &one.d).await.1.unwrap(), one.blob);
+    assert_eq!(
+        one.fake.hits(&blob_path(&one.d)),
+        1,
+        "served from the reindexed store"
+    );
+}

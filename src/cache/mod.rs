@@ -43,7 +43,7 @@ pub struct BlobCache {
 }
 
 /// What the writer threads share with request handlers.
-pub(crate) struct Shared {
+struct Shared {
     layout: Layout,
     max_size: u64,
     index: Mutex<Index>,

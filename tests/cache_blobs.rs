@@ -450,3 +450,41 @@ async fn a_restart_reindexes_the_store_and_empties_tmp() {
         "served from the reindexed store"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_being_read_survives_its_eviction() {
+    // Large enough that the reader is still reading the file when it is unlinked (more than
+    // loopback socket buffers hold).
+    const N: usize = 24 * 1024 * 1024;
+    let fake = FakeRegistry::default();
+    let (a, b) = (data(N, 11), data(N, 12));
+    let (da, db) = (fake.blob("demo/app", &a), fake.blob("demo/app", &b));
+    let addr = fake.start().await;
+    let dir = cache_dir();
+    let toml = cache_toml(&dir, &format!("max_size = {}", N + N / 2));
+    let (url, proxy) = start_proxy_arc(&config(addr, "skip", false, &toml), None).await;
+    let c = client();
+    assert_eq!(get(&c, &url, &da).await.1.unwrap(), a);
+    settled(&proxy).await;
+
+    let mut reading = c
+        .get(format!("{url}{}", blob_path(&da)))
+        .send()
+        .await
+        .unwrap();
+    let mut got = reading.chunk().await.unwrap().unwrap().to_vec();
+    // Caching b evicts a (unlinks its file) while a is being read from it.
+    assert_eq!(get(&c, &url, &db).await.1.unwrap(), b);
+    let s = settled(&proxy).await;
+    assert_eq!(s.evictions, 1, "{s:?}");
+    assert!(!entry(&dir, &da).exists(), "a was unlinked");
+    while let Some(chunk) = reading.chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert!(
+        got == a,
+        "the reader got all of a, intact ({} bytes)",
+        got.len()
+    );
+    assert_eq!(fake.hits(&blob_path(&da)), 1);
+}

@@ -1,6 +1,7 @@
 //! The blob cache with the real parts: Distribution registry, notary-server + notary-signer,
 //! a tag signed with `notary addhash`, Portcullis in enforce mode, skopeo. After one pull the
-//! registry process is stopped, and the same signed image pulls again through Portcullis:
+//! registry process is stopped, and the same signed image pulls again through Portcullis (with
+//! skopeo, and with containerd, which asks HEAD first):
 //! blobs from the disk cache, manifests from the proxy's in-memory verified-manifest cache,
 //! trust from the warm notary metadata (notary-server is still up; it is not the registry).
 
@@ -41,6 +42,12 @@ fn a_signed_image_pulls_again_from_the_cache_while_the_registry_is_down() {
     let second = skopeo_pull(&proxy.addr(), &reference, None);
     second.assert_ok("skopeo through the proxy, registry down");
     assert_eq!(second.digest.as_deref(), Some(img.digest.as_str()));
+
+    // containerd (HEAD before GET, as CRI pulls go): a fresh store, so it fetches everything.
+    let ctr = Containerd::start();
+    let p = ctr.pull(&proxy.addr(), &reference, None);
+    p.assert_ok("ctr through the proxy, registry down");
+    assert_eq!(p.digest.as_deref(), Some(img.digest.as_str()));
 
     let metrics = http_get(&format!("{}/metrics", proxy.admin_url()));
     let hits = metric(&metrics, "portcullis_cache_hits_total");

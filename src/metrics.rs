@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -39,48 +39,39 @@ struct CacheMetrics {
 }
 
 impl CacheMetrics {
-    fn register(registry: &mut Registry) -> CacheMetrics {
-        let m = CacheMetrics {
-            hits: Counter::default(),
-            misses: Counter::default(),
-            bytes_served: Family::default(),
-            evictions: Counter::default(),
-            size_bytes: Gauge::default(),
-            write_failures: Family::default(),
-        };
-        let r = registry;
-        r.register(
-            "cache_hits",
-            "Blob requests served from the disk cache",
-            m.hits.clone(),
-        );
-        r.register(
-            "cache_misses",
-            "Blob requests the disk cache could not serve (fetched upstream)",
-            m.misses.clone(),
-        );
-        r.register(
-            "cache_bytes_served",
-            "Blob bytes by source: read from a cache file, or read (and verified) from upstream",
-            m.bytes_served.clone(),
-        );
-        r.register(
-            "cache_evictions",
-            "Blobs removed from the disk cache to stay within cache.max_size",
-            m.evictions.clone(),
-        );
-        r.register(
-            "cache_size_bytes",
-            "Bytes of blobs in the disk cache",
-            m.size_bytes.clone(),
-        );
-        r.register(
-            "cache_write_failures",
-            "Blobs not cached because the disk failed or fell behind, by reason",
-            m.write_failures.clone(),
-        );
-        m
+    fn register(r: &mut Registry) -> CacheMetrics {
+        CacheMetrics {
+            hits: registered(r, "cache_hits", "Blob requests served from the disk cache"),
+            misses: registered(
+                r,
+                "cache_misses",
+                "Blob requests the disk cache could not serve (fetched upstream)",
+            ),
+            bytes_served: registered(
+                r,
+                "cache_bytes_served",
+                "Blob bytes by source: read from a cache file, or read (and verified) from upstream",
+            ),
+            evictions: registered(
+                r,
+                "cache_evictions",
+                "Blobs removed from the disk cache to stay within cache.max_size",
+            ),
+            size_bytes: registered(r, "cache_size_bytes", "Bytes of blobs in the disk cache"),
+            write_failures: registered(
+                r,
+                "cache_write_failures",
+                "Blobs not cached because the disk failed or fell behind, by reason",
+            ),
+        }
     }
+}
+
+/// A new metric, registered under `name`.
+fn registered<M: Metric + Clone + Default>(r: &mut Registry, name: &str, help: &str) -> M {
+    let m = M::default();
+    r.register(name, help, m.clone());
+    m
 }
 
 fn latency_histogram() -> Histogram {

@@ -90,14 +90,18 @@ pub enum ClientAuth {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// Trust metadata (and later the blob cache).
+    /// Trust metadata (`notary/`) and the verified blob cache (`blobs/`).
     pub dir: PathBuf,
+    /// Bytes of verified blobs kept under `<dir>/blobs/`, least recently used evicted first;
+    /// 0 turns blob caching off. Not used in passthrough client-auth mode.
+    pub max_size: u64,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             dir: PathBuf::from("/var/lib/portcullis"),
+            max_size: 10 * 1024 * 1024 * 1024,
         }
     }
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -24,6 +25,53 @@ pub struct Metrics {
     mismatches: Family<Labels, Counter>,
     trust_fetches: Family<Labels, Counter>,
     drift: Family<Labels, Counter>,
+    cache: CacheMetrics,
+}
+
+/// The blob cache's counters (`cache`): one set per process, like the cache itself.
+struct CacheMetrics {
+    hits: Counter,
+    misses: Counter,
+    bytes_served: Family<Labels, Counter>,
+    evictions: Counter,
+    size_bytes: Gauge,
+    write_failures: Family<Labels, Counter>,
+}
+
+impl CacheMetrics {
+    fn register(r: &mut Registry) -> CacheMetrics {
+        CacheMetrics {
+            hits: registered(r, "cache_hits", "Blob requests served from the disk cache"),
+            misses: registered(
+                r,
+                "cache_misses",
+                "Blob requests the disk cache could not serve (fetched upstream)",
+            ),
+            bytes_served: registered(
+                r,
+                "cache_bytes_served",
+                "Blob bytes by source: read from a cache file, or read (and verified) from upstream",
+            ),
+            evictions: registered(
+                r,
+                "cache_evictions",
+                "Blobs removed from the disk cache to stay within cache.max_size",
+            ),
+            size_bytes: registered(r, "cache_size_bytes", "Bytes of blobs in the disk cache"),
+            write_failures: registered(
+                r,
+                "cache_write_failures",
+                "Blobs not cached because the disk failed or fell behind, by reason",
+            ),
+        }
+    }
+}
+
+/// A new metric, registered under `name`.
+fn registered<M: Metric + Clone + Default>(r: &mut Registry, name: &str, help: &str) -> M {
+    let m = M::default();
+    r.register(name, help, m.clone());
+    m
 }
 
 fn latency_histogram() -> Histogram {
@@ -81,8 +129,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Signed tags that the registry maps to other content, counted once per (tag, digest) pair seen",
         drift.clone(),
     );
+    let cache = CacheMetrics::register(&mut registry);
     Metrics {
         registry,
+        cache,
         drift,
         trust_fetches,
         requests,
@@ -157,6 +207,43 @@ pub fn trust_fetch(role: &str) {
     METRICS
         .trust_fetches
         .get_or_create(&vec![("role", role.to_owned())])
+        .inc();
+}
+
+pub fn cache_hit() {
+    METRICS.cache.hits.inc();
+}
+
+pub fn cache_miss() {
+    METRICS.cache.misses.inc();
+}
+
+/// `source`: "cache" or "upstream".
+pub fn cache_bytes_served(source: &'static str, n: u64) {
+    METRICS
+        .cache
+        .bytes_served
+        .get_or_create(&vec![("source", source.to_owned())])
+        .inc_by(n);
+}
+
+pub fn cache_eviction() {
+    METRICS.cache.evictions.inc();
+}
+
+pub fn cache_size(bytes: u64) {
+    METRICS
+        .cache
+        .size_bytes
+        .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+}
+
+/// `reason`: "io" (a write, fsync or rename failed) or "slow" (the disk fell behind the stream).
+pub fn cache_write_failure(reason: &'static str) {
+    METRICS
+        .cache
+        .write_failures
+        .get_or_create(&vec![("reason", reason.to_owned())])
         .inc();
 }
 

@@ -185,14 +185,6 @@ fn audit_mode_serves_unsigned_but_logs_and_counts() {
     assert!(proxy.log().contains("audit mode"));
 }
 
-fn http_get(url: &str) -> String {
-    let out = std::process::Command::new("curl")
-        .args(["-sS", url])
-        .output()
-        .expect("curl runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Tags lists: in enforce mode only the tags that are signed (and that the registry has) are
 /// listed, paged with `n` and `last` on the filtered list; `tags_list = "upstream"` and skip
 /// mode pass the registry's list through.

@@ -7,18 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fake::{Behaviour, FakeRegistry, TableTrust, config, start_proxy};
+use fake::{Behaviour, FakeRegistry, TableTrust, client, config, start_proxy};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-fn client() -> reqwest::Client {
-    fake::install_crypto();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
 
 /// Status, OCI code and message of an error response (the body must be an OCI error).
 async fn error_code(resp: reqwest::Response) -> (u16, String, String) {

@@ -11,7 +11,8 @@
 //! - `manifests`: manifests by tag and by digest (GET and HEAD are one path)
 //! - `drift`: a signed tag that the registry maps to other content: checked off the request
 //!   path, logged and counted once per (tag, digest)
-//! - `blobs`: blobs, streamed through `blob::VerifyingStream`, with `Range`
+//! - `blobs`: blobs, after the gate from the disk cache (`cache`) or streamed through
+//!   `blob::VerifyingStream` (and written to the cache), with `Range`
 //! - `passthrough`: `/v2/`, tags list (filtered to trusted tags in enforce mode), referrers
 //! - `range`: the `Range` header
 //!
@@ -81,6 +82,8 @@ pub struct Proxy {
     closure: Closure,
     drift: Arc<drift::Drift>,
     manifests: manifests::Cache,
+    /// Verified blobs on disk; `None` when `cache.max_size = 0` or in passthrough mode.
+    blobs: Option<crate::cache::BlobCache>,
     max_manifest: usize,
     passthrough: bool,
 }
@@ -116,9 +119,15 @@ impl Proxy {
             closure: Closure::default(),
             drift: Arc::default(),
             manifests: manifests::new_cache(),
+            blobs: open_blob_cache(cfg, passthrough),
             max_manifest: cfg.server.max_manifest_bytes,
             passthrough,
         })
+    }
+
+    /// The blob cache, when one is in use.
+    pub fn blob_cache(&self) -> Option<&crate::cache::BlobCache> {
+        self.blobs.as_ref()
     }
 
     fn select(&self, ns: Option<&str>) -> Result<&Registry, ApiError> {
@@ -234,6 +243,18 @@ impl Proxy {
             } => passthrough::referrers(&cx(repo), &digest, artifact_type.as_deref()).await,
         }
     }
+}
+
+/// In passthrough client-auth mode the registry must authorise each client's own request, and
+/// a blob served from disk would skip that check: there is no blob cache at all.
+fn open_blob_cache(cfg: &Config, passthrough: bool) -> Option<crate::cache::BlobCache> {
+    if passthrough {
+        tracing::info!(
+            "blob cache off: client_auth = passthrough needs the registry to authorise every pull"
+        );
+        return None;
+    }
+    crate::cache::BlobCache::open(&cfg.cache)
 }
 
 /// Says at start, once per registry, how much it is trusted.

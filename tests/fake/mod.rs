@@ -308,14 +308,34 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A client for the in-process proxy (ring as rustls provider, 30 s timeout).
+pub fn client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 /// An in-process Portcullis on an ephemeral port. Returns its base URL.
 pub async fn start_proxy(toml: &str, trust: Option<Arc<dyn TrustSource>>) -> String {
+    start_proxy_arc(toml, trust).await.0
+}
+
+/// Like [`start_proxy`], also returning the proxy (to read its blob cache's counters).
+/// `cache.dir` defaults to a fresh temporary directory (kept for the life of the test process)
+/// so tests never share a blob cache, nor write to /var/lib/portcullis; `toml` may set it.
+pub async fn start_proxy_arc(
+    toml: &str,
+    trust: Option<Arc<dyn TrustSource>>,
+) -> (String, Arc<portcullis::api::Proxy>) {
     install_crypto();
-    let cfg: Config =
-        figment::Figment::from(figment::providers::Serialized::defaults(Config::default()))
-            .merge(<figment::providers::Toml as figment::providers::Format>::string(toml))
-            .extract()
-            .unwrap();
+    let mut defaults = Config::default();
+    defaults.cache.dir = tempfile::tempdir().unwrap().keep();
+    let cfg: Config = figment::Figment::from(figment::providers::Serialized::defaults(defaults))
+        .merge(<figment::providers::Toml as figment::providers::Format>::string(toml))
+        .extract()
+        .unwrap();
     cfg.validate().unwrap();
     let proxy = portcullis::api::Proxy::new(&cfg, &|_, _| {
         trust
@@ -323,20 +343,15 @@ pub async fn start_proxy(toml: &str, trust: Option<Arc<dyn TrustSource>>) -> Str
             .ok_or_else(|| anyhow::anyhow!("test gave no trust source"))
     })
     .unwrap();
+    let proxy = Arc::new(proxy);
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", api.local_addr().unwrap());
     let (tx, rx) = tokio::sync::watch::channel(false);
     // Keep the sender alive for the life of the test process.
     std::mem::forget(tx);
-    tokio::spawn(portcullis::server::run(
-        cfg,
-        Arc::new(proxy),
-        api,
-        admin,
-        rx,
-    ));
-    url
+    tokio::spawn(portcullis::server::run(cfg, proxy.clone(), api, admin, rx));
+    (url, proxy)
 }
 
 /// A config for one registry at `upstream` with the given mode (and a dummy notary section

@@ -216,6 +216,16 @@ pub fn http_status(url: &str, extra: &[&str]) -> Option<u16> {
         .filter(|c| *c != 0)
 }
 
+/// The body of a GET (curl), empty when it fails.
+pub fn http_get(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-m", "10", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A daemon in its own process group with its output in a log file. Drop sends SIGTERM to the
 /// group, then SIGKILL after 5 s. A watchdog in the same group kills the group when the test
 /// process disappears (a killed test run leaves no orphans).

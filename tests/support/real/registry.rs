@@ -197,6 +197,12 @@ impl Registry {
         self.dir.path()
     }
 
+    /// Stops the registry process (SIGTERM, then SIGKILL after 5 s); its address then refuses
+    /// connections. Its directory stays until Drop.
+    pub fn stop(&mut self) {
+        self.daemon.stop(Duration::from_secs(5));
+    }
+
     /// The registry's log (includes its access log).
     pub fn log(&self) -> String {
         self.daemon.log()

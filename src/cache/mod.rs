@@ -1,0 +1,235 @@
+//! The verified blob cache: a content-addressed store of blobs under `<cache.dir>/blobs/`.
+//!
+//! Map:
+//! - this file: [`BlobCache`] (open at start, look up, start a write), its counters, and the
+//!   bookkeeping after a commit (index, eviction, metrics)
+//! - `layout`: paths, directory creation (0700), emptying `tmp/` and scanning at start
+//! - `index`: the in-memory index and least-recently-used order (pure)
+//! - `write`: the tee beside `blob::VerifyingStream` and the writer thread (write, fsync,
+//!   rename, fsync the directory; only verified bytes become an entry)
+//! - `read`: a hit: the open file and the body that streams a window of it
+//!
+//! What it does not own: trust. The cache is consulted only after the trust gate allowed the
+//! digest (`api::blobs`), so a blob on disk whose digest is no longer trusted is refused like
+//! any other. It is not used in passthrough client-auth mode, where the registry must
+//! authorise every client's own request (`api::Proxy::new` does not open it).
+//!
+//! Entries are keyed by digest alone, shared by every registry and repository: the bytes are
+//! the digest's, whoever fetched them, and outside passthrough mode every client already
+//! reads with the proxy's one set of upstream credentials, so a blob first fetched for one
+//! repository discloses nothing when the gate allows its digest in another.
+//!
+//! Disk use can exceed `max_size` by the downloads in flight (at most `MAX_WRITERS` temp
+//! files), which are counted only once they become entries.
+
+mod index;
+mod layout;
+mod read;
+mod write;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+
+use crate::config::CacheConfig;
+use crate::refs::Digest;
+use index::Index;
+use layout::Layout;
+pub use read::Hit;
+pub use write::{Tee, Verdict};
+
+/// Blobs written to the cache at the same time. Each writer holds a blocking-pool thread for
+/// the length of its download; the bound keeps those threads available to the hashers
+/// (`blob::hash`), which a stream does wait for. A blob that finds no slot is served uncached.
+const MAX_WRITERS: usize = 32;
+
+/// The store. Cheap to share (`Arc`); one per process.
+pub struct BlobCache {
+    shared: Arc<Shared>,
+    writers: Arc<Semaphore>,
+}
+
+/// What the writer threads share with request handlers.
+struct Shared {
+    layout: Layout,
+    max_size: u64,
+    index: Mutex<Index>,
+    stats: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    write_failures: AtomicU64,
+    /// Writers running now (tests wait for them to finish).
+    writing: AtomicU64,
+}
+
+/// A snapshot of the cache's counters (the same numbers as the `portcullis_cache_*` metrics,
+/// but per cache, so in-process tests can read their own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub write_failures: u64,
+    pub writing: u64,
+    pub entries: usize,
+    pub size_bytes: u64,
+}
+
+impl BlobCache {
+    /// Opens the store under `cfg.dir`: creates the directories, removes leftovers in `tmp/`,
+    /// indexes what is on disk (evicting down to `max_size`). `None` when `max_size` is 0.
+    ///
+    /// A directory that cannot be created or cleaned is logged, not fatal: every write then
+    /// fails and is counted, and pulls go on uncached (a broken disk must not stop pulls).
+    pub fn open(cfg: &CacheConfig) -> Option<BlobCache> {
+        if cfg.max_size == 0 {
+            tracing::info!("blob cache off (cache.max_size = 0)");
+            return None;
+        }
+        let layout = Layout::new(&cfg.dir);
+        if let Err(e) = layout.create().and_then(|()| layout.clean_tmp()) {
+            crate::metrics::cache_write_failure("io");
+            tracing::error!(dir = %cfg.dir.display(), error = %e, "blob cache: directory not usable; blobs will be served uncached");
+        }
+        let shared = Arc::new(Shared {
+            layout,
+            max_size: cfg.max_size,
+            index: Mutex::new(Index::default()),
+            stats: Counters::default(),
+        });
+        let mut found = shared.layout.scan();
+        // Oldest first, so the most recently written end up most recently used.
+        found.sort_by_key(|(_, _, t)| *t);
+        for (d, len, _) in found {
+            shared.committed(&d, len);
+        }
+        tracing::info!(dir = %cfg.dir.display(), max_size = cfg.max_size, entries = shared.stats().entries, "blob cache open");
+        Some(BlobCache {
+            shared,
+            writers: Arc::new(Semaphore::new(MAX_WRITERS)),
+        })
+    }
+
+    /// The blob, opened, when it is in the store (counted as a hit); `None` is a miss.
+    pub async fn lookup(&self, d: &Digest) -> Option<Hit> {
+        let hit = self.open_entry(d).await;
+        let (counter, metric): (_, fn()) = match hit {
+            Some(_) => (&self.shared.stats.hits, crate::metrics::cache_hit),
+            None => (&self.shared.stats.misses, crate::metrics::cache_miss),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        metric();
+        hit
+    }
+
+    async fn open_entry(&self, d: &Digest) -> Option<Hit> {
+        let len = self.shared.lock().touch(d)?;
+        let opened = match tokio::fs::File::open(self.shared.layout.blob(d)).await {
+            Ok(f) => f.metadata().await.map(|m| (f, m.len())),
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok((file, n)) if n == len => Some(Hit { file, len }),
+            // Evicted between the index and the open, or changed behind our back: forget it
+            // and fetch upstream (which will cache it again).
+            other => {
+                if let Err(e) = other {
+                    tracing::debug!(digest = %d, error = %e, "blob cache: indexed file not readable");
+                }
+                self.shared.forget(d);
+                None
+            }
+        }
+    }
+
+    /// Wraps an upstream body so that its bytes are also written to the store, committed only
+    /// if the verdict says they verified. Blobs larger than `max_size`, or arriving while
+    /// every writer slot is busy, pass through uncached.
+    pub fn tee<S>(&self, d: &Digest, len: Option<u64>, inner: S) -> (Tee<S>, Verdict) {
+        if len.is_some_and(|n| n > self.shared.max_size) {
+            return (Tee::passthrough(inner), Verdict::none());
+        }
+        let Ok(permit) = self.writers.clone().try_acquire_owned() else {
+            tracing::debug!(digest = %d, "blob cache: every writer busy; not caching");
+            return (Tee::passthrough(inner), Verdict::none());
+        };
+        write::start(self.shared.clone(), d.clone(), permit, inner)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        // The index holds no invariant a panicking holder could break halfway that matters
+        // more than serving: take it back from a poisoned lock.
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A blob is on disk under its digest: index it and evict down to `max_size`. An evicted
+    /// file is unlinked even if a client is reading it: the reader's open descriptor keeps
+    /// the bytes (see `read::Hit`).
+    fn committed(&self, d: &Digest, len: u64) {
+        if len > self.max_size {
+            // Found at start after max_size was lowered: too big to keep.
+            self.unlink(d);
+            return;
+        }
+        let (evicted, total) = {
+            let mut index = self.lock();
+            let evicted = index.insert(d.clone(), len, self.max_size);
+            (evicted, index.total())
+        };
+        for (old, _) in evicted {
+            self.unlink(&old);
+            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::cache_eviction();
+        }
+        crate::metrics::cache_size(total);
+    }
+
+    fn forget(&self, d: &Digest) {
+        let total = {
+            let mut index = self.lock();
+            index.remove(d);
+            index.total()
+        };
+        crate::metrics::cache_size(total);
+    }
+
+    fn unlink(&self, d: &Digest) {
+        if let Err(e) = std::fs::remove_file(self.layout.blob(d)) {
+            tracing::warn!(digest = %d, error = %e, "blob cache: evicted file not removed");
+        }
+    }
+
+    fn write_failed(&self, reason: &'static str) {
+        self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::cache_write_failure(reason);
+    }
+
+    fn stats(&self) -> Stats {
+        let (entries, size_bytes) = {
+            let index = self.lock();
+            (index.len(), index.total())
+        };
+        let s = &self.stats;
+        Stats {
+            hits: s.hits.load(Ordering::Relaxed),
+            misses: s.misses.load(Ordering::Relaxed),
+            evictions: s.evictions.load(Ordering::Relaxed),
+            write_failures: s.write_failures.load(Ordering::Relaxed),
+            writing: s.writing.load(Ordering::SeqCst),
+            entries,
+            size_bytes,
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Writing a blob into the store while it streams to the client.
+//!
+//! [`Tee`] sits between the upstream body and `blob::VerifyingStream`. Each chunk it passes on
+//! is also offered (a `Bytes` clone: a reference count, not a copy) to a writer on a
+//! blocking-pool thread through a bounded channel, with `try_send`: the client never waits on
+//! the disk. When the channel is full (the disk fell behind) or the writer stopped (a write
+//! failed, e.g. ENOSPC), the tee drops its sender and caching of that blob is abandoned; the
+//! pull goes on untouched.
+//!
+//! The writer learns the stream's [`Outcome`] through a [`Verdict`] the observer fires. Only
+//! `Verified` with exactly as many bytes written as were verified becomes an entry: write,
+//! fsync, rename into place, fsync the directory. Anything else (mismatch, truncation, stall,
+//! client gone, disk behind) removes the temp file (`NamedTempFile` deletes on drop).
+
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+
+use super::Shared;
+use super::layout::sync_dir;
+use crate::blob::Outcome;
+use crate::refs::Digest;
+
+/// Chunks that may wait for the disk; past that the blob is not cached. With reqwest's chunks
+/// (at most a few hundred KiB) this bounds the memory one slow write can hold.
+const CHANNEL_DEPTH: usize = 64;
+
+/// The upstream body, with each chunk also offered to the cache writer.
+pub struct Tee<S> {
+    inner: S,
+    tx: Option<mpsc::Sender<Bytes>>,
+}
+
+impl<S> Tee<S> {
+    /// A tee that writes nothing (no cache, or this blob is not to be cached).
+    pub fn passthrough(inner: S) -> Tee<S> {
+        Tee { inner, tx: None }
+    }
+}
+
+impl<S, E> Stream for Tee<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    type Item = Result<Bytes, E>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &item
+            && let Some(tx) = &self.tx
+        {
+            match tx.try_send(chunk.clone()) {
+                Ok(()) => {}
+                // Full: the disk is behind. Closed: the writer failed and said why. Either
+                // way stop offering chunks; the writer sees fewer bytes than verified.
+                Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => self.tx = None,
+            }
+        }
+        item
+    }
+}
+
+/// Tells the writer how the stream ended; fired once from the `VerifyingStream` observer.
+pub struct Verdict(Option<oneshot::Sender<Option<u64>>>);
+
+impl Verdict {
+    pub fn none() -> Verdict {
+        Verdict(None)
+    }
+
+    /// `Verified { bytes }` commits (if every byte reached the writer); anything else discards.
+    pub fn report(self, o: &Outcome) {
+        if let Some(tx) = self.0 {
+            let verified = match o {
+                Outcome::Verified { bytes } => Some(*bytes),
+                _ => None,
+            };
+            // The writer may have stopped already (write error): nothing to tell it.
+            let _ = tx.send(verified);
+        }
+    }
+}
+
+/// Starts a writer for `digest` and returns the tee and the verdict that drive it.
+pub(super) fn start<S>(
+    shared: Arc<Shared>,
+    digest: Digest,
+    permit: OwnedSemaphorePermit,
+    inner: S,
+) -> (Tee<S>, Verdict) {
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let (vtx, vrx) = oneshot::channel();
+    shared.stats.writing.fetch_add(1, Ordering::SeqCst);
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        write(&shared, &digest, rx, vrx);
+        shared.stats.writing.fetch_sub(1, Ordering::SeqCst);
+    });
+    (
+        Tee {
+            inner,
+            tx: Some(tx),
+        },
+        Verdict(Some(vtx)),
+    )
+}
+
+/// Why a blob was not cached.
+enum Failed {
+    /// A write, fsync or rename failed (ENOSPC, EIO, read-only file system, ...).
+    Io(std::io::Error),
+    /// The tee gave up because the channel was full: fewer bytes written than verified.
+    Slow { written: u64, verified: u64 },
+    /// The stream did not verify (mismatch, truncation, stall, client gone): not an error of
+    /// the cache, and nothing to count.
+    NotVerified,
+}
+
+/// Writes every chunk the tee offers into `sink` until the tee hangs up; the bytes written.
+/// Stops at the first error (ENOSPC, EIO): the caller then drops the receiver, and the tee
+/// stops offering.
+fn receive(rx: &mut mpsc::Receiver<Bytes>, sink: &mut impl Write) -> std::io::Result<u64> {
+    let mut written = 0u64;
+    while let Some(chunk) = rx.blocking_recv() {
+        sink.write_all(&chunk)?;
+        written += chunk.len() as u64;
+    }
+    Ok(written)
+}
+
+/// The writer thread: temp file, then commit or discard.
+fn write(
+    shared: &Shared,
+    digest: &Digest,
+    mut rx: mpsc::Receiver<Bytes>,
+    verdict: oneshot::Receiver<Option<u64>>,
+) {
+    let result = (|| {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(digest.hex())
+            .tempfile_in(shared.layout.tmp())
+            .map_err(Failed::Io)?;
+        let written = receive(&mut rx, &mut tmp).map_err(Failed::Io)?;
+        let verified = verdict
+            .blocking_recv()
+            .ok()
+            .flatten()
+            .ok_or(Failed::NotVerified)?;
+        if written != verified {
+            return Err(Failed::Slow { written, verified });
+        }
+        tmp.as_file().sync_all().map_err(Failed::Io)?;
+        let path = shared.layout.blob(digest);
+        tmp.persist(&path).map_err(|e| Failed::Io(e.error))?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir).map_err(Failed::Io)?;
+        }
+        Ok(written)
+    })();
+    // Dropping the receiver (on error) makes the tee stop offering chunks.
+    drop(rx);
+    match result {
+        Ok(len) => shared.committed(digest, len),
+        Err(Failed::NotVerified) => {
+            tracing::debug!(%digest, "blob cache: stream did not verify; not cached")
+        }
+        Err(Failed::Slow { written, verified }) => {
+            shared.write_failed("slow");
+            tracing::warn!(%digest, written, verified, "blob cache: the disk fell behind the stream; blob served but not cached");
+        }
+        Err(Failed::Io(e)) => {
+            shared.write_failed("io");
+            tracing::warn!(%digest, error = %e, "blob cache: write failed; blob served but not cached");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{FutureExt, StreamExt};
+    use std::convert::Infallible;
+
+    /// A disk that fills up after `0` bytes (ENOSPC).
+    struct FullAfter(usize);
+
+    impl Write for FullAfter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if b.len() > self.0 {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            self.0 -= b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn chunks(n: usize) -> impl Stream<Item = Result<Bytes, Infallible>> + Unpin {
+        futures_util::stream::iter((0..n).map(|i| Ok(Bytes::from(vec![i as u8; 1024]))))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_stops_caching_and_every_chunk_still_reaches_the_client() {
+        let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
+        let writer = tokio::task::spawn_blocking(move || {
+            let r = receive(&mut rx, &mut FullAfter(3000));
+            drop(rx);
+            r
+        });
+        let n = CHANNEL_DEPTH * 3;
+        let mut tee = Tee {
+            inner: chunks(n),
+            tx: Some(tx),
+        };
+        let mut passed = 0;
+        while let Some(c) = tee.next().await {
+            passed += c.unwrap().len();
+        }
+        assert_eq!(passed, n * 1024, "the client gets every byte");
+        let err = writer.await.unwrap().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28));
+        assert!(tee.tx.is_none(), "the tee stopped offering chunks");
+    }
+
+    #[test]
+    fn a_disk_that_falls_behind_never_makes_the_stream_wait() {
+        // The writer never reads: the channel fills, and the tee must give up, not wait.
+        let (tx, _stalled) = mpsc::channel(CHANNEL_DEPTH);
+        let mut tee = Tee {
+            inner: chunks(CHANNEL_DEPTH * 2),
+            tx: Some(tx),
+        };
+        for _ in 0..CHANNEL_DEPTH * 2 {
+            let chunk = tee.next().now_or_never().expect("never waits on the disk");
+            assert!(chunk.is_some_and(|c| c.is_ok()));
+        }
+        assert!(tee.tx.is_none(), "caching of this blob was dropped");
+    }
+}

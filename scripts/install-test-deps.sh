@@ -29,6 +29,7 @@ PKGS=(
   debootstrap            # base images for the project's Dockerfile (no image registry here)
   systemd                # systemd-analyze verify / security on the unit
   python3-pip            # pip, for kubernetes-validate when no other pip is on PATH
+  util-linux procps coreutils tar   # mount/umount (cache_blobs' tmpfs), kill, timeout, tar
 )
 
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
@@ -84,7 +85,7 @@ fi
 # Commands the tests call, checked once more (a package can be installed and yet broken).
 for c in docker-registry notary notary-server notary-signer skopeo containerd ctr runc podman openssl curl \
          htpasswd faketime /usr/bin/python3 protoc docker dockerd docker-compose debootstrap systemd-analyze \
-         kubernetes-validate; do
+         kubernetes-validate mount umount kill timeout tar jq; do
   command -v "$c" >/dev/null 2>&1 || die "command $c is missing although its package is installed"
 done
 /bin/busybox true || die "/bin/busybox does not run"

@@ -52,14 +52,7 @@ fn kubelet_pulls_through_portcullis_signed_only() {
     let seeded = images::seed(&reg, "demo/app", 0);
     let gun = reg.gun("demo/app");
     let signer = Signer::new(&notary);
-    signer.sign(&gun, "v1", seeded.get("v1"), &Role::Targets);
-    signer.sign(&gun, "multi", seeded.get("multi"), &Role::Releases);
-    signer.sign(
-        &gun,
-        "qa-only",
-        seeded.get("qa-only"),
-        &Role::delegation("qa", KeyType::Ec),
-    );
+    signer.sign_seeded(&gun, &seeded);
     let moved = images::retag(&reg, "demo/app", "v1", "moved");
     signer.sign(&gun, "moved", &moved, &Role::Targets);
     images::retag(&reg, "demo/app", "unsigned", "moved");

@@ -195,14 +195,7 @@ fn tags_list_names_only_signed_tags_when_enforcing() {
     let seeded = images::seed(&reg, "demo/app", 0);
     let gun = reg.gun("demo/app");
     let signer = Signer::new(&notary);
-    signer.sign(&gun, "v1", seeded.get("v1"), &Role::Targets);
-    signer.sign(&gun, "multi", seeded.get("multi"), &Role::Releases);
-    signer.sign(
-        &gun,
-        "qa-only",
-        seeded.get("qa-only"),
-        &Role::delegation("qa", KeyType::Ec),
-    );
+    signer.sign_seeded(&gun, &seeded);
     // Signed, but never pushed: a client could not pull it, so it is not listed either.
     signer.sign(&gun, "ghost", seeded.get("v1"), &Role::Targets);
     let tags = |proxy: &Portcullis, query: &str| -> (Vec<String>, String) {

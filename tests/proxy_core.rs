@@ -50,6 +50,16 @@ async fn get_error(c: &reqwest::Client, url: String) -> (u16, String, String) {
     error_code(c.get(url).send().await.unwrap()).await
 }
 
+/// A 200 answering `digest` (`Docker-Content-Digest`) with exactly `bytes`.
+async fn assert_served(resp: reqwest::Response, digest: &str, bytes: &[u8]) {
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["docker-content-digest"].to_str().unwrap(),
+        digest
+    );
+    assert_eq!(body(resp).await.unwrap(), bytes);
+}
+
 /// Reads the whole body; Err when the stream fails (a reset or cut connection).
 async fn body(resp: reqwest::Response) -> Result<Vec<u8>, String> {
     resp.bytes()
@@ -330,12 +340,7 @@ async fn enforce_serves_signed_tags_by_digest_and_their_closure_only() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["docker-content-digest"].to_str().unwrap(),
-        md
-    );
-    assert_eq!(body(resp).await.unwrap(), manifest);
+    assert_served(resp, &md, &manifest).await;
     assert_eq!(fake.hits(&format!("/v2/demo/app/manifests/{md}")), 1);
     assert_eq!(
         fake.hits("/v2/demo/app/manifests/v1"),
@@ -448,12 +453,7 @@ async fn a_moved_tag_serves_the_signed_digest_and_counts_the_drift_by_default() 
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200);
-        assert_eq!(
-            resp.headers()["docker-content-digest"].to_str().unwrap(),
-            md
-        );
-        assert_eq!(body(resp).await.unwrap(), manifest);
+        assert_served(resp, &md, &manifest).await;
     }
     // The drift is found off the request path, and counted once for the (tag, digest) pair
     // although the tag was pulled three times.

@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::policy::{Decision, Reason};
 use crate::refs::{Digest, RepoName, Tag};
 use crate::trust::TrustedTarget;
-use crate::upstream::answer::Kind;
+use crate::upstream::answer::{Kind, content_digest};
 
 /// Bytes of verified manifests kept in memory.
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
@@ -142,10 +142,7 @@ async fn serve(
     crate::metrics::bytes_streamed(reg, bytes.len() as u64);
     // The digest the bytes must have: the signed one, the one asked for, or (by tag) the
     // one the registry claims.
-    let claimed: Option<Digest> = upstream_headers
-        .get(&DOCKER_CONTENT_DIGEST)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse().ok());
+    let claimed = content_digest(&upstream_headers);
     let expected = wanted.clone().or(claimed);
     let actual = match &expected {
         Some(e) => e.of_same_algorithm(&bytes),

@@ -35,7 +35,7 @@ use tracing::{Instrument, info_span, warn};
 
 use crate::body::Body;
 use crate::closure::Closure;
-use crate::config::{Config, Mode, RepoPolicy, SourceConfig, SourceSlot, TagsList};
+use crate::config::{Config, Mode, RepoPolicy, SourceConfig, SourceSlot};
 use crate::error::{ApiError, Code, Side};
 use crate::refs::{Reference, RepoName};
 use crate::trust::TrustSource;
@@ -51,8 +51,8 @@ pub struct Registry {
     pub name: String,
     pub upstream: Arc<Upstream>,
     pub is_default: bool,
-    pub tags_list: TagsList,
-    cfg: crate::config::RegistryConfig,
+    /// The registry's configuration (mode, overrides, `tags_list`, ...), as loaded.
+    pub cfg: crate::config::RegistryConfig,
     /// Built trust sources: the registry's own and each override's that names one.
     sources: Vec<(SourceSlot, Arc<dyn TrustSource>)>,
 }
@@ -107,7 +107,6 @@ impl Proxy {
                 name: r.name.clone(),
                 upstream: Arc::new(Upstream::new(r, &cfg.upstream, passthrough, limit.clone())?),
                 is_default: r.default || cfg.registries.len() == 1,
-                tags_list: r.tags_list,
                 cfg: r.clone(),
                 sources,
             };

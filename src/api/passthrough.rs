@@ -56,7 +56,7 @@ pub async fn base(proxy: &Proxy, reg: &Registry, headers: &HeaderMap) -> Result<
 /// `GET|HEAD /v2/<name>/tags/list[?n=&last=]`.
 pub async fn tags(cx: &Ctx<'_>, n: Option<u32>, last: Option<&Tag>) -> Result<Reply, ApiError> {
     let path = format!("/v2/{}/tags/list", cx.repo);
-    if cx.mode != Mode::Enforce || cx.reg.tags_list == TagsList::Upstream {
+    if cx.mode != Mode::Enforce || cx.reg.cfg.tags_list == TagsList::Upstream {
         let q = paging_query(n, last.map(Tag::as_str));
         return small(cx, &path, (!q.is_empty()).then_some(q.as_str()), Kind::Tags).await;
     }

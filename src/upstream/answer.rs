@@ -48,6 +48,11 @@ pub fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
+/// `Docker-Content-Digest`, when present and a digest we accept.
+pub fn content_digest(h: &HeaderMap) -> Option<crate::refs::Digest> {
+    h.get("docker-content-digest")?.to_str().ok()?.parse().ok()
+}
+
 impl Upstream {
     /// Reads a body whole, refusing more than `limit` bytes (server.max_manifest_bytes):
     /// manifests and small JSON only, never blobs.

@@ -203,12 +203,7 @@ impl Upstream {
         if !resp.inner.status().is_success() {
             return Ok(None);
         }
-        Ok(resp
-            .inner
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.parse().ok()))
+        Ok(answer::content_digest(resp.inner.headers()))
     }
 
     /// The URL for an API path like `/v2/demo/app/manifests/v1` (built from validated parts).

@@ -338,6 +338,20 @@ impl Signer {
     }
 
     /// Signs an image pushed by [`super::images`] under `tag`.
+    /// Signs the standard set pushed by `images::seed`: `v1` in targets, `multi` in
+    /// targets/releases, `qa-only` only in targets/qa (which Docker's rule ignores); `unsigned`
+    /// and the rest stay unsigned.
+    pub fn sign_seeded(&self, gun: &str, seeded: &super::images::Seeded) {
+        self.sign(gun, "v1", seeded.get("v1"), &Role::Targets);
+        self.sign(gun, "multi", seeded.get("multi"), &Role::Releases);
+        self.sign(
+            gun,
+            "qa-only",
+            seeded.get("qa-only"),
+            &Role::delegation("qa", KeyType::Ec),
+        );
+    }
+
     pub fn sign(&self, gun: &str, tag: &str, image: &ImageInfo, role: &Role) {
         let hex = image.digest.strip_prefix("sha256:").expect("sha256 digest");
         self.sign_hash(gun, tag, image.size, hex, role);

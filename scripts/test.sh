@@ -9,6 +9,12 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { printf '\n[test.sh] === %s (%ss)\n' "$*" "$(( $(date +%s) - start ))" >&2; }
 
+# The build and the test binaries need several GB; say so plainly before cargo fails on ENOSPC.
+free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+if [ "${free_kb:-0}" -lt $((4 * 1024 * 1024)) ]; then
+  echo "[test.sh] WARNING: only $((free_kb / 1024)) MiB free on $(pwd); the build needs about 4 GiB" >&2
+fi
+
 step "install test dependencies"
 scripts/install-test-deps.sh
 

@@ -361,6 +361,23 @@ fn check_notary(n: &NotaryConfig, key: &str) -> Result<(), ConfigError> {
             "must be above 0",
         ));
     }
+    if let Some(g) = &n.offline_grace {
+        match humantime::parse_duration(g) {
+            Ok(d) if d <= registry::MAX_OFFLINE_GRACE => {}
+            Ok(_) => {
+                return Err(invalid(
+                    format!("{key}.offline_grace"),
+                    "must be at most 366d (a bounded time past the timestamp's expiry)",
+                ));
+            }
+            Err(e) => {
+                return Err(invalid(
+                    format!("{key}.offline_grace"),
+                    format!("{g:?} is not a duration like \"30d\" or \"12h\": {e}"),
+                ));
+            }
+        }
+    }
     if n.fetch.min_rate_after_secs >= n.fetch.deadline_secs {
         return Err(invalid(
             format!("{key}.fetch.min_rate_after_secs"),

@@ -110,6 +110,25 @@ impl ApiError {
         Self::new(status, Code::Unavailable, Side::Upstream, message)
     }
 
+    /// An upstream failure (unreachable, timed out, 5xx) for content that is not in the cache
+    /// becomes a 503 `UNAVAILABLE` that says both, so an operator of an offline node knows the
+    /// image was never pulled (or bundled) here. Other errors pass unchanged.
+    pub fn not_cached(self, what: &str) -> ApiError {
+        if self.side != Side::Upstream || !self.status.is_server_error() {
+            return self;
+        }
+        crate::metrics::offline_not_cached();
+        let mut e = ApiError::upstream(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{what} is not in portcullis's cache and the registry cannot serve it ({}); pull it once while the registry is up, or import a bundle (portcullis bundle import)",
+                self.message
+            ),
+        );
+        e.detail = Some(serde_json::json!({ "cached": false }));
+        e
+    }
+
     /// A fault of ours. The client sees a generic message; the cause is logged here.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(cause = %cause, "internal error");

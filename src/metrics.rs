@@ -26,6 +26,36 @@ pub struct Metrics {
     trust_fetches: Family<Labels, Counter>,
     drift: Family<Labels, Counter>,
     cache: CacheMetrics,
+    offline: OfflineMetrics,
+}
+
+/// How the node fares without its registry or notary server.
+struct OfflineMetrics {
+    manifest_disk_hits: Counter,
+    not_cached: Counter,
+    grace: Family<Labels, Counter>,
+}
+
+impl OfflineMetrics {
+    fn register(r: &mut Registry) -> OfflineMetrics {
+        OfflineMetrics {
+            manifest_disk_hits: registered(
+                r,
+                "cache_manifest_disk_hits",
+                "Manifests read back from the disk cache (after a restart, or once out of memory)",
+            ),
+            not_cached: registered(
+                r,
+                "offline_not_cached",
+                "Requests answered 503 because the registry is unreachable and the content is not cached",
+            ),
+            grace: registered(
+                r,
+                "trust_offline_grace",
+                "Trust decisions made on an expired Notary timestamp under offline_grace, by registry",
+            ),
+        }
+    }
 }
 
 /// The blob cache's counters (`cache`): one set per process, like the cache itself.
@@ -130,9 +160,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         drift.clone(),
     );
     let cache = CacheMetrics::register(&mut registry);
+    let offline = OfflineMetrics::register(&mut registry);
     Metrics {
         registry,
         cache,
+        offline,
         drift,
         trust_fetches,
         requests,
@@ -207,6 +239,22 @@ pub fn trust_fetch(role: &str) {
     METRICS
         .trust_fetches
         .get_or_create(&vec![("role", role.to_owned())])
+        .inc();
+}
+
+pub fn manifest_disk_hit() {
+    METRICS.offline.manifest_disk_hits.inc();
+}
+
+pub fn offline_not_cached() {
+    METRICS.offline.not_cached.inc();
+}
+
+pub fn offline_grace_used(registry: &str) {
+    METRICS
+        .offline
+        .grace
+        .get_or_create(&vec![("registry", registry.to_owned())])
         .inc();
 }
 

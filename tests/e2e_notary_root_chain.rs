@@ -54,6 +54,7 @@ fn source(notary: &Notary, cache: &Path) -> (NotarySource, Arc<Recording>) {
         required_signers: vec![],
         refresh_interval_secs: 30,
         fetch: Default::default(),
+        offline_grace: None,
     };
     let fetcher = HttpFetcher::new(&cfg.server, cfg.ca_file.as_deref(), Timing::default())
         .expect("https fetcher");

@@ -12,7 +12,7 @@ use portcullis::refs::{RepoName, Tag};
 use portcullis::trust::notary::fetch::{Fetch, FetchError};
 use portcullis::trust::notary::metadata::parse_time;
 use portcullis::trust::notary::update::Limits;
-use portcullis::trust::notary::{Error, NotarySource};
+use portcullis::trust::notary::{CheckReport, Error, NotarySource};
 use portcullis::trust::{TrustError, TrustSource};
 use time::{Duration, OffsetDateTime};
 
@@ -78,6 +78,7 @@ fn cfg(template: &str, pinning: TrustPinning) -> NotaryConfig {
         required_signers: vec![],
         refresh_interval_secs: 30,
         fetch: Default::default(),
+        offline_grace: None,
     }
 }
 
@@ -111,6 +112,23 @@ fn repo(s: &str) -> RepoName {
 }
 fn tag(s: &str) -> Tag {
     s.parse().unwrap()
+}
+
+fn timestamp_expiry(report: &CheckReport) -> OffsetDateTime {
+    report
+        .roles
+        .iter()
+        .find(|r| r.role == "timestamp")
+        .unwrap()
+        .expires
+}
+
+/// Resolves demo/app:v1 expecting a refusal; its message.
+async fn refusal(src: &NotarySource) -> String {
+    src.resolve(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap_err()
+        .to_string()
 }
 
 const DEMO_NOW: &str = "2026-11-24T19:12:12Z";
@@ -399,22 +417,74 @@ async fn offline_serves_cache_until_it_expires_then_says_why() {
             .contains("connection refused")
     );
     // Past the timestamp's expiry the cache is refused, naming the role.
-    let expires = report
-        .roles
-        .iter()
-        .find(|r| r.role == "timestamp")
-        .unwrap()
-        .expires;
+    let expires = timestamp_expiry(&report);
     *now.lock().unwrap() = expires + Duration::seconds(1);
-    let e = src
-        .resolve(&repo("demo/app"), &tag("v1"))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&src).await;
     assert!(
         e.contains("unreachable") && e.contains("timestamp") && e.contains("expired"),
         "{e}"
     );
+}
+
+/// `offline_grace`: with the server unreachable, an expired cached timestamp is used for the
+/// configured time past its expiry and not a second longer; the report says so. With the
+/// server reachable, the grace never applies (a live server's expired timestamp is refused).
+#[tokio::test]
+async fn offline_grace_extends_an_expired_timestamp_only_while_offline_and_only_so_long() {
+    let tmp = tempfile::tempdir().unwrap();
+    let now = at(DEMO_NOW);
+    let server = Server::new("signer-ecdsa", 0);
+    let mut c = cfg("{registry}/{repository}", tofu());
+    c.offline_grace = Some("30d".into());
+    let want = source(&server, &c, tmp.path(), &now)
+        .resolve(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap();
+    let report = source(&server, &c, tmp.path(), &now)
+        .check_report(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap();
+    assert_eq!(report.grace, None, "online and unexpired: no grace");
+    let expires = timestamp_expiry(&report);
+
+    // Online, past the timestamp's expiry: refused although a grace is configured.
+    *now.lock().unwrap() = expires + Duration::days(1);
+    let e = refusal(&source(&server, &c, tmp.path(), &now)).await;
+    assert!(e.contains("timestamp") && e.contains("expired"), "{e}");
+
+    // Offline, 1 day past expiry: trusted under the grace, and the report says so.
+    server.down.store(true, Ordering::SeqCst);
+    let src = source(&server, &c, tmp.path(), &now);
+    assert_eq!(
+        src.resolve(&repo("demo/app"), &tag("v1")).await.unwrap(),
+        want
+    );
+    let report = src
+        .check_report(&repo("demo/app"), &tag("v1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.grace,
+        Some(std::time::Duration::from_secs(30 * 86_400))
+    );
+    assert!(report.offline.is_some());
+
+    // The same without the setting: refused (the grace is never the default).
+    let mut strict = c.clone();
+    strict.offline_grace = None;
+    let e = refusal(&source(&server, &strict, tmp.path(), &now)).await;
+    assert!(e.contains("timestamp") && e.contains("expired"), "{e}");
+
+    // Offline, past expiry + grace: refused, naming the timestamp.
+    *now.lock().unwrap() = expires + Duration::days(30) + Duration::seconds(1);
+    let e = refusal(&source(&server, &c, tmp.path(), &now)).await;
+    assert!(e.contains("timestamp") && e.contains("expired"), "{e}");
+    // A source kept in memory from within the grace stops too (its cached answer expires).
+    *now.lock().unwrap() = expires + Duration::days(29);
+    let kept = source(&server, &c, tmp.path(), &now);
+    kept.resolve(&repo("demo/app"), &tag("v1")).await.unwrap();
+    *now.lock().unwrap() = expires + Duration::days(31);
+    assert!(kept.resolve(&repo("demo/app"), &tag("v1")).await.is_err());
 }
 
 #[tokio::test]

@@ -33,7 +33,11 @@ pub async fn get(cx: &Ctx<'_>, digest: &Digest) -> Result<Reply, ApiError> {
     let method = if cx.head { Method::HEAD } else { Method::GET };
     let resp = cx
         .send_ok(method, &path, None, &cx.forward_headers(false), Kind::Blob)
-        .await?;
+        .await
+        .map_err(|e| match cx.proxy.blob_cache() {
+            Some(_) => e.not_cached(&format!("{}/{}@{digest}", cx.reg.name, cx.repo)),
+            None => e,
+        })?;
     let total = content_length(resp.inner.headers());
     let mut headers = HeaderMap::new();
     copy_headers(

@@ -9,7 +9,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use http::Method;
 use tracing::{Instrument, info_span, warn};
 
 use super::ctx::Ctx;
@@ -19,8 +18,6 @@ use crate::error::ApiError;
 use crate::policy::{self, Action, Decision};
 use crate::refs::{Digest, Tag};
 use crate::trust::TrustedTarget;
-use crate::upstream::answer::Kind;
-use crate::upstream::manifest_accept;
 
 /// Most manifests fetched to rebuild one repository's closure.
 const MAX_REBUILD_MANIFESTS: usize = 2_000;
@@ -146,33 +143,20 @@ impl Ctx<'_> {
             queue.push(t.digest.clone());
         }
         let mut seen = HashSet::new();
-        let accept = manifest_accept();
         while let Some(d) = queue.pop() {
             if !seen.insert(d.clone()) || seen.len() > MAX_REBUILD_MANIFESTS {
                 continue;
             }
-            let path = format!("/v2/{repo}/manifests/{d}");
-            let resp = match self.send(Method::GET, &path, None, &accept).await {
-                Ok(r) if r.inner.status().is_success() => r,
-                Ok(r) => {
-                    warn!(%repo, digest = %d, status = %r.inner.status(), "closure rebuild: manifest not fetched");
-                    continue;
+            // Memory, disk, then the registry: a restarted node with the registry down
+            // rebuilds from the manifests it cached.
+            match super::manifests::load(self, &d).await {
+                Ok(m) => {
+                    let ch = closure::children(&m.bytes).map(|c| c.manifests);
+                    queue.extend(ch.unwrap_or_default());
                 }
                 Err(e) => {
-                    warn!(%repo, digest = %d, error = %e, "closure rebuild: upstream failed");
-                    continue;
+                    warn!(%repo, digest = %d, error = %e, "closure rebuild: manifest not available");
                 }
-            };
-            let Ok(bytes) = self.read_limited(resp, Kind::Manifest).await else {
-                continue;
-            };
-            if d.of_same_algorithm(&bytes) != d {
-                warn!(%repo, digest = %d, "closure rebuild: manifest does not match its digest");
-                continue;
-            }
-            if let Ok(ch) = closure::children(&bytes) {
-                closure.add_children(reg, repo, &d, &ch.all());
-                queue.extend(ch.manifests);
             }
         }
         tracing::info!(%repo, targets = targets.len(), manifests = seen.len(), "rebuilt closure of trusted content");

@@ -22,6 +22,7 @@ use crate::policy::{Decision, Reason};
 use crate::refs::{Digest, RepoName, Tag};
 use crate::trust::TrustedTarget;
 use crate::upstream::answer::{Kind, content_digest};
+use crate::upstream::manifest_accept;
 
 /// Bytes of verified manifests kept in memory.
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
@@ -29,9 +30,9 @@ const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// A manifest whose bytes matched the digest it is stored under.
 #[derive(Clone)]
 pub(super) struct Cached {
-    bytes: Bytes,
+    pub(super) bytes: Bytes,
     content_type: Option<HeaderValue>,
-    children: Arc<Vec<Digest>>,
+    pub(super) children: Arc<Vec<Digest>>,
 }
 
 /// Verified manifests by (registry, repository, digest). Content-addressed and checked on
@@ -112,30 +113,84 @@ async fn serve(
     reference: &str,
     target: Option<&TrustedTarget>,
 ) -> Result<Reply, ApiError> {
-    let (reg, repo) = (&cx.reg.name, &cx.repo);
-    let proxy = cx.proxy;
     let by_digest: Option<Digest> = reference.parse().ok();
     // What a digest named (the signature's, or the client's) may be cached under that digest.
-    let wanted = target.map(|t| t.digest.clone()).or(by_digest.clone());
+    let wanted = target.map(|t| t.digest.clone()).or(by_digest);
     if let Some(d) = &wanted
-        && !proxy.passthrough
-        && let Some(c) = proxy
-            .manifests
-            .get(&(reg.clone(), repo.clone(), d.clone()))
-            .await
+        && let Some(c) = lookup(cx, d).await
     {
-        proxy.closure.add_children(reg, repo, d, &c.children);
         return reply(&c, d);
     }
+    let accept = cx.forward_headers(true);
+    let (cached, actual) = fetch(cx, reference, wanted.as_ref(), target, &accept)
+        .await
+        .map_err(|e| match &wanted {
+            Some(d) if cx.proxy.manifest_store.is_some() => {
+                e.not_cached(&format!("{}/{}@{d}", cx.reg.name, cx.repo))
+            }
+            _ => e,
+        })?;
+    reply(&cached, &actual)
+}
+
+/// The verified manifest `d` of this repository: from memory, from disk, or fetched by digest
+/// (and then kept). The closure rebuild walks trusted content with this, so that a restarted
+/// node with the registry down still knows which blobs its signed images reach.
+pub(super) async fn load(cx: &Ctx<'_>, d: &Digest) -> Result<Cached, ApiError> {
+    if let Some(c) = lookup(cx, d).await {
+        return Ok(c);
+    }
+    // Every manifest type: the client's request may have been for a blob.
+    fetch(cx, &d.to_string(), Some(d), None, &manifest_accept())
+        .await
+        .map(|(c, _)| c)
+}
+
+/// A verified manifest by digest from memory or disk, its children recorded in the closure.
+/// Never in passthrough mode, where the registry must authorise each client's own request.
+async fn lookup(cx: &Ctx<'_>, d: &Digest) -> Option<Cached> {
+    let proxy = cx.proxy;
+    if proxy.passthrough {
+        return None;
+    }
+    let key = (cx.reg.name.clone(), cx.repo.clone(), d.clone());
+    let cached = match proxy.manifests.get(&key).await {
+        Some(c) => c,
+        None => {
+            let stored = proxy.manifest_store.as_ref()?.get(d).await?;
+            crate::metrics::manifest_disk_hit();
+            let c = Cached {
+                children: Arc::new(children_of(&stored.bytes)),
+                content_type: stored
+                    .media_type
+                    .as_deref()
+                    .and_then(|m| HeaderValue::from_str(m).ok()),
+                bytes: stored.bytes,
+            };
+            proxy.manifests.insert(key, c.clone()).await;
+            c
+        }
+    };
+    proxy
+        .closure
+        .add_children(&cx.reg.name, &cx.repo, d, &cached.children);
+    Some(cached)
+}
+
+/// Fetches `reference` upstream and checks it (see `serve`); what a digest named is kept in
+/// memory and on disk. Returns the manifest and its digest.
+async fn fetch(
+    cx: &Ctx<'_>,
+    reference: &str,
+    wanted: Option<&Digest>,
+    target: Option<&TrustedTarget>,
+    accept: &HeaderMap,
+) -> Result<(Cached, Digest), ApiError> {
+    let (reg, repo) = (&cx.reg.name, &cx.repo);
+    let proxy = cx.proxy;
     let path = format!("/v2/{repo}/manifests/{reference}");
     let resp = cx
-        .send_ok(
-            Method::GET,
-            &path,
-            None,
-            &cx.forward_headers(true),
-            Kind::Manifest,
-        )
+        .send_ok(Method::GET, &path, None, accept, Kind::Manifest)
         .await?;
     let upstream_headers = resp.inner.headers().clone();
     let bytes = cx.read_limited(resp, Kind::Manifest).await?;
@@ -143,7 +198,7 @@ async fn serve(
     // The digest the bytes must have: the signed one, the one asked for, or (by tag) the
     // one the registry claims.
     let claimed = content_digest(&upstream_headers);
-    let expected = wanted.clone().or(claimed);
+    let expected = wanted.cloned().or(claimed);
     let actual = match &expected {
         Some(e) => e.of_same_algorithm(&bytes),
         None => Digest::sha256_of(&bytes),
@@ -167,13 +222,7 @@ async fn serve(
         ));
     }
     // Record what this manifest references, if it is itself trusted.
-    let children = match closure::children(&bytes) {
-        Ok(ch) => ch.all(),
-        Err(e) => {
-            tracing::debug!(error = %e, "manifest is not JSON we can follow");
-            Vec::new()
-        }
-    };
+    let children = children_of(&bytes);
     proxy.closure.add_children(reg, repo, &actual, &children);
     let cached = Cached {
         bytes,
@@ -185,8 +234,27 @@ async fn serve(
             .manifests
             .insert((reg.clone(), repo.clone(), actual.clone()), cached.clone())
             .await;
+        if let Some(store) = &proxy.manifest_store {
+            let mt = cached.content_type.as_ref().and_then(|v| v.to_str().ok());
+            if let Err(e) = store.put(&actual, mt, cached.bytes.clone()).await {
+                // The pull goes on; only a restart with the registry down will miss it.
+                crate::metrics::cache_write_failure("io");
+                tracing::warn!(digest = %actual, error = %e, "manifest cache: not written");
+            }
+        }
     }
-    reply(&cached, &actual)
+    Ok((cached, actual))
+}
+
+/// The digests a manifest references (empty for JSON we cannot follow).
+fn children_of(bytes: &[u8]) -> Vec<Digest> {
+    match closure::children(bytes) {
+        Ok(ch) => ch.all(),
+        Err(e) => {
+            tracing::debug!(error = %e, "manifest is not JSON we can follow");
+            Vec::new()
+        }
+    }
 }
 
 fn reply(m: &Cached, digest: &Digest) -> Result<Reply, ApiError> {

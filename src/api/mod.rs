@@ -84,6 +84,8 @@ pub struct Proxy {
     manifests: manifests::Cache,
     /// Verified blobs on disk; `None` when `cache.max_size = 0` or in passthrough mode.
     blobs: Option<crate::cache::BlobCache>,
+    /// Verified manifests on disk; `None` exactly when `blobs` is.
+    manifest_store: Option<crate::cache::ManifestStore>,
     max_manifest: usize,
     passthrough: bool,
 }
@@ -113,12 +115,15 @@ impl Proxy {
             log_posture(&registry);
             registries.push(registry);
         }
+        let blobs = open_blob_cache(cfg, passthrough);
+        let manifest_store = blobs.as_ref().and_then(|_| open_manifest_store(cfg));
         Ok(Proxy {
             registries,
             closure: Closure::default(),
             drift: Arc::default(),
             manifests: manifests::new_cache(),
-            blobs: open_blob_cache(cfg, passthrough),
+            blobs,
+            manifest_store,
             max_manifest: cfg.server.max_manifest_bytes,
             passthrough,
         })
@@ -254,6 +259,19 @@ fn open_blob_cache(cfg: &Config, passthrough: bool) -> Option<crate::cache::Blob
         return None;
     }
     crate::cache::BlobCache::open(&cfg.cache)
+}
+
+/// The manifest store beside the blob cache. A directory that cannot be used is logged, not
+/// fatal: manifests are then kept in memory only (a restart needs the registry again).
+fn open_manifest_store(cfg: &Config) -> Option<crate::cache::ManifestStore> {
+    match crate::cache::ManifestStore::open(&cfg.cache.dir) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            crate::metrics::cache_write_failure("io");
+            tracing::error!(dir = %cfg.cache.dir.display(), error = %e, "manifest cache: directory not usable; manifests are kept in memory only");
+            None
+        }
+    }
 }
 
 /// Says at start, once per registry, how much it is trusted.

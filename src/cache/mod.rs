@@ -24,6 +24,7 @@
 
 mod index;
 mod layout;
+pub mod manifest_store;
 mod read;
 mod write;
 
@@ -36,6 +37,7 @@ use crate::config::CacheConfig;
 use crate::refs::Digest;
 use index::Index;
 use layout::Layout;
+pub use manifest_store::{ManifestStore, StoredManifest};
 pub use read::Hit;
 pub use write::{Tee, Verdict};
 

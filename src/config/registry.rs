@@ -182,6 +182,25 @@ pub struct NotaryConfig {
     /// Bounds on one metadata fetch (TUF slow-retrieval attack).
     #[serde(default)]
     pub fetch: NotaryFetch,
+    /// Loosens verification, explicitly: while the notary server is unreachable, a cached
+    /// timestamp that expired less than this long ago (`"30d"`, `"12h"`) is still used.
+    /// Notary timestamps expire after 14 days, so an air-gapped node without fresh metadata
+    /// stops pulling then; this buys a bounded time. Unset (the default): no grace. Every
+    /// decision made under it is logged and counted (`portcullis_trust_offline_grace`).
+    #[serde(default)]
+    pub offline_grace: Option<String>,
+}
+
+/// The longest `offline_grace` accepted: a year past expiry is no longer a freshness check.
+pub const MAX_OFFLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
+impl NotaryConfig {
+    /// `offline_grace` parsed (start-up checks reject a value that does not parse).
+    pub fn offline_grace(&self) -> Option<std::time::Duration> {
+        self.offline_grace
+            .as_deref()
+            .and_then(|g| humantime::parse_duration(g).ok())
+    }
 }
 
 /// `[registries.notary.fetch]`: how long one metadata file may take. A server slower than

@@ -19,6 +19,7 @@ use crate::trust::{TrustError, TrustSource, TrustedTarget};
 
 use super::error::Error;
 use super::fetch::{Fetch, HttpFetcher, Timing};
+use super::metadata::Common;
 use super::pinning::anchor_for;
 use super::resolve::{DOCKER_ORDER, all_targets, resolve};
 use super::state::{StateDir, StoredFetcher};
@@ -34,6 +35,25 @@ pub struct Fresh {
     pub trusted: Trusted,
     /// `Some(cause)` when the server was unreachable and the cache stood in.
     pub offline: Option<String>,
+    /// `offline_grace` when the cache stood in and its timestamp had expired: the timestamp
+    /// is then used until its expiry plus this.
+    pub grace: Option<Duration>,
+}
+
+impl Fresh {
+    /// Past this instant the metadata must not be used: the earliest expiry of its roles,
+    /// the timestamp's extended by the grace in use.
+    pub fn valid_until(&self) -> OffsetDateTime {
+        self.trusted
+            .roles()
+            .iter()
+            .map(|r| match self.grace {
+                Some(g) if r.role == "timestamp" => r.expires + g,
+                _ => r.expires,
+            })
+            .min()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
 }
 
 /// What a check of one tag verified, in Notary's terms.
@@ -46,6 +66,8 @@ pub struct CheckReport {
     pub roles: Vec<RoleStatus>,
     /// `Some(cause)` when the server was unreachable and cached metadata was used.
     pub offline: Option<String>,
+    /// Set when that cached timestamp had expired and `offline_grace` let it through.
+    pub grace: Option<Duration>,
 }
 
 /// Notary v1 trust source for one registry.
@@ -166,6 +188,7 @@ impl NotarySource {
                 Ok(Fresh {
                     trusted,
                     offline: None,
+                    grace: None,
                 })
             }
             Err(Error::Fetch { source, role, .. }) if source.is_unreachable() => {
@@ -180,11 +203,28 @@ impl NotarySource {
                 };
                 tracing::warn!(gun, %cause, "notary server unreachable; using cached metadata");
                 let replay = StoredFetcher(stored.files);
-                match update(&replay, gun, &anchor, &prior, &self.limits, &wanted, now).await {
-                    Ok(trusted) => Ok(Fresh {
-                        trusted,
-                        offline: Some(cause),
-                    }),
+                let grace = self.cfg.offline_grace();
+                let limits = Limits {
+                    timestamp_grace: grace.unwrap_or_default(),
+                    ..self.limits.clone()
+                };
+                match update(&replay, gun, &anchor, &prior, &limits, &wanted, now).await {
+                    Ok(trusted) => {
+                        let expired = trusted.timestamp.signed.expires() <= now;
+                        if expired {
+                            tracing::warn!(
+                                gun,
+                                timestamp_expired = %trusted.timestamp.signed.expires(),
+                                offline_grace = ?self.cfg.offline_grace,
+                                "notary server unreachable and the cached timestamp has EXPIRED; trusting it anyway under offline_grace (verification loosened by configuration)"
+                            );
+                        }
+                        Ok(Fresh {
+                            trusted,
+                            offline: Some(cause),
+                            grace: grace.filter(|_| expired),
+                        })
+                    }
                     Err(e) => Err(Error::CacheExpired {
                         gun: gun.to_string(),
                         server,
@@ -209,13 +249,22 @@ impl NotarySource {
                 .await
                 .map_err(|e| (*e).clone())?;
             // A role may expire before the refresh interval is up: never serve past expires.
-            if fresh.trusted.valid_until() > (self.clock)() {
+            if fresh.valid_until() > (self.clock)() {
                 return Ok(fresh);
             }
             self.cache.invalidate(gun).await;
         }
         let fresh = self.refresh(gun).await?;
         Ok(Arc::new(fresh))
+    }
+
+    /// A decision made on an expired timestamp under `offline_grace` is counted, every one
+    /// (the warning is logged once per refresh, in `refresh`).
+    fn count_grace(&self, fresh: &Fresh, gun: &str) {
+        if fresh.grace.is_some() {
+            crate::metrics::offline_grace_used(&self.registry);
+            tracing::debug!(gun, "trust decision under offline_grace");
+        }
     }
 
     /// Always asks the server (cache only if it is unreachable), then resolves `tag`.
@@ -241,6 +290,7 @@ impl NotarySource {
             target,
             roles: fresh.trusted.roles(),
             offline: fresh.offline.clone(),
+            grace: fresh.grace,
         })
     }
 }
@@ -250,6 +300,7 @@ impl TrustSource for NotarySource {
     async fn resolve(&self, repo: &RepoName, tag: &Tag) -> Result<TrustedTarget, TrustError> {
         let gun = self.gun(repo);
         let fresh = self.current(&gun).await?;
+        self.count_grace(&fresh, &gun);
         Ok(resolve(
             &fresh.trusted,
             &format!("{repo}:{tag}"),
@@ -261,6 +312,7 @@ impl TrustSource for NotarySource {
     async fn trusted_targets(&self, repo: &RepoName) -> Result<Vec<TrustedTarget>, TrustError> {
         let gun = self.gun(repo);
         let fresh = self.current(&gun).await?;
+        self.count_grace(&fresh, &gun);
         Ok(all_targets(&fresh.trusted, &self.cfg.required_signers))
     }
 
@@ -283,6 +335,15 @@ impl TrustSource for NotarySource {
             facts.push((
                 role.role.clone(),
                 format!("version {:<6} expires {expires}", role.version),
+            ));
+        }
+        if let Some(g) = rep.grace {
+            facts.push((
+                "offline_grace".to_string(),
+                format!(
+                    "the cached timestamp has EXPIRED; trusted for up to {} past its expiry because offline_grace is set",
+                    humantime::format_duration(g)
+                ),
             ));
         }
         Ok(crate::trust::CheckReport {

@@ -30,6 +30,10 @@ pub struct Limits {
     pub delegation: u64,
     /// Most delegation roles walked per GUN.
     pub max_delegations: usize,
+    /// How long past its expiry the timestamp is still accepted. Zero except when cached
+    /// metadata is replayed with the server unreachable and `offline_grace` is set
+    /// (`source::NotarySource::refresh`); every other role's expiry is checked as always.
+    pub timestamp_grace: std::time::Duration,
 }
 
 impl Limits {
@@ -51,6 +55,7 @@ impl Default for Limits {
             targets: 16 << 20,
             delegation: 16 << 20,
             max_delegations: 64,
+            timestamp_grace: std::time::Duration::ZERO,
         }
     }
 }
@@ -234,7 +239,13 @@ pub async fn update(
     let root = update_root(fetcher, gun, anchor, prior, limits, now).await?;
 
     let raw = get(fetcher, gun, "timestamp", "timestamp", limits.timestamp).await?;
-    let timestamp = load_timestamp(gun, &raw, &root, seen("timestamp"), now)?;
+    let timestamp = load_timestamp(
+        gun,
+        &raw,
+        &root,
+        seen("timestamp"),
+        now - limits.timestamp_grace,
+    )?;
 
     let listed = listed_in(gun, "snapshot", "timestamp", &timestamp.signed.meta)?;
     let raw = get_listed(fetcher, gun, "snapshot", listed, limits.snapshot).await?;

@@ -104,6 +104,14 @@ impl Notary {
         }
     }
 
+    /// Stops notary-server and notary-signer (the node's trust server is gone).
+    pub fn stop(&mut self) {
+        self.server.stop(Duration::from_secs(5));
+        if let Some(s) = &mut self.signer {
+            s.stop(Duration::from_secs(5));
+        }
+    }
+
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)

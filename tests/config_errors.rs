@@ -217,3 +217,21 @@ fn every_subcommand_explains_config() {
         assert!(line.contains("Config file"), "{sub}: {line}");
     }
 }
+
+/// `offline_grace` loosens verification: a value that does not parse, or an unbounded one, stops
+/// the start with the key named, rather than being read as "no grace" or "forever".
+#[test]
+fn offline_grace_must_be_a_bounded_duration() {
+    let notary = "[registries.notary]\nserver = \"https://127.0.0.1:4443\"\ntrust_pinning = { tofu = true }\n";
+    for (value, want) in [
+        ("thirty days", "is not a duration like \"30d\""),
+        ("5y", "must be at most 366d"),
+    ] {
+        let dir = config(&format!("{REGISTRY}{notary}offline_grace = \"{value}\"\n"));
+        let err = serve_fails(dir.path(), &[]);
+        assert!(
+            err.contains("config key `registries[0].notary.offline_grace`") && err.contains(want),
+            "{value}: {err}"
+        );
+    }
+}

@@ -11,7 +11,9 @@
 //! - `closure`  what is reachable from trusted targets (manifests, configs, layers)
 //! - `upstream` the registry client (TLS, pooling, auth); `upstream::answer` reads its answers
 //! - `blob`     the streaming body that checks its digest as bytes pass (`blob::hash`: where)
-//! - `cache`    the verified blob cache on disk: write-verify-rename, LRU eviction (own map)
+//! - `cache`    the verified blob and manifest cache on disk: write-verify-rename, LRU eviction
+//!   (own map)
+//! - `bundle`   `portcullis bundle export|import`: air-gap bundles, verified on import (own map)
 //! - `error`    the one mapping from failures to OCI error responses
 //! - `metrics`  Prometheus counters and histograms for `/metrics`
 //! - `check`    `portcullis check IMAGE`
@@ -22,6 +24,7 @@
 pub mod api;
 pub mod blob;
 pub mod body;
+pub mod bundle;
 pub mod cache;
 pub mod check;
 pub mod closure;

@@ -55,6 +55,35 @@ enum Command {
         /// e.g. 127.0.0.1:5000/demo/app:v1
         image: String,
     },
+    /// Air-gap bundles: signed images with their trust metadata, for nodes without network.
+    Bundle {
+        #[command(subcommand)]
+        action: BundleAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleAction {
+    /// On a connected machine: pull IMAGE... through the trust checks and write a bundle.
+    Export {
+        /// Config file (TOML), as for `serve`: the registries and notary servers to use.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Output file (a tar holding an OCI image layout and the trust metadata).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// registry/repository:tag, one or more.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// On the air-gapped node: verify FILE against this node's pinned roots and trust state,
+    /// then fill its cache and trust state. All or nothing.
+    Import {
+        /// Config file (TOML) of this node's `serve`.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        file: PathBuf,
+    },
 }
 
 fn init_tracing(cfg: &Config) {
@@ -113,6 +142,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => rt.block_on(serve(config)),
         Command::Check { config, image } => rt.block_on(check(config, image)),
         Command::Config { .. } => Ok(ExitCode::SUCCESS), // handled above
+        Command::Bundle { action } => rt.block_on(bundle(action)),
     };
     match result {
         Ok(code) => code,
@@ -165,6 +195,25 @@ async fn check(config: Option<PathBuf>, image: String) -> anyhow::Result<ExitCod
     cfg.preflight()?;
     init_tracing(&cfg);
     portcullis::check::run(&cfg, &image).await
+}
+
+async fn bundle(action: BundleAction) -> anyhow::Result<ExitCode> {
+    let (config, what) = match &action {
+        BundleAction::Export { config, .. } => (config, "export"),
+        BundleAction::Import { config, .. } => (config, "import"),
+    };
+    let cfg = Config::load(config.as_deref())?;
+    cfg.preflight()?;
+    init_tracing(&cfg);
+    let summary = match action {
+        BundleAction::Export { out, images, .. } => {
+            portcullis::bundle::export(&cfg, &images, &out).await
+        }
+        BundleAction::Import { file, .. } => portcullis::bundle::import(&cfg, &file).await,
+    }
+    .map_err(|e| e.context(format!("bundle {what}")))?;
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn node_config(

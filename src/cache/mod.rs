@@ -8,6 +8,8 @@
 //! - `write`: the tee beside `blob::VerifyingStream` and the writer thread (write, fsync,
 //!   rename, fsync the directory; only verified bytes become an entry)
 //! - `read`: a hit: the open file and the body that streams a window of it
+//! - `manifest_store`: verified manifests on disk, beside the blobs (read back after a
+//!   restart, and the closure of trusted content is rebuilt from them offline)
 //!
 //! What it does not own: trust. The cache is consulted only after the trust gate allowed the
 //! digest (`api::blobs`), so a blob on disk whose digest is no longer trusted is refused like
@@ -131,7 +133,21 @@ impl BlobCache {
     }
 
     async fn open_entry(&self, d: &Digest) -> Option<Hit> {
-        let len = self.shared.lock().touch(d)?;
+        let indexed = self.shared.lock().touch(d);
+        let len = match indexed {
+            Some(len) => len,
+            // Not indexed, but maybe on disk: `portcullis bundle import` puts verified blobs
+            // into the store while this process runs. A file under a digest's name only ever
+            // appears by a rename after verification, so it is indexed as it is.
+            None => {
+                let meta = tokio::fs::metadata(self.shared.layout.blob(d)).await.ok()?;
+                if !meta.is_file() {
+                    return None;
+                }
+                self.shared.committed(d, meta.len());
+                meta.len()
+            }
+        };
         let opened = match tokio::fs::File::open(self.shared.layout.blob(d)).await {
             Ok(f) => f.metadata().await.map(|m| (f, m.len())),
             Err(e) => Err(e),
@@ -166,6 +182,24 @@ impl BlobCache {
 
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+}
+
+/// Moves a verified file into the store of `cache_dir` under `d` (rename, then the
+/// directory is synced). For `portcullis bundle import`, which has hashed `src` itself; `src`
+/// must be on the cache's filesystem. A running `serve` finds the entry on its next lookup.
+pub fn adopt_blob(
+    cache_dir: &std::path::Path,
+    d: &Digest,
+    src: &std::path::Path,
+) -> std::io::Result<()> {
+    let layout = Layout::new(cache_dir);
+    layout.create()?;
+    let dest = layout.blob(d);
+    std::fs::rename(src, &dest)?;
+    match dest.parent() {
+        Some(dir) => layout::sync_dir(dir),
+        None => Ok(()),
     }
 }
 

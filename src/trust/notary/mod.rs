@@ -7,6 +7,7 @@
 //! `fetch` (HTTP transport), `state` (persisted trusted metadata), `pinning` (root of trust),
 //! `source` (the [`NotarySource`] with caching and single-flight refresh).
 
+pub mod bundle;
 pub mod canonical;
 pub mod chain;
 pub mod error;

@@ -72,12 +72,12 @@ pub struct CheckReport {
 
 /// Notary v1 trust source for one registry.
 pub struct NotarySource {
-    registry: String,
-    cfg: NotaryConfig,
+    pub(super) registry: String,
+    pub(super) cfg: NotaryConfig,
     cache_dir: PathBuf,
-    fetcher: Arc<dyn Fetch>,
-    limits: Limits,
-    clock: Clock,
+    pub(super) fetcher: Arc<dyn Fetch>,
+    pub(super) limits: Limits,
+    pub(super) clock: Clock,
     cache: moka::future::Cache<String, Arc<Fresh>>,
 }
 
@@ -134,7 +134,7 @@ impl NotarySource {
             .replace("{repository}", repo.as_str())
     }
 
-    fn wanted(&self) -> Vec<String> {
+    pub(super) fn wanted(&self) -> Vec<String> {
         if self.cfg.required_signers.is_empty() {
             DOCKER_ORDER.iter().map(|s| s.to_string()).collect()
         } else {
@@ -142,10 +142,14 @@ impl NotarySource {
         }
     }
 
-    /// Fetches and verifies `gun` now, persisting on success; falls back to the cache only
-    /// when the server is unreachable.
-    async fn refresh(&self, gun: &str) -> Result<Fresh, Error> {
-        let now = (self.clock)();
+    /// What is trusted already for `gun`: its state directory, what it holds, and the prior
+    /// (root and highest versions) an update is checked against. `keep` persists roots
+    /// verified in the middle of a chain walk at once.
+    pub(super) fn prior(
+        &self,
+        gun: &str,
+        keep: bool,
+    ) -> Result<(StateDir, Option<super::state::Stored>, Prior), Error> {
         let state = StateDir::new(&self.cache_dir, gun);
         let stored = state.load()?;
         let prior = match &stored {
@@ -161,10 +165,28 @@ impl NotarySource {
                     )?,
                 ),
                 versions: s.versions.clone(),
-                keep: Some(Arc::new(state.clone())),
+                keep: keep.then(|| Arc::new(state.clone()) as Arc<dyn super::chain::KeepRoot>),
             },
             None => Prior::default(),
         };
+        Ok((state, stored, prior))
+    }
+
+    /// Stores what an update verified, with the highest version of each role ever seen.
+    pub(super) fn persist(state: &StateDir, prior: &Prior, trusted: &Trusted) -> Result<(), Error> {
+        let mut versions: BTreeMap<String, u64> = prior.versions.clone();
+        for r in trusted.roles() {
+            let v = versions.entry(r.role).or_insert(0);
+            *v = (*v).max(r.version);
+        }
+        state.save(trusted, &versions)
+    }
+
+    /// Fetches and verifies `gun` now, persisting on success; falls back to the cache only
+    /// when the server is unreachable.
+    pub(super) async fn refresh(&self, gun: &str) -> Result<Fresh, Error> {
+        let now = (self.clock)();
+        let (state, stored, prior) = self.prior(gun, true)?;
         let anchor = anchor_for(gun, &self.cfg.trust_pinning)?;
         let wanted = self.wanted();
         let result = update(
@@ -179,12 +201,7 @@ impl NotarySource {
         .await;
         match result {
             Ok(trusted) => {
-                let mut versions: BTreeMap<String, u64> = prior.versions.clone();
-                for r in trusted.roles() {
-                    let v = versions.entry(r.role).or_insert(0);
-                    *v = (*v).max(r.version);
-                }
-                state.save(&trusted, &versions)?;
+                Self::persist(&state, &prior, &trusted)?;
                 Ok(Fresh {
                     trusted,
                     offline: None,

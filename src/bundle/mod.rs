@@ -1,0 +1,103 @@
+//! Air-gap bundles: `portcullis bundle export IMAGE... -o FILE` on a connected machine, and
+//! `portcullis bundle import FILE` on a node that never sees the network.
+//!
+//! Map:
+//! - this file: the bundle's format (an OCI image layout in a tar, plus `portcullis/bundle.json`
+//!   with the trust metadata) and what export and import share
+//! - `export`: pulls each image through an in-process proxy (the same trust gate and digest
+//!   checks as `serve`), then writes the tar; a partial bundle never has the final name
+//! - `import`: unpacks into a staging directory, verifies everything against the node's own
+//!   pinned roots and stored trust state, and only then fills the cache and the trust state
+//!
+//! ```text
+//! oci-layout                  {"imageLayoutVersion": "1.0.0"}
+//! index.json                  OCI index: one descriptor per exported image, with its
+//!                             registry, repository and tag in annotations
+//! blobs/sha256/<hex>          every manifest and blob reachable from the signed digests
+//! portcullis/bundle.json      the images and, per GUN, the exact bytes of every role
+//! ```
+//!
+//! A bundle is not trusted because it exists: the metadata is verified on import as if a
+//! notary server had served it, and every manifest and blob by its digest.
+
+mod export;
+mod import;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use export::export;
+pub use import::import;
+
+/// `format` of bundle.json: a reader refuses any other.
+pub const FORMAT: &str = "portcullis-bundle/1";
+pub const BUNDLE_JSON: &str = "portcullis/bundle.json";
+
+/// `portcullis/bundle.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleJson {
+    pub format: String,
+    /// RFC 3339, when it was written (informational: freshness comes from the metadata).
+    pub created: String,
+    pub images: Vec<Image>,
+    pub trust: Vec<GunMetadata>,
+    /// Media type of each manifest in `blobs/`, as the registry served it.
+    pub manifests: BTreeMap<String, String>,
+}
+
+/// One exported image: the signed tag and the digest it resolved to at export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    pub registry: String,
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+}
+
+/// One GUN's metadata: role path -> base64 of the exact bytes the server served.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GunMetadata {
+    pub registry: String,
+    pub gun: String,
+    pub files: BTreeMap<String, String>,
+}
+
+/// Progress lines on stderr, only for a person at a terminal (a CI log gets the summary).
+pub(crate) struct Progress {
+    on: bool,
+}
+
+impl Progress {
+    pub(crate) fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            on: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub(crate) fn say(&self, line: impl std::fmt::Display) {
+        if self.on {
+            eprintln!("  {line}");
+        }
+    }
+}
+
+/// Bytes for people: `12.3 MiB`.
+pub(crate) fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

@@ -51,7 +51,7 @@ pub async fn import(cfg: &Config, file: &Path) -> anyhow::Result<String> {
     let unpacked = tokio::task::spawn_blocking(move || unpack(&path, &stage, limit))
         .await
         .map_err(|e| anyhow!("unpacking: {e}"))?
-        .with_context(|| format!("bundle {} refused", file.display()))?;
+        .with_context(|| format!("bundle {} refused; nothing was imported", file.display()))?;
     let plan = verify(cfg, &unpacked, &progress)
         .await
         .with_context(|| format!("bundle {} refused; nothing was imported", file.display()))?;

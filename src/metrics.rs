@@ -34,6 +34,7 @@ struct OfflineMetrics {
     manifest_disk_hits: Counter,
     not_cached: Counter,
     grace: Family<Labels, Counter>,
+    tenant_refused: Family<Labels, Counter>,
 }
 
 impl OfflineMetrics {
@@ -53,6 +54,11 @@ impl OfflineMetrics {
                 r,
                 "trust_offline_grace",
                 "Trust decisions made on an expired Notary timestamp under offline_grace, by registry",
+            ),
+            tenant_refused: registered(
+                r,
+                "cache_tenant_refused",
+                "Cached content not served because the registry did not accept the client's own credentials (client_auth = passthrough)",
             ),
         }
     }
@@ -248,6 +254,14 @@ pub fn manifest_disk_hit() {
 
 pub fn offline_not_cached() {
     METRICS.offline.not_cached.inc();
+}
+
+pub fn tenant_refused(registry: &str) {
+    METRICS
+        .offline
+        .tenant_refused
+        .get_or_create(&vec![("registry", registry.to_owned())])
+        .inc();
 }
 
 pub fn offline_grace_used(registry: &str) {

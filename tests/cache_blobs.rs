@@ -346,22 +346,46 @@ async fn a_cached_blob_is_refused_once_its_digest_is_no_longer_trusted() {
     assert_eq!(fake.hits(&blob_path(&ld)), 1, "never fetched again");
 }
 
+/// Passthrough mode caches too, but a hit is served only after the registry accepted this
+/// client's own credentials (a HEAD with its `Authorization`), remembered for a minute per
+/// credential and repository; a credential the registry refuses gets the registry's answer.
 #[tokio::test]
-async fn passthrough_mode_has_no_blob_cache() {
+async fn passthrough_mode_serves_a_hit_only_to_a_client_the_registry_accepts() {
     let passthrough = "[server]\nclient_auth = { mode = \"passthrough\" }";
     let one = one_blob(10_000, passthrough, |_| {}).await;
-    let (fake, blob, d, dir, url, proxy) = (one.fake, one.blob, one.d, one.dir, one.url, one.proxy);
-    assert!(proxy.blob_cache().is_none());
+    let (fake, blob, d, url, proxy) = (one.fake, one.blob, one.d, one.url, one.proxy);
+    assert!(proxy.blob_cache().is_some());
     let c = client();
-    for _ in 0..2 {
+    for _ in 0..3 {
         assert_eq!(get(&c, &url, &d).await.1.unwrap(), blob);
+        // The entry is committed just after the response ends.
+        settled(&proxy).await;
     }
+    assert_eq!(fake.hits(&blob_path(&d)), 1, "one GET fills the cache");
     assert_eq!(
-        fake.hits(&blob_path(&d)),
-        2,
-        "every pull is authorised upstream"
+        fake.method_hits("HEAD", &blob_path(&d)),
+        1,
+        "one check of this client's credentials, remembered"
     );
-    assert!(!dir.join("blobs").exists());
+    assert!(proxy.blob_cache().unwrap().stats().hits >= 1);
+    // The registry refuses another credential: the cache does not serve it.
+    fake.require_auth("Bearer good");
+    let refused = c
+        .get(format!("{url}{}", blob_path(&d)))
+        .header("Authorization", "Bearer other")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let ok = c
+        .get(format!("{url}{}", blob_path(&d)))
+        .header("Authorization", "Bearer good")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.bytes().await.unwrap(), blob);
+    assert_eq!(fake.hits(&blob_path(&d)), 1, "still never fetched again");
 }
 
 /// A cache directory on its own tiny tmpfs (needs root, as the containerd tests do); unmounted

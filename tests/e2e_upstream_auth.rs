@@ -1,7 +1,8 @@
 //! Portcullis in front of real registries that require authentication: htpasswd basic auth,
 //! and Bearer token auth behind a token issuer (the proxy answers the challenge, caches the
 //! token per scope). Then passthrough, where the proxy holds no credentials and each client's
-//! own `Authorization` is forwarded, with the registry's 401 challenge passed back.
+//! own `Authorization` is forwarded, with the registry's 401 challenge passed back, and cached
+//! content is served only to clients whose credentials the registry accepts.
 
 mod support;
 
@@ -118,4 +119,53 @@ fn passthrough_forwards_client_credentials_and_challenges() {
     let res = skopeo_pull(&proxy.addr(), &r, Some(("puller", "pass-thru")));
     res.assert_ok("client credentials forwarded");
     assert_eq!(res.digest.as_deref(), Some(img.digest.as_str()));
+
+    // Now the image is in the cache. A client the registry refuses must not get it from there.
+    let cached: Vec<String> = std::fs::read_dir(proxy.dir().join("cache/blobs/sha256"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!cached.is_empty(), "passthrough mode caches blobs too");
+    let blob_url = format!("{}/v2/demo/app/blobs/sha256:{}", proxy.url(), cached[0]);
+    let manifest_url = format!("{}/v2/demo/app/manifests/{}", proxy.url(), img.digest);
+    for (what, extra) in [
+        ("no credentials", vec![]),
+        ("a forged token", vec!["-H", "Authorization: Bearer forged"]),
+    ] {
+        for url in [&blob_url, &manifest_url] {
+            let code = support::real::proc::http_status(url, &extra);
+            assert_eq!(
+                code,
+                Some(401),
+                "{what}: {url} must not come from the cache"
+            );
+        }
+    }
+    skopeo_pull(&proxy.addr(), &r, None).assert_refused(
+        "anonymous, with the image cached",
+        "requires authentication",
+    );
+    let again = skopeo_pull(&proxy.addr(), &r, Some(("puller", "pass-thru")));
+    again.assert_ok("the same client, from the cache");
+    let metrics = http_get(&format!("{}/metrics", proxy.admin_url()));
+    let hits: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("portcullis_cache_hits_total")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    assert!(
+        hits >= 1.0,
+        "the authorised client read from the cache: {metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_cache_tenant_refused_total{registry="),
+        "refusals counted: {metrics}"
+    );
 }

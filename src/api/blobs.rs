@@ -90,6 +90,9 @@ async fn from_cache(cx: &Ctx<'_>, digest: &Digest) -> Result<Option<Reply>, ApiE
     let Some(hit) = cache.lookup(digest).await else {
         return Ok(None);
     };
+    // Passthrough mode: only to a client the registry accepts for this repository.
+    let path = format!("/v2/{}/blobs/{digest}", cx.repo);
+    cx.client_may_read(&path, Kind::Blob).await?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

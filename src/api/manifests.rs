@@ -37,8 +37,8 @@ pub(super) struct Cached {
 
 /// Verified manifests by (registry, repository, digest). Content-addressed and checked on
 /// the way in, so serving from here is as safe as fetching again; it saves the round trip on
-/// every pull of a popular tag. Not used in passthrough mode, where the registry must
-/// authorise each client's own request.
+/// every pull of a popular tag. In passthrough mode a hit is served only after the registry
+/// accepted the client's own credentials (`tenant`).
 pub(super) type Cache = moka::future::Cache<(String, RepoName, Digest), Cached>;
 
 pub(super) fn new_cache() -> Cache {
@@ -119,6 +119,9 @@ async fn serve(
     if let Some(d) = &wanted
         && let Some(c) = lookup(cx, d).await
     {
+        // Passthrough mode: only to a client the registry accepts for this repository.
+        let path = format!("/v2/{}/manifests/{d}", cx.repo);
+        cx.client_may_read(&path, Kind::Manifest).await?;
         return reply(&c, d);
     }
     let accept = cx.forward_headers(true);
@@ -147,12 +150,9 @@ pub(super) async fn load(cx: &Ctx<'_>, d: &Digest) -> Result<Cached, ApiError> {
 }
 
 /// A verified manifest by digest from memory or disk, its children recorded in the closure.
-/// Never in passthrough mode, where the registry must authorise each client's own request.
+/// Whether this client may have it is the caller's question (`Ctx::client_may_read`).
 async fn lookup(cx: &Ctx<'_>, d: &Digest) -> Option<Cached> {
     let proxy = cx.proxy;
-    if proxy.passthrough {
-        return None;
-    }
     let key = (cx.reg.name.clone(), cx.repo.clone(), d.clone());
     let cached = match proxy.manifests.get(&key).await {
         Some(c) => c,
@@ -229,7 +229,7 @@ async fn fetch(
         content_type: upstream_headers.get(header::CONTENT_TYPE).cloned(),
         children: Arc::new(children),
     };
-    if wanted.is_some() && !proxy.passthrough {
+    if wanted.is_some() {
         proxy
             .manifests
             .insert((reg.clone(), repo.clone(), actual.clone()), cached.clone())

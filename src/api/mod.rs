@@ -26,6 +26,7 @@ mod manifests;
 mod passthrough;
 pub mod range;
 pub mod route;
+mod tenant;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -82,7 +83,9 @@ pub struct Proxy {
     closure: Closure,
     drift: Arc<drift::Drift>,
     manifests: manifests::Cache,
-    /// Verified blobs on disk; `None` when `cache.max_size = 0` or in passthrough mode.
+    /// Passthrough mode: the registry's recent "yes" per client credential and repository.
+    tenants: tenant::Answers,
+    /// Verified blobs on disk; `None` when `cache.max_size = 0`.
     blobs: Option<crate::cache::BlobCache>,
     /// Verified manifests on disk; `None` exactly when `blobs` is.
     manifest_store: Option<crate::cache::ManifestStore>,
@@ -115,13 +118,14 @@ impl Proxy {
             log_posture(&registry);
             registries.push(registry);
         }
-        let blobs = open_blob_cache(cfg, passthrough);
+        let blobs = crate::cache::BlobCache::open(&cfg.cache);
         let manifest_store = blobs.as_ref().and_then(|_| open_manifest_store(cfg));
         Ok(Proxy {
             registries,
             closure: Closure::default(),
             drift: Arc::default(),
             manifests: manifests::new_cache(),
+            tenants: tenant::new_answers(),
             blobs,
             manifest_store,
             max_manifest: cfg.server.max_manifest_bytes,
@@ -247,18 +251,6 @@ impl Proxy {
             } => passthrough::referrers(&cx(repo), &digest, artifact_type.as_deref()).await,
         }
     }
-}
-
-/// In passthrough client-auth mode the registry must authorise each client's own request, and
-/// a blob served from disk would skip that check: there is no blob cache at all.
-fn open_blob_cache(cfg: &Config, passthrough: bool) -> Option<crate::cache::BlobCache> {
-    if passthrough {
-        tracing::info!(
-            "blob cache off: client_auth = passthrough needs the registry to authorise every pull"
-        );
-        return None;
-    }
-    crate::cache::BlobCache::open(&cfg.cache)
 }
 
 /// The manifest store beside the blob cache. A directory that cannot be used is logged, not

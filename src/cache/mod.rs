@@ -13,13 +13,15 @@
 //!
 //! What it does not own: trust. The cache is consulted only after the trust gate allowed the
 //! digest (`api::blobs`), so a blob on disk whose digest is no longer trusted is refused like
-//! any other. It is not used in passthrough client-auth mode, where the registry must
-//! authorise every client's own request (`api::Proxy::new` does not open it).
+//! any other. Nor does it own who may read: in passthrough client-auth mode a hit is served
+//! only after the registry accepted the client's own credentials for the repository
+//! (`api::tenant`).
 //!
 //! Entries are keyed by digest alone, shared by every registry and repository: the bytes are
-//! the digest's, whoever fetched them, and outside passthrough mode every client already
-//! reads with the proxy's one set of upstream credentials, so a blob first fetched for one
-//! repository discloses nothing when the gate allows its digest in another.
+//! the digest's, whoever fetched them. Outside passthrough mode every client already reads
+//! with the proxy's one set of upstream credentials, so a blob first fetched for one
+//! repository discloses nothing when the gate allows its digest in another; in passthrough
+//! mode the registry is asked about this client and this repository first.
 //!
 //! Disk use can exceed `max_size` by the downloads in flight (at most `MAX_WRITERS` temp
 //! files), which are counted only once they become entries.

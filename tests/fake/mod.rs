@@ -46,11 +46,18 @@ pub struct FakeRegistry {
     routes: Arc<Mutex<HashMap<String, Behaviour>>>,
     pub hits: Arc<Mutex<HashMap<String, usize>>>,
     pub requests: Arc<AtomicUsize>,
+    /// When set, every request but `/v2/` must carry exactly this `Authorization`.
+    auth: Arc<Mutex<Option<String>>>,
 }
 
 impl FakeRegistry {
     pub fn set(&self, path: &str, b: Behaviour) {
         self.routes.lock().unwrap().insert(path.to_owned(), b);
+    }
+
+    /// From now on, answer 401 (with a Bearer challenge) to requests without `authorization`.
+    pub fn require_auth(&self, authorization: &str) {
+        *self.auth.lock().unwrap() = Some(authorization.to_owned());
     }
 
     /// GET requests for `path`.
@@ -130,6 +137,29 @@ impl FakeRegistry {
             return simple(200, Bytes::from_static(b"{}"), "application/json");
         }
         let head = req.method() == http::Method::HEAD;
+        let required = self.auth.lock().unwrap().clone();
+        if let Some(want) = required {
+            let given = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if given != Some(want.as_str()) {
+                let mut r = simple(
+                    401,
+                    Bytes::from(
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                    ),
+                    "application/json",
+                );
+                r.headers_mut().insert(
+                    "www-authenticate",
+                    "Bearer realm=\"http://127.0.0.1:1/token\",service=\"fake\""
+                        .parse()
+                        .unwrap(),
+                );
+                return r;
+            }
+        }
         let b = self.routes.lock().unwrap().get(&path).cloned();
         let mut resp = match b {
             None => simple(

@@ -97,13 +97,9 @@ fn a_signature_removed_upstream_makes_the_cached_image_unpullable_after_the_next
     let reg = Registry::start(RegistryAuth::None);
     let notary = Notary::start(TrustService::Remote);
     let gun = reg.gun("demo/app");
-    let img = images::push(
-        &reg,
-        "demo/app",
-        "v1",
-        &ImageSpec::single("to be unsigned"),
-        images::Format::Oci,
-    );
+    let spec = ImageSpec::single("to be unsigned");
+    let img = images::push(&reg, "demo/app", "v1", &spec, images::Format::Oci);
+    // The signer that signs must be the one that removes (it holds the targets key).
     let signer = Signer::new(&notary);
     signer.sign(&gun, "v1", &img, &Role::Targets);
     // Refresh the metadata every second, so the removal is seen at once.

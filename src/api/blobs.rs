@@ -88,8 +88,10 @@ async fn from_cache(cx: &Ctx<'_>, digest: &Digest) -> Result<Option<Reply>, ApiE
         return Ok(None);
     };
     let Some(hit) = cache.lookup(digest).await else {
+        super::access::note_cache("miss");
         return Ok(None);
     };
+    super::access::note_cache("hit");
     // Passthrough mode: only to a client the registry accepts for this repository.
     let path = format!("/v2/{}/blobs/{digest}", cx.repo);
     cx.client_may_read(&path, Kind::Blob).await?;

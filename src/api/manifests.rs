@@ -122,7 +122,11 @@ async fn serve(
         // Passthrough mode: only to a client the registry accepts for this repository.
         let path = format!("/v2/{}/manifests/{d}", cx.repo);
         cx.client_may_read(&path, Kind::Manifest).await?;
+        super::access::note_cache("hit");
         return reply(&c, d);
+    }
+    if wanted.is_some() {
+        super::access::note_cache("miss");
     }
     let accept = cx.forward_headers(true);
     let (cached, actual) = fetch(cx, reference, wanted.as_ref(), target, &accept)

@@ -3,7 +3,8 @@
 //! Map, in the order a request meets it:
 //! - `route`: path and query -> a typed [`Route`], once, at the edge
 //! - this file: the [`Proxy`] (every configured registry and the shared state), registry
-//!   selection (containerd's `?ns=`), `dispatch`, one span / log line / metric per request
+//!   selection (containerd's `?ns=`), `dispatch`, one span and one metric per request
+//! - `access`: the access-log line, written when the response body ends
 //! - `ctx`: the request context ([`Ctx`]) every handler takes, and [`Reply`], whose body is
 //!   dropped for HEAD in one place
 //! - `gate`: the trust gate; `authorize_tag` / `authorize_digest` decide, apply the
@@ -15,9 +16,12 @@
 //!   `blob::VerifyingStream` (and written to the cache), with `Range`
 //! - `passthrough`: `/v2/`, tags list (filtered to trusted tags in enforce mode), referrers
 //! - `range`: the `Range` header
+//! - `tenant`: in passthrough client-auth mode, cached content only for a client the
+//!   registry accepts
 //!
 //! Talking to the registry and reading its answers lives in `upstream`; decisions in `policy`.
 
+pub mod access;
 mod blobs;
 mod ctx;
 mod drift;
@@ -187,40 +191,51 @@ impl Proxy {
             Err(_) => ("invalid", String::new(), String::new()),
         };
         let span = info_span!("request", %method, route = kind, repository = %repo, reference = %reference);
-        let (resp, registry) = async {
+        let handled = async {
             let parsed = match parsed {
                 Ok(p) => p,
-                Err(e) => return (e.into_response(head), String::new()),
+                Err(e) => return (e.into_response(head), String::new(), "error", None),
             };
             let reg = match self.select(parsed.ns.as_deref()) {
                 Ok(r) => r,
-                Err(e) => return (e.into_response(head), String::new()),
+                Err(e) => return (e.into_response(head), String::new(), "error", None),
             };
-            let resp = match self.dispatch(reg, parsed.route, head, req.headers()).await {
-                Ok(reply) => reply.into_response(head),
+            match self.dispatch(reg, parsed.route, head, req.headers()).await {
+                Ok(reply) => (reply.into_response(head), reg.name.clone(), "allow", None),
                 Err(e) => {
-                    if let Some(reason) = e.reason {
+                    let reason = e.reason;
+                    if let Some(reason) = reason {
                         crate::metrics::denial(&reg.name, reason.as_str());
                     }
                     log_error(&e);
-                    e.into_response(head)
+                    let decision = if reason.is_some() { "deny" } else { "error" };
+                    (
+                        e.into_response(head),
+                        reg.name.clone(),
+                        decision,
+                        reason.map(|r| r.as_str()),
+                    )
                 }
-            };
-            (resp, reg.name.clone())
+            }
         }
-        .instrument(span.clone())
-        .await;
+        .instrument(span);
+        let ((resp, registry, decision, reason), cache) = access::scoped(handled).await;
         let status = resp.status().as_u16();
         crate::metrics::request(kind, status, &registry);
-        span.in_scope(|| {
-            tracing::info!(
-                status,
-                registry = %registry,
-                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "request"
-            )
-        });
-        resp
+        let line = access::Line {
+            method: method.to_string(),
+            route: kind,
+            repository: repo,
+            reference,
+            registry,
+            status,
+            decision,
+            reason,
+            cache,
+            started,
+        };
+        let expected = crate::upstream::answer::content_length(resp.headers()).filter(|_| !head);
+        resp.map(|body| access::Logged::wrap(body, line, expected))
     }
 
     /// One route to one handler, each given the request context.

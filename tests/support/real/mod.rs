@@ -35,3 +35,18 @@ pub use portcullis::{Portcullis, PortcullisOpts};
 pub use proc::{CmdOutput, Daemon, free_port, http_get, require_tool};
 pub use registry::{MANIFEST_ACCEPT, Manifest, Registry, RegistryAuth};
 pub use token::{TokenIssuer, TokenRequest};
+
+/// The usual start of an end-to-end test: a registry (with `auth`), notary-server with
+/// notary-signer, `repo:tag` pushed from `spec` as an OCI image and signed in `targets`.
+pub fn signed_image(
+    auth: RegistryAuth,
+    repo: &str,
+    tag: &str,
+    spec: &ImageSpec,
+) -> (Registry, Notary, ImageInfo) {
+    let reg = Registry::start(auth);
+    let notary = Notary::start(TrustService::Remote);
+    let img = images::push(&reg, repo, tag, spec, Format::Oci);
+    Signer::new(&notary).sign(&reg.gun(repo), tag, &img, &Role::Targets);
+    (reg, notary, img)
+}

@@ -52,6 +52,12 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// How long in-flight requests may run after SIGTERM (seconds).
     pub shutdown_grace_secs: u64,
+    /// Client connections open at once; past it a connection gets 503 `TOOMANYREQUESTS` and
+    /// is closed (each open connection costs buffers and a task: the bound keeps a flood of
+    /// clients from taking the node's memory).
+    pub max_connections: usize,
+    /// How long a client has to send a request's headers (slowloris), seconds.
+    pub header_read_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +71,8 @@ impl Default for ServerConfig {
             max_manifest_bytes: 4 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             shutdown_grace_secs: 30,
+            max_connections: 1024,
+            header_read_timeout_secs: 30,
         }
     }
 }
@@ -232,6 +240,15 @@ impl Config {
         }
         if s.max_manifest_bytes == 0 {
             return Err(invalid("server.max_manifest_bytes", "must be above 0"));
+        }
+        if s.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be above 0"));
+        }
+        if s.header_read_timeout_secs == 0 {
+            return Err(invalid(
+                "server.header_read_timeout_secs",
+                "must be above 0",
+            ));
         }
         if matches!(s.client_auth, ClientAuth::Mtls { .. }) && s.tls_cert.is_none() {
             return Err(invalid(

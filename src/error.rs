@@ -28,6 +28,7 @@ pub enum Code {
     Denied,
     Unsupported,
     Unavailable,
+    TooManyRequests,
     Unknown,
 }
 
@@ -47,6 +48,7 @@ impl Code {
             Code::Denied => "DENIED",
             Code::Unsupported => "UNSUPPORTED",
             Code::Unavailable => "UNAVAILABLE",
+            Code::TooManyRequests => "TOOMANYREQUESTS",
             Code::Unknown => "UNKNOWN",
         }
     }

@@ -26,20 +26,22 @@ pub struct Metrics {
     trust_fetches: Family<Labels, Counter>,
     drift: Family<Labels, Counter>,
     cache: CacheMetrics,
-    offline: OfflineMetrics,
+    node: NodeMetrics,
 }
 
-/// How the node fares without its registry or notary server.
-struct OfflineMetrics {
+/// How the node fares: without its registry or notary server, with tenants in passthrough
+/// mode, under a flood of connections.
+struct NodeMetrics {
     manifest_disk_hits: Counter,
     not_cached: Counter,
     grace: Family<Labels, Counter>,
     tenant_refused: Family<Labels, Counter>,
+    connections_refused: Counter,
 }
 
-impl OfflineMetrics {
-    fn register(r: &mut Registry) -> OfflineMetrics {
-        OfflineMetrics {
+impl NodeMetrics {
+    fn register(r: &mut Registry) -> NodeMetrics {
+        NodeMetrics {
             manifest_disk_hits: registered(
                 r,
                 "cache_manifest_disk_hits",
@@ -54,6 +56,11 @@ impl OfflineMetrics {
                 r,
                 "trust_offline_grace",
                 "Trust decisions made on an expired Notary timestamp under offline_grace, by registry",
+            ),
+            connections_refused: registered(
+                r,
+                "connections_refused",
+                "Client connections answered 503 TOOMANYREQUESTS because server.max_connections were open",
             ),
             tenant_refused: registered(
                 r,
@@ -166,11 +173,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         drift.clone(),
     );
     let cache = CacheMetrics::register(&mut registry);
-    let offline = OfflineMetrics::register(&mut registry);
+    let node = NodeMetrics::register(&mut registry);
     Metrics {
         registry,
         cache,
-        offline,
+        node,
         drift,
         trust_fetches,
         requests,
@@ -249,16 +256,20 @@ pub fn trust_fetch(role: &str) {
 }
 
 pub fn manifest_disk_hit() {
-    METRICS.offline.manifest_disk_hits.inc();
+    METRICS.node.manifest_disk_hits.inc();
 }
 
 pub fn offline_not_cached() {
-    METRICS.offline.not_cached.inc();
+    METRICS.node.not_cached.inc();
+}
+
+pub fn connection_refused() {
+    METRICS.node.connections_refused.inc();
 }
 
 pub fn tenant_refused(registry: &str) {
     METRICS
-        .offline
+        .node
         .tenant_refused
         .get_or_create(&vec![("registry", registry.to_owned())])
         .inc();
@@ -266,7 +277,7 @@ pub fn tenant_refused(registry: &str) {
 
 pub fn offline_grace_used(registry: &str) {
     METRICS
-        .offline
+        .node
         .grace
         .get_or_create(&vec![("registry", registry.to_owned())])
         .inc();

@@ -213,11 +213,14 @@ pub async fn run(
         // no copy, next to an upstream round trip per request.
         .max_headers(limits.fields * HYPER_HEADROOM)
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        // Slowloris: a client that trickles its headers loses the connection. hyper also
+        // applies it to a kept-alive connection waiting for its next request.
+        .header_read_timeout(Duration::from_secs(cfg.server.header_read_timeout_secs));
     builder
         .http2()
         .max_header_list_size(u32::try_from(limits.ceiling_bytes()).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(tokio::sync::Semaphore::new(cfg.server.max_connections));
     tracing::info!(listen = %api.local_addr()?, tls = tls.is_some(), "serving the registry API");
     loop {
         tokio::select! {
@@ -231,6 +234,11 @@ pub async fn run(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let Ok(slot) = connections.clone().try_acquire_owned() else {
+                    crate::metrics::connection_refused();
+                    tokio::spawn(refuse_connection(stream, cfg.server.max_connections));
+                    continue;
+                };
                 let proxy = proxy.clone();
                 let htpasswd = htpasswd.clone();
                 let svc = service_fn(move |req: Request<Incoming>| {
@@ -242,6 +250,8 @@ pub async fn run(
                 let watcher = graceful.watcher();
                 let tls = tls.clone();
                 tokio::spawn(async move {
+                    // Held for the connection's life: the bound is on open connections.
+                    let _slot = slot;
                     let result = match tls {
                         Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                             Ok(Ok(s)) => watcher.watch(builder.serve_connection(TokioIo::new(s), svc).into_owned()).await,
@@ -271,6 +281,29 @@ pub async fn run(
     }
     admin_task.abort();
     Ok(())
+}
+
+/// A connection past `server.max_connections`: HTTP/1.1 only, no keep-alive, every request
+/// answered 503 `TOOMANYREQUESTS` with `Retry-After`, and the whole exchange bounded in time.
+/// Plain TCP only (a TLS handshake would cost what the bound is there to save); a TLS client
+/// sees the connection closed, and retries as for any dropped connection.
+async fn refuse_connection(stream: tokio::net::TcpStream, max: usize) {
+    let svc = service_fn(move |_req: Request<Incoming>| async move {
+        let e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::TooManyRequests,
+            Side::Downstream,
+            format!(
+                "portcullis has {max} client connections open (server.max_connections); retry shortly"
+            ),
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        Ok::<_, Infallible>(e.into_response(false))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), svc);
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
 }
 
 /// Header fields per request (hyper's own default, which clients have long lived with).

@@ -315,3 +315,73 @@ fn tags_list_through_the_proxy_equals_the_registry() {
     let v: serde_json::Value = serde_json::from_str(&via).unwrap();
     assert_eq!(v["tags"].as_array().unwrap().len(), 3);
 }
+
+/// `server.max_connections`: past it a connection gets one 503 `TOOMANYREQUESTS` with
+/// `Retry-After` and is closed; when a slot frees, a new connection is served. And
+/// `server.header_read_timeout_secs` (slowloris): a client trickling its headers is cut off.
+#[test]
+fn connection_limit_and_header_deadline_protect_the_node() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let reg = Registry::start(RegistryAuth::None);
+    let proxy = Portcullis::start(&skip_config(
+        &reg,
+        "max_connections = 2\nheader_read_timeout_secs = 2",
+    ));
+    let get = |s: &mut TcpStream| -> String {
+        s.write_all(b"GET /v2/ HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let connect = || TcpStream::connect(proxy.addr()).unwrap();
+    let (mut a, mut b) = (connect(), connect());
+    assert!(
+        get(&mut a).starts_with("HTTP/1.1 200"),
+        "first connection served"
+    );
+    assert!(
+        get(&mut b).starts_with("HTTP/1.1 200"),
+        "second connection served"
+    );
+    let mut c = connect();
+    let refused = get(&mut c);
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("TOOMANYREQUESTS"), "{refused}");
+    assert!(
+        refused.to_lowercase().contains("retry-after: 1"),
+        "{refused}"
+    );
+    assert!(refused.contains("server.max_connections"), "{refused}");
+    drop(a);
+    // The slot is freed when the server notices the close.
+    let served = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        get(&mut connect()).starts_with("HTTP/1.1 200")
+    });
+    assert!(served, "a freed slot serves a new connection");
+    let metrics = http_get(&format!("{}/metrics", proxy.admin_url()));
+    assert!(
+        metrics.contains("portcullis_connections_refused_total"),
+        "{metrics}"
+    );
+    drop(b);
+
+    // Slowloris: half a request line, then nothing. The server closes within the deadline.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut slow = connect();
+    slow.write_all(b"GET /v2/ HT").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 512];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(8),
+        "closed by the header deadline, not the test's timeout: {waited:?} ({})",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}

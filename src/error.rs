@@ -80,6 +80,9 @@ pub struct ApiError {
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
     /// Why trust refused, for a `Side::Trust` error (metrics and logs read it from here).
     pub reason: Option<Reason>,
+    /// The upstream could not serve at all (unreachable, timed out, answered 5xx), as opposed
+    /// to serving something wrong: only an outage may become "not cached" (see `not_cached`).
+    pub outage: bool,
 }
 
 impl ApiError {
@@ -92,6 +95,7 @@ impl ApiError {
             side,
             headers: Vec::new(),
             reason: None,
+            outage: false,
         }
     }
 
@@ -112,11 +116,20 @@ impl ApiError {
         Self::new(status, Code::Unavailable, Side::Upstream, message)
     }
 
-    /// An upstream failure (unreachable, timed out, 5xx) for content that is not in the cache
+    /// An upstream that could not serve at all (unreachable, timed out, 5xx).
+    pub fn outage(status: StatusCode, message: impl Into<String>) -> Self {
+        let mut e = Self::upstream(status, message);
+        e.outage = true;
+        e
+    }
+
+    /// An upstream outage (unreachable, timed out, 5xx) for content that is not in the cache
     /// becomes a 503 `UNAVAILABLE` that says both, so an operator of an offline node knows the
-    /// image was never pulled (or bundled) here. Other errors pass unchanged.
+    /// image was never pulled (or bundled) here. Other errors pass unchanged: an upstream that
+    /// served the wrong bytes stays a 502 that says so, since "pull it once while the registry
+    /// is up" would be the wrong advice.
     pub fn not_cached(self, what: &str) -> ApiError {
-        if self.side != Side::Upstream || !self.status.is_server_error() {
+        if !self.outage {
             return self;
         }
         crate::metrics::offline_not_cached();

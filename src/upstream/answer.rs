@@ -152,7 +152,7 @@ impl Upstream {
                 }
                 e
             }
-            s => ApiError::upstream(
+            s => ApiError::outage(
                 StatusCode::BAD_GATEWAY,
                 format!("registry {name} answered {s}{detail}"),
             ),

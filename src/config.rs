@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long a client has to send a request's headers (slowloris), seconds.
     pub header_read_timeout_secs: u64,
+    /// How long a client may accept no response bytes before its connection is closed
+    /// (a client that stops reading holds an upstream stream and its permit), seconds.
+    pub client_stall_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             max_connections: 1024,
             header_read_timeout_secs: 30,
+            client_stall_timeout_secs: 120,
         }
     }
 }
@@ -247,6 +251,12 @@ impl Config {
         if s.header_read_timeout_secs == 0 {
             return Err(invalid(
                 "server.header_read_timeout_secs",
+                "must be above 0",
+            ));
+        }
+        if s.client_stall_timeout_secs == 0 {
+            return Err(invalid(
+                "server.client_stall_timeout_secs",
                 "must be above 0",
             ));
         }

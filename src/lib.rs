@@ -4,6 +4,7 @@
 //! Map of the crate, in the order a request meets it:
 //! - `config`   figment layers (defaults < file < env) and validation naming the bad key
 //! - `server`   listeners, TLS / mTLS, client basic auth, admin endpoints, graceful shutdown
+//! - `stall`    the deadline on a client that stops reading its response
 //! - `api`      route, dispatch, request context, trust gate, a file per resource (own map)
 //! - `refs`     repository names, tags, digests: parsed once at the edge
 //! - `policy`   pure decisions: (request, trust facts, mode) -> serve / refuse, typed reasons
@@ -35,5 +36,6 @@ pub mod node;
 pub mod policy;
 pub mod refs;
 pub mod server;
+pub mod stall;
 pub mod trust;
 pub mod upstream;

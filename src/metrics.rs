@@ -37,6 +37,11 @@ struct NodeMetrics {
     grace: Family<Labels, Counter>,
     tenant_refused: Family<Labels, Counter>,
     connections_refused: Counter,
+    client_stalled: Counter,
+    upstream_faults: Family<Labels, Counter>,
+    alive_tasks: Gauge,
+    open_fds: Gauge,
+    resident_bytes: Gauge,
 }
 
 impl NodeMetrics {
@@ -66,6 +71,31 @@ impl NodeMetrics {
                 r,
                 "cache_tenant_refused",
                 "Cached content not served because the registry did not accept the client's own credentials (client_auth = passthrough)",
+            ),
+            client_stalled: registered(
+                r,
+                "client_stalled",
+                "Client connections closed because they accepted no response bytes for server.client_stall_timeout_secs",
+            ),
+            upstream_faults: registered(
+                r,
+                "upstream_faults",
+                "Upstream failures by registry and kind (unreachable, timeout, token, status_5xx, stream_failed: cut, reset or silent mid-body)",
+            ),
+            alive_tasks: registered(
+                r,
+                "runtime_alive_tasks",
+                "Tasks alive in the async runtime (sampled when /metrics is read); flat under steady load",
+            ),
+            open_fds: registered(
+                r,
+                "process_open_fds",
+                "Open file descriptors of the process (sampled when /metrics is read)",
+            ),
+            resident_bytes: registered(
+                r,
+                "process_resident_memory_bytes",
+                "Resident set size of the process (sampled when /metrics is read)",
             ),
         }
     }
@@ -320,8 +350,52 @@ pub fn cache_write_failure(reason: &'static str) {
         .inc();
 }
 
+pub fn client_stalled() {
+    METRICS.node.client_stalled.inc();
+}
+
+/// An upstream failure of `kind`; the log line next to each call says more.
+pub fn upstream_fault(registry: &str, kind: &'static str) {
+    METRICS
+        .node
+        .upstream_faults
+        .get_or_create(&vec![
+            ("registry", registry.to_owned()),
+            ("kind", kind.to_owned()),
+        ])
+        .inc();
+}
+
+/// The process's own figures, read when scraped: what a soak run watches for leaks.
+fn sample_process() {
+    let node = &METRICS.node;
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        node.alive_tasks
+            .set(i64::try_from(h.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        node.open_fds
+            .set(i64::try_from(dir.count()).unwrap_or(i64::MAX));
+    }
+    // VmRSS is in kB whatever the page size.
+    if let Some(kb) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .split_whitespace()
+                .next()?
+                .parse::<i64>()
+                .ok()
+        })
+    {
+        node.resident_bytes.set(kb.saturating_mul(1024));
+    }
+}
+
 /// The text exposition format.
 pub fn render() -> String {
+    sample_process();
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &METRICS.registry);

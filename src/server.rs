@@ -25,6 +25,7 @@ use crate::api::Proxy;
 use crate::body::{Body, full};
 use crate::config::{ClientAuth, Config, shown};
 use crate::error::{ApiError, Code, Side};
+use crate::stall::WriteDeadline;
 
 /// Checks clients' HTTP basic credentials against an htpasswd file (bcrypt only).
 pub struct Htpasswd {
@@ -221,6 +222,7 @@ pub async fn run(
         .max_header_list_size(u32::try_from(limits.ceiling_bytes()).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(tokio::sync::Semaphore::new(cfg.server.max_connections));
+    let stall = Duration::from_secs(cfg.server.client_stall_timeout_secs);
     tracing::info!(listen = %api.local_addr()?, tls = tls.is_some(), "serving the registry API");
     loop {
         tokio::select! {
@@ -252,6 +254,7 @@ pub async fn run(
                 tokio::spawn(async move {
                     // Held for the connection's life: the bound is on open connections.
                     let _slot = slot;
+                    let stream = WriteDeadline::new(stream, stall);
                     let result = match tls {
                         Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                             Ok(Ok(s)) => watcher.watch(builder.serve_connection(TokioIo::new(s), svc).into_owned()).await,

@@ -178,6 +178,7 @@ fn observer(cx: &Ctx<'_>, digest: &Digest) -> Observer {
         }
         Outcome::UpstreamFailed { bytes, error } => {
             crate::metrics::bytes_streamed(&registry, *bytes);
+            crate::metrics::upstream_fault(&registry, "stream_failed");
             tracing::warn!(registry = %registry, repository = %repo, digest = %digest, error = %error, "upstream blob stream failed; response aborted");
         }
     })

@@ -88,7 +88,7 @@ impl<'a> Ctx<'a> {
             )
             .instrument(info_span!("upstream", registry = %self.reg.name))
             .await
-            .map_err(|e| ApiError::outage(e.status(), e.to_string()))
+            .map_err(crate::upstream::UpstreamError::into_api)
     }
 
     /// Sends, and turns an upstream error status into our error.

@@ -86,7 +86,7 @@ async fn refuse_moved_tag(cx: &Ctx<'_>, tag: &Tag, target: &TrustedTarget) -> Re
         .upstream
         .tag_digest(repo, tag, cx.headers.get(header::AUTHORIZATION))
         .await
-        .map_err(|e| ApiError::outage(e.status(), e.to_string()))?;
+        .map_err(crate::upstream::UpstreamError::into_api)?;
     match current {
         Some(c) if c != target.digest => {
             let message = format!(

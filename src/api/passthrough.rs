@@ -38,7 +38,7 @@ pub async fn base(proxy: &Proxy, reg: &Registry, headers: &HeaderMap) -> Result<
                 None,
             )
             .await
-            .map_err(|e| ApiError::outage(e.status(), e.to_string()))?;
+            .map_err(crate::upstream::UpstreamError::into_api)?;
         if resp.inner.status() == StatusCode::UNAUTHORIZED {
             return Err(reg.upstream.status_error(Kind::Base, resp.inner).await);
         }

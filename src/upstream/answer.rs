@@ -152,10 +152,13 @@ impl Upstream {
                 }
                 e
             }
-            s => ApiError::outage(
-                StatusCode::BAD_GATEWAY,
-                format!("registry {name} answered {s}{detail}"),
-            ),
+            s => {
+                crate::metrics::upstream_fault(name, "status_5xx");
+                ApiError::outage(
+                    StatusCode::BAD_GATEWAY,
+                    format!("registry {name} answered {s}{detail}"),
+                )
+            }
         }
     }
 }

@@ -64,6 +64,17 @@ impl UpstreamError {
             UpstreamError::Timeout { .. } | UpstreamError::Token { .. } => StatusCode::BAD_GATEWAY,
         }
     }
+
+    /// The error as a response (an outage: see `ApiError::not_cached`), counted by kind.
+    pub fn into_api(self) -> crate::error::ApiError {
+        let (registry, kind) = match &self {
+            UpstreamError::Unreachable { registry, .. } => (registry, "unreachable"),
+            UpstreamError::Timeout { registry, .. } => (registry, "timeout"),
+            UpstreamError::Token { registry, .. } => (registry, "token"),
+        };
+        crate::metrics::upstream_fault(registry, kind);
+        crate::error::ApiError::outage(self.status(), self.to_string())
+    }
 }
 
 /// A response plus the concurrency permit it holds until its body is done.

@@ -16,14 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     Image, ImageSpec, ImageStatusRequest, ListImagesRequest, PullImageRequest, RemoveImageRequest,
     VersionRequest,
 };
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 use super::clients::unmount_under;
 use super::proc::{CLEAN_PATH, CmdOutput, Daemon, require_tool, run, tempdir};
@@ -380,19 +379,7 @@ fn ctr_at(sock: &Path, args: &[&str]) -> CmdOutput {
         .args(args))
 }
 
-/// A tonic channel over the unix socket (the URI is ignored by the connector).
-async fn connect(sock: &Path) -> Result<Channel, tonic::transport::Error> {
-    let sock = sock.to_path_buf();
-    Endpoint::try_from("http://[::]:50051")
-        .expect("static URI")
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(120))
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let sock = sock.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(sock).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(s))
-            }
-        }))
-        .await
+/// A tonic channel over the unix socket: the one `portcullis doctor` uses.
+async fn connect(sock: &Path) -> Result<Channel, String> {
+    portcullis::doctor::pull::connect(sock).await
 }

@@ -20,6 +20,7 @@
 pub mod certs;
 pub mod clients;
 pub mod cri;
+pub mod dockerd;
 pub mod images;
 pub mod notary;
 pub mod portcullis;

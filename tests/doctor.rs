@@ -1,0 +1,386 @@
+//! `portcullis doctor` against real runtimes, each private to the test: a containerd 1.6 with
+//! the CRI plugin (PullImage over its socket, as the kubelet), skopeo with a registries.conf
+//! and its drop-ins (containers/image, as podman and CRI-O), and a dockerd (its Engine API).
+//! In front of a real Distribution registry, with Portcullis started as `serve`.
+//!
+//! Each case: the node configured as `portcullis config` generates it, where the doctor must
+//! PASS (exit 0) and the canary must have been pulled through Portcullis and removed; then
+//! the node broken the way each runtime quietly goes around a mirror, where the doctor must
+//! FAIL (exit 1) naming the file. A missing tool panics naming its package.
+//!
+//! Run with `--nocapture` to see the doctor's output.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::real::cri::{CriContainerd, hosts_toml_without_host_table};
+use support::real::dockerd::Dockerd;
+use support::real::proc::{CLEAN_PATH, run, tempdir};
+use support::real::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// A registry and Portcullis in front of it (enforce, no trust source: the canary needs none,
+/// and every other pull is refused).
+fn node() -> (Registry, Portcullis) {
+    let reg = Registry::start(RegistryAuth::None);
+    let cfg = format!(
+        "[server]\nclient_auth = {{ mode = \"none\" }}\n\n[[registries]]\nname = \"{}\"\nupstream = \"{}\"\ndefault = true\nmode = \"enforce\"\n",
+        reg.addr(),
+        reg.url()
+    );
+    let proxy = Portcullis::start(&cfg);
+    (reg, proxy)
+}
+
+/// `portcullis ARGS --config <the proxy's>` with the proxy's addresses and cache directory in
+/// the environment, as the harness gives them to `serve`, and `HOME=home`.
+fn portcullis(proxy: &Portcullis, home: &Path, args: &[&str]) -> CmdOutput {
+    let out = run(Command::new("env")
+        .arg("-i")
+        .arg(format!("PATH={CLEAN_PATH}"))
+        .arg(format!("HOME={}", home.display()))
+        .arg(format!("PORTCULLIS_SERVER__LISTEN={}", proxy.addr()))
+        .arg(format!(
+            "PORTCULLIS_SERVER__ADMIN_LISTEN={}",
+            proxy.admin_addr()
+        ))
+        .arg(format!(
+            "PORTCULLIS_CACHE__DIR={}",
+            proxy.dir().join("cache").display()
+        ))
+        .arg(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(proxy.config_path()));
+    eprintln!(
+        "$ portcullis {}\n{}{}",
+        args.join(" "),
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
+fn doctor(proxy: &Portcullis, home: &Path, args: &[&str]) -> CmdOutput {
+    let mut a = vec!["doctor"];
+    a.extend_from_slice(args);
+    portcullis(proxy, home, &a)
+}
+
+fn assert_line(out: &CmdOutput, start: &str, needles: &[&str]) {
+    let found = out
+        .stdout
+        .lines()
+        .any(|l| l.starts_with(start) && needles.iter().all(|n| l.contains(n)));
+    assert!(
+        found,
+        "no line starting {start:?} with {needles:?}:\n{}{}",
+        out.stdout, out.stderr
+    );
+}
+
+/// (canary requests served, sum of portcullis_requests_total) from /metrics.
+fn counters(proxy: &Portcullis) -> (u64, u64) {
+    let m = http_get(&format!("{}/metrics", proxy.admin_url()));
+    let sum = |pred: &dyn Fn(&str) -> bool| -> u64 {
+        m.lines()
+            .filter(|l| pred(l))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    (
+        sum(&|l| {
+            l.starts_with("portcullis_doctor_canary_requests_total{")
+                && l.contains("outcome=\"served\"")
+        }),
+        sum(&|l| l.starts_with("portcullis_requests_total{")),
+    )
+}
+
+#[test]
+fn containerd_generated_hosts_toml_passes_a_file_1_6_ignores_fails_config_path_unset_fails() {
+    let cri = CriContainerd::start();
+    let (reg, proxy) = node();
+    let home = tempdir("pc-doctor-");
+    let r = reg.addr();
+    let generated = portcullis(
+        &proxy,
+        home.path(),
+        &["config", "containerd", "--registry", &r],
+    );
+    assert!(generated.ok, "{}", generated.stderr);
+    let hosts = cri.write_hosts_toml(&r, &generated.stdout);
+    let config = cri.config_file();
+    let args = [
+        "--containerd-config",
+        config.to_str().unwrap(),
+        "--cri-socket",
+        cri.socket().to_str().unwrap(),
+    ];
+
+    let (served0, requests0) = counters(&proxy);
+    let out = doctor(&proxy, home.path(), &args);
+    assert!(
+        out.ok,
+        "doctor must pass on a node configured as generated:\n{}",
+        out.stdout
+    );
+    assert_line(
+        &out,
+        "PASS containerd",
+        &["config_path", &cri.hosts_dir().display().to_string()],
+    );
+    assert_line(
+        &out,
+        "PASS containerd",
+        &[
+            &format!("hosts.toml {r}"),
+            "is what `portcullis config containerd` generates",
+        ],
+    );
+    assert_line(
+        &out,
+        "PASS containerd",
+        &[
+            &format!("canary {r} via CRI"),
+            &format!("PullImage {r}/portcullis-doctor/canary:"),
+            "removed again",
+        ],
+    );
+    assert_line(
+        &out,
+        "WARN node",
+        &[&format!("direct route to {r}"), "network policy"],
+    );
+    let (served, requests) = counters(&proxy);
+    assert!(
+        served >= served0 + 3,
+        "manifest, config and layer served to containerd: {served0} -> {served}"
+    );
+    assert_eq!(
+        requests, requests0,
+        "a canary request is never counted as a pull"
+    );
+    assert!(
+        cri.list_images()
+            .iter()
+            .all(|i| i.repo_tags.iter().all(|t| !t.contains("portcullis-doctor"))),
+        "the canary was not removed"
+    );
+    assert!(!proxy.log().contains("upstream error"), "{}", proxy.log());
+
+    // What containerd 1.6 cannot decode and ignores: only `server`, no [host] table.
+    cri.write_hosts_toml(&r, &hosts_toml_without_host_table(&proxy.addr()));
+    let out = doctor(&proxy, home.path(), &args);
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert_line(
+        &out,
+        "FAIL containerd",
+        &[&format!(
+            "containerd 1.6 ignores {} (line 1: `server = \"http://{}\"`)",
+            hosts.display(),
+            proxy.addr()
+        )],
+    );
+    // and containerd 1.6.20 really did go around: the canary did not come from Portcullis
+    assert_line(
+        &out,
+        "FAIL containerd",
+        &[
+            &format!("canary {r} via CRI"),
+            "did not come from this Portcullis",
+            &hosts.display().to_string(),
+        ],
+    );
+    drop(cri);
+
+    // config_path unset: the generated hosts.toml is there, but containerd never reads it.
+    let bare = CriContainerd::start_without_config_path();
+    bare.write_hosts_toml(&r, &generated.stdout);
+    let config = bare.config_file();
+    let out = doctor(
+        &proxy,
+        home.path(),
+        &[
+            "--containerd-config",
+            config.to_str().unwrap(),
+            "--cri-socket",
+            bare.socket().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert_line(
+        &out,
+        "FAIL containerd",
+        &[
+            "config_path",
+            &format!(
+                "{} (version = 2) does not set config_path",
+                config.display()
+            ),
+        ],
+    );
+    assert_line(
+        &out,
+        "FAIL containerd",
+        &[
+            &format!("canary {r} via CRI"),
+            &config.display().to_string(),
+        ],
+    );
+}
+
+#[test]
+fn containers_our_drop_in_passes_a_shadowing_drop_in_fails_and_json_parses() {
+    require_tool("skopeo", "skopeo");
+    let (reg, proxy) = node();
+    let home = tempdir("pc-doctor-");
+    let r = reg.addr();
+    // containers/image reads the main file, /etc/containers/registries.conf.d, then
+    // $HOME/.config/containers/registries.conf.d: the test's drop-ins go in the last.
+    let dropins = home.path().join(".config/containers/registries.conf.d");
+    std::fs::create_dir_all(&dropins).unwrap();
+    let main = home.path().join("registries.conf");
+    std::fs::write(&main, "unqualified-search-registries = []\n").unwrap();
+    let generated = portcullis(&proxy, home.path(), &["config", "podman"]);
+    assert!(generated.ok, "{}", generated.stderr);
+    let ours = dropins.join("50-portcullis.conf");
+    std::fs::write(&ours, &generated.stdout).unwrap();
+    let args = ["--registries-conf", main.to_str().unwrap()];
+
+    let (served0, _) = counters(&proxy);
+    let out = doctor(&proxy, home.path(), &args);
+    assert!(out.ok, "{}", out.stdout);
+    assert_line(
+        &out,
+        "PASS containers",
+        &[
+            &format!("registries.conf {r}"),
+            &format!("effective location of {r} is {}", proxy.addr()),
+            &ours.display().to_string(),
+        ],
+    );
+    assert_line(
+        &out,
+        "PASS containers",
+        &[
+            &format!("canary {r} via skopeo"),
+            "served by this Portcullis",
+        ],
+    );
+    assert!(counters(&proxy).0 >= served0 + 3);
+
+    let theirs = dropins.join("99-zz-direct.conf");
+    std::fs::write(
+        &theirs,
+        format!("[[registry]]\nprefix = \"{r}\"\nlocation = \"{r}\"\ninsecure = true\n"),
+    )
+    .unwrap();
+    let out = doctor(&proxy, home.path(), &args);
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    let shadows = format!("{} shadows {}", theirs.display(), ours.display());
+    assert_line(
+        &out,
+        "FAIL containers",
+        &[&shadows, &format!("location = \"{r}\"")],
+    );
+    assert_line(
+        &out,
+        "FAIL containers",
+        &[
+            &format!("canary {r} via skopeo"),
+            "did not come from this Portcullis",
+        ],
+    );
+
+    let json = doctor(
+        &proxy,
+        home.path(),
+        &["--registries-conf", main.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(json.code, Some(1));
+    let v: serde_json::Value =
+        serde_json::from_str(&json.stdout).expect("--json prints one JSON document");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["runtimes"], serde_json::json!(["containers"]));
+    assert_eq!(v["registries"], serde_json::json!([r]));
+    let checks = v["checks"].as_array().unwrap();
+    assert!(
+        checks.iter().any(|c| c["runtime"] == "containers"
+            && c["status"] == "FAIL"
+            && c["message"].as_str().unwrap().contains(&shadows)),
+        "{v:#}"
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["runtime"] == "node" && c["status"] == "WARN"),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn dockerd_pulls_the_canary_through_its_engine_api() {
+    let d = Dockerd::start();
+    let (_reg, proxy) = node();
+    let home = tempdir("pc-doctor-");
+    let generated = portcullis(&proxy, home.path(), &["config", "docker"]);
+    assert!(generated.ok, "{}", generated.stderr);
+    let json = home.path().join("daemon.json");
+    std::fs::write(&json, &generated.stdout).unwrap();
+    let args = [
+        "--docker-host",
+        d.host(),
+        "--docker-daemon-json",
+        json.to_str().unwrap(),
+    ];
+
+    let (served0, requests0) = counters(&proxy);
+    let out = doctor(&proxy, home.path(), &args);
+    assert!(out.ok, "{}", out.stdout);
+    assert_line(
+        &out,
+        "PASS docker",
+        &[
+            "daemon.json",
+            &format!("reach Portcullis at {}", proxy.addr()),
+        ],
+    );
+    assert_line(
+        &out,
+        "PASS docker",
+        &[
+            "canary via Engine API",
+            &format!("{}/portcullis-doctor/canary:", proxy.addr()),
+            "removed again",
+        ],
+    );
+    assert_line(&out, "WARN docker", &["has no mirror for"]);
+    let (served, requests) = counters(&proxy);
+    assert!(served >= served0 + 3, "{served0} -> {served}");
+    assert_eq!(requests, requests0);
+    let images = d.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        images.ok && !images.stdout.contains("portcullis-doctor"),
+        "not removed: {}",
+        images.stdout
+    );
+
+    // An address that is not this Portcullis: the canary cannot come from it.
+    let elsewhere = format!("127.0.0.1:{}", free_port());
+    let mut a = args.to_vec();
+    a.extend(["--proxy-addr", &elsewhere]);
+    let out = doctor(&proxy, home.path(), &a);
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert_line(
+        &out,
+        "FAIL docker",
+        &[
+            "canary via Engine API",
+            &format!("could not pull {elsewhere}/portcullis-doctor/canary:"),
+        ],
+    );
+}

@@ -104,19 +104,42 @@ fn counters(proxy: &Portcullis) -> (u64, u64) {
     )
 }
 
+/// `portcullis config containerd --registry R` installed into `cri`'s config_path: the
+/// generated text and the file.
+fn install_hosts_toml(
+    cri: &CriContainerd,
+    proxy: &Portcullis,
+    home: &Path,
+    r: &str,
+) -> (String, std::path::PathBuf) {
+    let generated = portcullis(proxy, home, &["config", "containerd", "--registry", r]);
+    assert!(generated.ok, "{}", generated.stderr);
+    let file = cri.write_hosts_toml(r, &generated.stdout);
+    (generated.stdout, file)
+}
+
+/// `portcullis config podman` as a drop-in under `$HOME/.config/containers/registries.conf.d`
+/// (containers/image reads the main file, /etc/containers/registries.conf.d, then that one),
+/// and an empty main file: (main file, our drop-in).
+fn install_drop_in(proxy: &Portcullis, home: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dropins = home.join(".config/containers/registries.conf.d");
+    std::fs::create_dir_all(&dropins).unwrap();
+    let main = home.join("registries.conf");
+    std::fs::write(&main, "unqualified-search-registries = []\n").unwrap();
+    let generated = portcullis(proxy, home, &["config", "podman"]);
+    assert!(generated.ok, "{}", generated.stderr);
+    let ours = dropins.join("50-portcullis.conf");
+    std::fs::write(&ours, &generated.stdout).unwrap();
+    (main, ours)
+}
+
 #[test]
 fn containerd_generated_hosts_toml_passes_a_file_1_6_ignores_fails_config_path_unset_fails() {
     let cri = CriContainerd::start();
     let (reg, proxy) = node();
     let home = tempdir("pc-doctor-");
     let r = reg.addr();
-    let generated = portcullis(
-        &proxy,
-        home.path(),
-        &["config", "containerd", "--registry", &r],
-    );
-    assert!(generated.ok, "{}", generated.stderr);
-    let hosts = cri.write_hosts_toml(&r, &generated.stdout);
+    let (generated, hosts) = install_hosts_toml(&cri, &proxy, home.path(), &r);
     let config = cri.config_file();
     let args = [
         "--containerd-config",
@@ -212,7 +235,7 @@ fn containerd_generated_hosts_toml_passes_a_file_1_6_ignores_fails_config_path_u
 
     // config_path unset: the generated hosts.toml is there, but containerd never reads it.
     let bare = CriContainerd::start_without_config_path();
-    bare.write_hosts_toml(&r, &generated.stdout);
+    bare.write_hosts_toml(&r, &generated);
     let config = bare.config_file();
     let out = doctor(
         &proxy,
@@ -252,16 +275,8 @@ fn containers_our_drop_in_passes_a_shadowing_drop_in_fails_and_json_parses() {
     let (reg, proxy) = node();
     let home = tempdir("pc-doctor-");
     let r = reg.addr();
-    // containers/image reads the main file, /etc/containers/registries.conf.d, then
-    // $HOME/.config/containers/registries.conf.d: the test's drop-ins go in the last.
-    let dropins = home.path().join(".config/containers/registries.conf.d");
-    std::fs::create_dir_all(&dropins).unwrap();
-    let main = home.path().join("registries.conf");
-    std::fs::write(&main, "unqualified-search-registries = []\n").unwrap();
-    let generated = portcullis(&proxy, home.path(), &["config", "podman"]);
-    assert!(generated.ok, "{}", generated.stderr);
-    let ours = dropins.join("50-portcullis.conf");
-    std::fs::write(&ours, &generated.stdout).unwrap();
+    let (main, ours) = install_drop_in(&proxy, home.path());
+    let dropins = ours.parent().unwrap();
     let args = ["--registries-conf", main.to_str().unwrap()];
 
     let (served0, _) = counters(&proxy);
@@ -396,4 +411,77 @@ fn dockerd_pulls_the_canary_through_its_engine_api() {
             &format!("could not pull {elsewhere}/portcullis-doctor/canary:"),
         ],
     );
+}
+
+/// One run over all three runtimes, as on a node that has them all: exit 0 only while every
+/// one is enforced; one runtime going around Portcullis fails the node although the others pass.
+#[test]
+fn every_runtime_at_once_one_going_around_fails_the_node() {
+    let cri = CriContainerd::start();
+    let d = Dockerd::start();
+    let (reg, proxy) = node();
+    let home = tempdir("pc-doctor-");
+    let r = reg.addr();
+    install_hosts_toml(&cri, &proxy, home.path(), &r);
+    let (main, _) = install_drop_in(&proxy, home.path());
+    let config = cri.config_file();
+    let args = [
+        "--containerd-config",
+        config.to_str().unwrap(),
+        "--cri-socket",
+        cri.socket().to_str().unwrap(),
+        "--registries-conf",
+        main.to_str().unwrap(),
+        "--docker-host",
+        d.host(),
+        "--json",
+    ];
+    let report = |out: &CmdOutput| -> serde_json::Value {
+        serde_json::from_str(&out.stdout).expect("--json prints one JSON document")
+    };
+    let text = doctor(&proxy, home.path(), &args[..args.len() - 1]);
+    assert_line(
+        &text,
+        "OK: ",
+        &["0 failed", "runtimes: containerd, containers, docker"],
+    );
+    let out = doctor(&proxy, home.path(), &args);
+    let v = report(&out);
+    assert_eq!(out.code, Some(0), "{v:#}");
+    assert_eq!(v["ok"], true);
+    assert_eq!(
+        v["runtimes"],
+        serde_json::json!(["containerd", "containers", "docker"])
+    );
+    let passed = |v: &serde_json::Value, check: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["status"] == "PASS" && c["check"].as_str().unwrap().starts_with(check))
+    };
+    for check in [
+        format!("canary {r} via CRI"),
+        format!("canary {r} via skopeo"),
+        "canary via Engine API".to_string(),
+    ] {
+        assert!(passed(&v, &check), "{check} did not pass: {v:#}");
+    }
+
+    // containerd's file loses its [host] table: containerd (1.6 here) goes around; the node fails.
+    cri.write_hosts_toml(&r, &hosts_toml_without_host_table(&proxy.addr()));
+    let out = doctor(&proxy, home.path(), &args);
+    let v = report(&out);
+    assert_eq!(out.code, Some(1), "{v:#}");
+    assert_eq!(v["ok"], false);
+    assert!(passed(&v, &format!("canary {r} via skopeo")), "{v:#}");
+    assert!(passed(&v, "canary via Engine API"), "{v:#}");
+    let failed: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "FAIL")
+        .map(|c| c["runtime"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["containerd", "containerd"], "{v:#}");
 }

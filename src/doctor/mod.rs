@@ -232,6 +232,8 @@ pub async fn run(cfg: &Config, opts: &Options) -> Report {
             })
         }
     });
+    // daemon.json belongs to whichever dockerd is checked: named, or the standard one when a
+    // dockerd was named or nothing was.
     let daemon_json = named(
         &opts.docker_daemon_json,
         DAEMON_JSON,
@@ -239,7 +241,7 @@ pub async fn run(cfg: &Config, opts: &Options) -> Report {
     );
     if docker_host.is_some() || daemon_json.is_some() {
         r.runtimes.push("docker");
-        let json = daemon_json.or_else(|| Some(PathBuf::from(DAEMON_JSON)).filter(|p| p.exists()));
+        let json = daemon_json;
         docker::check(&cx, docker_host.as_deref(), json.as_deref(), &mut r).await;
     }
     if r.runtimes.is_empty() {

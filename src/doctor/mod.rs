@@ -211,8 +211,17 @@ pub async fn run(cfg: &Config, opts: &Options) -> Report {
     {
         r.push("portcullis", Status::Fail, "canary", e.clone());
     }
-    let cd_config = named(&opts.containerd_config, CONTAINERD_CONFIG, any_named);
-    let cri = named(&opts.cri_socket, CRI_SOCKET, any_named);
+    // A runtime's other file comes from its standard path when one of its files was named.
+    let cd_config = named(
+        &opts.containerd_config,
+        CONTAINERD_CONFIG,
+        any_named && opts.cri_socket.is_none(),
+    );
+    let cri = named(
+        &opts.cri_socket,
+        CRI_SOCKET,
+        any_named && opts.containerd_config.is_none(),
+    );
     if cd_config.is_some() || cri.is_some() {
         r.runtimes.push("containerd");
         containerd::check(&cx, cd_config.as_deref(), cri.as_deref(), &mut r).await;
@@ -232,8 +241,6 @@ pub async fn run(cfg: &Config, opts: &Options) -> Report {
             })
         }
     });
-    // daemon.json belongs to whichever dockerd is checked: named, or the standard one when a
-    // dockerd was named or nothing was.
     let daemon_json = named(
         &opts.docker_daemon_json,
         DAEMON_JSON,
@@ -241,8 +248,7 @@ pub async fn run(cfg: &Config, opts: &Options) -> Report {
     );
     if docker_host.is_some() || daemon_json.is_some() {
         r.runtimes.push("docker");
-        let json = daemon_json;
-        docker::check(&cx, docker_host.as_deref(), json.as_deref(), &mut r).await;
+        docker::check(&cx, docker_host.as_deref(), daemon_json.as_deref(), &mut r).await;
     }
     if r.runtimes.is_empty() {
         r.push(

@@ -485,3 +485,32 @@ fn every_runtime_at_once_one_going_around_fails_the_node() {
         .collect();
     assert_eq!(failed, ["containerd", "containerd"], "{v:#}");
 }
+
+/// The reserved repository is Portcullis's own: a tag that is not a nonce of the doctor's (an
+/// old one, a guessed one, `latest`) is a 404 counted as a refused canary request, never asked
+/// of the registry, never a pull in `portcullis_requests_total`.
+#[test]
+fn a_canary_tag_without_a_doctors_nonce_is_refused_and_never_upstream() {
+    let (reg, proxy) = node();
+    let (_, requests0) = counters(&proxy);
+    let base = format!("{}/v2/portcullis-doctor/canary/manifests", proxy.url());
+    let forged = format!("{}-00112233aabbccdd-{}", 1_796_000_000u64, "0".repeat(32));
+    for tag in ["latest", "1-00-00", forged.as_str()] {
+        assert_eq!(
+            support::real::proc::http_status(&format!("{base}/{tag}"), &[]),
+            Some(404),
+            "{tag}"
+        );
+    }
+    let metrics = http_get(&format!("{}/metrics", proxy.admin_url()));
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("portcullis_doctor_canary_requests_total{")
+                && l.contains("outcome=\"refused\"")
+                && l.ends_with(" 3")
+        ),
+        "{metrics}"
+    );
+    assert_eq!(counters(&proxy).1, requests0);
+    assert!(!reg.log().contains("portcullis-doctor"), "{}", reg.log());
+}

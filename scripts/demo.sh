@@ -88,7 +88,8 @@ say "1/7 installing what is missing (Debian packages)"
 [ "$(id -u)" = 0 ] || die "run as root (installs packages, runs podman with a private store)"
 need=()
 for pair in docker-registry:docker-registry notary-server:notary notary-signer:notary notary:notary \
-            skopeo:skopeo podman:podman openssl:openssl curl:curl python3:python3 /bin/busybox:busybox-static; do
+            skopeo:skopeo podman:podman openssl:openssl curl:curl python3:python3 /bin/busybox:busybox-static \
+            protoc:protobuf-compiler; do
   cmd="${pair%%:*}"; pkg="${pair#*:}"
   if [ "${cmd#/}" != "$cmd" ]; then [ -e "$cmd" ] || need+=("$pkg"); else command -v "$cmd" >/dev/null || need+=("$pkg"); fi
 done

@@ -20,6 +20,8 @@
 //! - `check`    `portcullis check IMAGE`
 //! - `node`     `portcullis config`: the node files, one module per runtime (hosts.toml,
 //!   registries.conf, daemon.json)
+//! - `doctor`   `portcullis doctor`: proves each runtime on the node pulls through the proxy
+//!   (static checks against `node`'s model, then a canary pull per runtime)
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -30,6 +32,7 @@ pub mod cache;
 pub mod check;
 pub mod closure;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod metrics;
 pub mod node;

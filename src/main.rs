@@ -55,6 +55,18 @@ enum Command {
         /// e.g. 127.0.0.1:5000/demo/app:v1
         image: String,
     },
+    /// Prove that every container runtime on this node pulls through this Portcullis: checks
+    /// each runtime's files, pulls a canary through each, exits 0 only when all are enforced.
+    Doctor {
+        /// Config file (TOML) of this node's `serve` (its cache.dir holds the canary key).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        opts: portcullis::doctor::Options,
+        /// One JSON document instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Air-gap bundles: signed images with their trust metadata, for nodes without network.
     Bundle {
         #[command(subcommand)]
@@ -143,6 +155,7 @@ fn main() -> ExitCode {
         Command::Check { config, image } => rt.block_on(check(config, image)),
         Command::Config { .. } => Ok(ExitCode::SUCCESS), // handled above
         Command::Bundle { action } => rt.block_on(bundle(action)),
+        Command::Doctor { config, opts, json } => rt.block_on(doctor(config, opts, json)),
     };
     match result {
         Ok(code) => code,
@@ -195,6 +208,25 @@ async fn check(config: Option<PathBuf>, image: String) -> anyhow::Result<ExitCod
     cfg.preflight()?;
     init_tracing(&cfg);
     portcullis::check::run(&cfg, &image).await
+}
+
+async fn doctor(
+    config: Option<PathBuf>,
+    opts: portcullis::doctor::Options,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config.as_deref())?;
+    let report = portcullis::doctor::run(&cfg, &opts).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn bundle(action: BundleAction) -> anyhow::Result<ExitCode> {

@@ -25,6 +25,7 @@ pub struct Metrics {
     mismatches: Family<Labels, Counter>,
     trust_fetches: Family<Labels, Counter>,
     drift: Family<Labels, Counter>,
+    canary: Family<Labels, Counter>,
     cache: CacheMetrics,
     node: NodeMetrics,
 }
@@ -202,6 +203,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Signed tags that the registry maps to other content, counted once per (tag, digest) pair seen",
         drift.clone(),
     );
+    let canary = Family::<Labels, Counter>::default();
+    registry.register(
+        "doctor_canary_requests",
+        "Requests for the doctor's canary (portcullis-doctor/canary), by outcome; never counted in requests_total",
+        canary.clone(),
+    );
     let cache = CacheMetrics::register(&mut registry);
     let node = NodeMetrics::register(&mut registry);
     Metrics {
@@ -209,6 +216,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         cache,
         node,
         drift,
+        canary,
         trust_fetches,
         requests,
         upstream_latency,
@@ -226,6 +234,20 @@ pub fn request(route: &'static str, status: u16, registry: &str) {
             ("route", route.to_owned()),
             ("status", status.to_string()),
             ("registry", registry.to_owned()),
+        ])
+        .inc();
+}
+
+/// A request for the doctor's canary: `served` or `refused` (unknown nonce or digest).
+pub fn doctor_canary(registry: &str, served: bool) {
+    METRICS
+        .canary
+        .get_or_create(&vec![
+            ("registry", registry.to_owned()),
+            (
+                "outcome",
+                if served { "served" } else { "refused" }.to_owned(),
+            ),
         ])
         .inc();
 }

@@ -1,6 +1,7 @@
 //! deploy/kubernetes/ validates against current Kubernetes API schemas (kubernetes-validate,
 //! from PyPI), and the ConfigMap's hosts.toml is exactly what `portcullis config containerd`
-//! renders for the ConfigMap's own portcullis.toml. Panics when kubernetes-validate is missing.
+//! renders for the ConfigMap's own portcullis.toml, and the doctor container's readiness probe
+//! is a `portcullis doctor` command that parses. Panics when kubernetes-validate is missing.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -120,4 +121,85 @@ fn daemonset_runs_unprivileged_on_the_node_network() {
         .find(|v| v["name"] == "state")
         .unwrap();
     assert_eq!(state["hostPath"]["path"], "/var/lib/portcullis");
+}
+
+/// The `doctor` container's readiness probe runs `portcullis doctor` on the node's containerd
+/// (config, hosts.toml directory and CRI socket mounted where the probe names them), so the pod
+/// is Ready only once a canary pull went through this Portcullis. Its command is run with the
+/// real binary here: every flag must parse, and with no containerd it must FAIL, not pass.
+#[test]
+fn daemonset_doctor_probe_proves_the_node() {
+    let ds = yaml("daemonset.yaml");
+    let spec = &ds["spec"]["template"]["spec"];
+    let containers = spec["containers"].as_array().unwrap();
+    let doctor = containers
+        .iter()
+        .find(|c| c["name"] == "doctor")
+        .expect("a doctor container");
+    let cmd: Vec<String> = doctor["readinessProbe"]["exec"]["command"]
+        .as_array()
+        .expect("an exec readiness probe")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cmd[..2], ["/usr/local/bin/portcullis", "doctor"]);
+    let flag = |f: &str| {
+        let i = cmd
+            .iter()
+            .position(|a| a == f)
+            .unwrap_or_else(|| panic!("{f} missing: {cmd:?}"));
+        cmd[i + 1].clone()
+    };
+    let mounts = doctor["volumeMounts"].as_array().unwrap();
+    let mounted = |path: &str| mounts.iter().find(|m| m["mountPath"] == path);
+    for f in ["--config", "--containerd-config", "--cri-socket"] {
+        assert!(
+            mounted(&flag(f)).is_some(),
+            "{f} {} is not mounted",
+            flag(f)
+        );
+    }
+    assert!(
+        mounted("/etc/containerd/certs.d").is_some(),
+        "config_path must be readable"
+    );
+    let state = mounted("/var/lib/portcullis").expect("the canary key's directory");
+    assert_eq!(state["readOnly"], true);
+    assert_eq!(
+        doctor["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["DAC_READ_SEARCH"])
+    );
+
+    // The probe's own arguments, with the node's paths moved into a temp dir that has no
+    // containerd: the flags parse (exit 1, not clap's 2) and the doctor fails closed.
+    let tmp = tempfile::tempdir().unwrap();
+    let cm = yaml("configmap.yaml");
+    let cfg = tmp.path().join("portcullis.toml");
+    std::fs::write(&cfg, cm["data"]["portcullis.toml"].as_str().unwrap()).unwrap();
+    let args: Vec<String> = cmd[1..]
+        .iter()
+        .map(|a| match a.as_str() {
+            "/etc/portcullis/portcullis.toml" => cfg.display().to_string(),
+            p if p.starts_with('/') => tmp
+                .path()
+                .join(p.trim_start_matches('/'))
+                .display()
+                .to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(&args)
+        .env("PORTCULLIS_CACHE__DIR", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("FAIL containerd"), "{stdout}");
+    assert!(stdout.contains("NOT ENFORCED"), "{stdout}");
 }

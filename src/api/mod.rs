@@ -18,11 +18,14 @@
 //! - `range`: the `Range` header
 //! - `tenant`: in passthrough client-auth mode, cached content only for a client the
 //!   registry accepts
+//! - `canary`: the reserved `portcullis-doctor/canary` repository, answered before dispatch
+//!   (never cached, never upstream, never counted as a pull)
 //!
 //! Talking to the registry and reading its answers lives in `upstream`; decisions in `policy`.
 
 pub mod access;
 mod blobs;
+mod canary;
 mod ctx;
 mod drift;
 mod gate;
@@ -95,6 +98,8 @@ pub struct Proxy {
     manifest_store: Option<crate::cache::ManifestStore>,
     max_manifest: usize,
     passthrough: bool,
+    /// `cache.dir`, where the doctor's canary key lives.
+    cache_dir: std::path::PathBuf,
 }
 
 impl Proxy {
@@ -124,6 +129,11 @@ impl Proxy {
         }
         let blobs = crate::cache::BlobCache::open(&cfg.cache);
         let manifest_store = blobs.as_ref().and_then(|_| open_manifest_store(cfg));
+        // Without a key no canary is served and `portcullis doctor` says so; the proxy itself
+        // works as before.
+        if let Err(e) = crate::doctor::canary::ensure_key(&cfg.cache.dir) {
+            warn!(dir = %cfg.cache.dir.display(), error = %e, "doctor: cannot make the canary key; `portcullis doctor` cannot prove pulls");
+        }
         Ok(Proxy {
             registries,
             closure: Closure::default(),
@@ -134,6 +144,7 @@ impl Proxy {
             manifest_store,
             max_manifest: cfg.server.max_manifest_bytes,
             passthrough,
+            cache_dir: cfg.cache.dir.clone(),
         })
     }
 
@@ -200,6 +211,16 @@ impl Proxy {
                 Ok(r) => r,
                 Err(e) => return (e.into_response(head), String::new(), "error", None),
             };
+            // The doctor's canary, before anything that could cache, gate, count or forward it.
+            if canary::is_canary(&parsed.route) {
+                let served = canary::serve(&self.cache_dir, &parsed.route);
+                crate::metrics::doctor_canary(&reg.name, served.is_ok());
+                let resp = match served {
+                    Ok(reply) => reply.into_response(head),
+                    Err(e) => e.into_response(head),
+                };
+                return (resp, reg.name.clone(), "canary", None);
+            }
             match self.dispatch(reg, parsed.route, head, req.headers()).await {
                 Ok(reply) => (reply.into_response(head), reg.name.clone(), "allow", None),
                 Err(e) => {
@@ -221,7 +242,9 @@ impl Proxy {
         .instrument(span);
         let ((resp, registry, decision, reason), cache) = access::scoped(handled).await;
         let status = resp.status().as_u16();
-        crate::metrics::request(kind, status, &registry);
+        if decision != "canary" {
+            crate::metrics::request(kind, status, &registry);
+        }
         let line = access::Line {
             method: method.to_string(),
             route: kind,

@@ -16,14 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     Image, ImageSpec, ImageStatusRequest, ListImagesRequest, PullImageRequest, RemoveImageRequest,
     VersionRequest,
 };
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 use super::clients::unmount_under;
 use super::proc::{CLEAN_PATH, CmdOutput, Daemon, require_tool, run, tempdir};
@@ -100,6 +99,16 @@ impl CriContainerd {
     /// Starts the daemon (overlayfs when it works here, else native) and waits until the CRI
     /// image service answers. Panics naming the Debian package when a tool is missing.
     pub fn start() -> CriContainerd {
+        Self::start_with(true)
+    }
+
+    /// Like [`CriContainerd::start`], but with the CRI plugin's registry `config_path` unset
+    /// (containerd then reads no hosts.toml at all): the node `portcullis doctor` must fail.
+    pub fn start_without_config_path() -> CriContainerd {
+        Self::start_with(false)
+    }
+
+    fn start_with(config_path: bool) -> CriContainerd {
         require_tool("containerd", "containerd");
         require_tool("ctr", "containerd");
         require_tool("protoc", "protobuf-compiler");
@@ -110,7 +119,7 @@ impl CriContainerd {
         let dir = tempdir("pc-cri-");
         let mut tried = Vec::new();
         for snapshotter in ["overlayfs", "native"] {
-            match Self::try_start(&rt, dir.path(), snapshotter) {
+            match Self::try_start(&rt, dir.path(), snapshotter, config_path) {
                 Ok((daemon, channel)) => {
                     return CriContainerd {
                         daemon: Some(daemon),
@@ -131,7 +140,15 @@ impl CriContainerd {
         );
     }
 
-    fn config(d: &Path, snapshotter: &str) -> String {
+    fn config(d: &Path, snapshotter: &str, config_path: bool) -> String {
+        let registry = if config_path {
+            format!(
+                "  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = \"{}\"\n",
+                d.join("certs.d").display()
+            )
+        } else {
+            String::new()
+        };
         format!(
             r#"version = 2
 root = "{root}"
@@ -157,14 +174,11 @@ state = "{state}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{d}/cni-bin"
     conf_dir = "{d}/cni-conf"
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "{hosts}"
-"#,
+{registry}"#,
             root = d.join("root").display(),
             state = d.join("state").display(),
             sock = d.join("c.sock").display(),
             d = d.display(),
-            hosts = d.join("certs.d").display(),
         )
     }
 
@@ -172,12 +186,13 @@ state = "{state}"
         rt: &tokio::runtime::Runtime,
         d: &Path,
         snapshotter: &str,
+        config_path: bool,
     ) -> Result<(Daemon, Channel), String> {
         for sub in ["cni-bin", "cni-conf", "certs.d"] {
             fs::create_dir_all(d.join(sub)).unwrap();
         }
         let config = d.join(format!("config-{snapshotter}.toml"));
-        fs::write(&config, Self::config(d, snapshotter)).unwrap();
+        fs::write(&config, Self::config(d, snapshotter, config_path)).unwrap();
         let sock = d.join("c.sock");
         let _ = fs::remove_file(&sock);
         let mut cmd = Command::new("env");
@@ -241,6 +256,18 @@ state = "{state}"
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The config.toml this daemon runs with.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("config-{}.toml", self.snapshotter))
+    }
+
+    /// The hosts.toml directory (`config_path`, when set).
+    pub fn hosts_dir(&self) -> &Path {
+        &self.hosts
     }
 
     /// The daemon's log (for the CRI plugin's own view of a failed pull).
@@ -380,19 +407,7 @@ fn ctr_at(sock: &Path, args: &[&str]) -> CmdOutput {
         .args(args))
 }
 
-/// A tonic channel over the unix socket (the URI is ignored by the connector).
-async fn connect(sock: &Path) -> Result<Channel, tonic::transport::Error> {
-    let sock = sock.to_path_buf();
-    Endpoint::try_from("http://[::]:50051")
-        .expect("static URI")
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(120))
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let sock = sock.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(sock).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(s))
-            }
-        }))
-        .await
+/// A tonic channel over the unix socket: the one `portcullis doctor` uses.
+async fn connect(sock: &Path) -> Result<Channel, String> {
+    portcullis::doctor::pull::connect(sock).await
 }

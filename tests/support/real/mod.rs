@@ -20,6 +20,8 @@
 pub mod certs;
 pub mod clients;
 pub mod cri;
+pub mod dockerd;
+pub mod doctor;
 pub mod images;
 pub mod notary;
 pub mod portcullis;

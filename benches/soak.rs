@@ -205,6 +205,8 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    // reqwest is built without a default TLS provider (the product picks ring itself).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let base = format!("http://{}", a.proxy);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))

@@ -13,6 +13,7 @@
 //!   client while someone follows it)
 //! - `follow`: a joined request's body, read from the leader's temp file as it grows, the
 //!   last byte only after the leader's digest check
+//! - `verify`: `portcullis cache verify`, re-hashing every entry and removing bad ones
 //! - `manifest_store`: verified manifests on disk, beside the blobs (read back after a
 //!   restart, and the closure of trusted content is rebuilt from them offline)
 //!
@@ -37,6 +38,7 @@ mod index;
 mod layout;
 pub mod manifest_store;
 mod read;
+mod verify;
 mod write;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +55,7 @@ use index::Index;
 use layout::Layout;
 pub use manifest_store::{ManifestStore, StoredManifest};
 pub use read::Hit;
+pub use verify::{Report as VerifyReport, verify};
 pub use write::{Tee, Verdict};
 
 /// Blobs written to the cache at the same time. Each writer holds a blocking-pool thread for

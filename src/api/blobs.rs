@@ -65,17 +65,26 @@ async fn local(cx: &Ctx<'_>, cache: &BlobCache, digest: &Digest) -> Result<Local
             }
         };
     }
-    // Twice at most: a follower that waited for the download then reads the entry.
+    // Twice at most: a follower that waited for the download then reads the entry (and
+    // is logged `inflight` still: it joined a download).
+    let mut joined = false;
     for _ in 0..2 {
         match cache.begin(digest).await {
-            Begin::Hit(hit) => return Ok(from_hit(cx, digest, hit).await?.into()),
+            Begin::Hit(hit) => {
+                let reply = from_hit(cx, digest, hit).await?;
+                if joined {
+                    super::access::note_cache("inflight");
+                }
+                return Ok(reply.into());
+            }
             Begin::Lead(lead) => {
                 super::access::note_cache("miss");
                 return Ok(Local::Fetch(Some(lead)));
             }
-            Begin::Join(joined) => {
+            Begin::Join(j) => {
+                joined = true;
                 super::access::note_cache("inflight");
-                match follow(cx, digest, joined).await? {
+                match follow(cx, digest, j).await? {
                     Followed::Served(reply) => return Ok(Local::Served(reply)),
                     Followed::Committed => continue,
                     Followed::Unshared => break,

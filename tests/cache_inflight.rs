@@ -151,26 +151,44 @@ async fn a_leader_whose_upstream_cuts_off_fails_its_followers_and_leaves_no_entr
     a_failing_leader(|b| b[..b.len() / 2].to_vec(), "truncating upstream").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_leader_whose_client_leaves_still_finishes_the_download_for_its_followers() {
-    const N: usize = 2 * 1024 * 1024;
-    let (fake, blob, d, dir, url, proxy) =
-        dripping(N, <[u8]>::to_vec, Duration::from_millis(20)).await;
+type Pull = tokio::task::JoinHandle<(u16, Result<Vec<u8>, String>)>;
+
+/// A leader (its headers and first bytes came, so its flight is registered) and `n`
+/// concurrent GETs of the same blob.
+async fn lead_and_follow(url: &str, d: &str, n: usize) -> (reqwest::Response, Vec<Pull>) {
     let c = client();
-    // The leader: its headers came, so its flight is registered.
     let mut leader = c
-        .get(format!("{url}{}", blob_path(&d)))
+        .get(format!("{url}{}", blob_path(d)))
         .send()
         .await
         .unwrap();
     assert_eq!(leader.status(), 200);
     assert!(leader.chunk().await.unwrap().is_some());
-    let followers: Vec<_> = (0..5)
+    let followers = (0..n)
         .map(|_| {
-            let (c, url, d) = (c.clone(), url.clone(), d.clone());
+            let (c, url, d) = (c.clone(), url.to_string(), d.to_string());
             tokio::spawn(async move { get(&c, &url, &d).await })
         })
         .collect();
+    (leader, followers)
+}
+
+/// Every follower got 200 and exactly `blob`.
+async fn all_got(followers: Vec<Pull>, blob: &[u8]) {
+    for (i, f) in join_all(followers).await.into_iter().enumerate() {
+        let (status, body) = f.unwrap();
+        assert_eq!(status, 200);
+        let body = body.unwrap_or_else(|e| panic!("follower {i}: {e}"));
+        assert!(body == blob, "follower {i} got other bytes");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_whose_client_leaves_still_finishes_the_download_for_its_followers() {
+    const N: usize = 2 * 1024 * 1024;
+    let (fake, blob, d, dir, url, proxy) =
+        dripping(N, <[u8]>::to_vec, Duration::from_millis(20)).await;
+    let (leader, followers) = lead_and_follow(&url, &d, 5).await;
     let started = Instant::now();
     while stats(&proxy).joins < 5 {
         assert!(
@@ -180,15 +198,41 @@ async fn a_leader_whose_client_leaves_still_finishes_the_download_for_its_follow
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(leader);
-    for (i, f) in join_all(followers).await.into_iter().enumerate() {
-        let (status, body) = f.unwrap();
-        assert_eq!(status, 200);
-        let body = body.unwrap_or_else(|e| panic!("follower {i}: {e}"));
-        assert!(body == blob, "follower {i} got other bytes");
-    }
+    all_got(followers, &blob).await;
     assert_eq!(fake.hits(&blob_path(&d)), 1, "one upstream GET");
     assert_eq!(settled(&proxy).await.entries, 1);
     assert_eq!(std::fs::read(entry(&dir, &d)).unwrap(), blob);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_whose_client_stops_reading_is_cut_off_and_its_followers_finish() {
+    // More than loopback socket buffers hold, so that a client that stops reading really
+    // stops the leader's stream.
+    const N: usize = 32 * 1024 * 1024;
+    let (fake, blob, d, dir, url, proxy) =
+        dripping(N, <[u8]>::to_vec, Duration::from_millis(1)).await;
+    let started = Instant::now();
+    let (mut leader, followers) = lead_and_follow(&url, &d, 3).await;
+    // The leader's client reads nothing more; the followers must not wait for it.
+    all_got(followers, &blob).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(25), "{took:?}");
+    // The leader's body, read now: what was buffered, then an error, never the whole blob.
+    let mut n = 0;
+    let clean = loop {
+        match leader.chunk().await {
+            Ok(Some(c)) => n += c.len(),
+            Ok(None) => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(
+        !clean && n < N,
+        "the leader was cut off ({n} bytes, clean: {clean})"
+    );
+    assert_eq!(fake.hits(&blob_path(&d)), 1, "one upstream GET");
+    assert_eq!(settled(&proxy).await.entries, 1);
+    assert!(entry(&dir, &d).exists());
 }
 
 /// The real parts: a signed image with an 8 MiB layer, pulled 50 times at once through the

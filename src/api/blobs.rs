@@ -14,7 +14,6 @@
 //! from byte 0 upstream, since the digest covers the whole blob (see `blob`).
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use http_body_util::{BodyExt, StreamBody};
 
 use super::ctx::{Ctx, Reply, copy_headers};
 use super::{DOCKER_CONTENT_DIGEST, header_value, range};
@@ -148,7 +147,7 @@ async fn fetch(cx: &Ctx<'_>, digest: &Digest, lead: Option<Lead>) -> Result<Repl
     Ok(Reply {
         status,
         headers,
-        body: Some(StreamBody::new(carrier.wrap(stream)).boxed_unsync()),
+        body: Some(carrier.wrap(stream)),
     })
 }
 

@@ -11,28 +11,27 @@
 //! far, then how it ended. Only `Committed` lets a follower send the last byte (see `follow`),
 //! so a follower, like the leader, never receives the complete blob before the digest check.
 //!
-//! Why the leader streams from upstream itself rather than from the file: a disk that fails or
-//! falls behind must never fail or slow the leader's pull (the cache's promise since its first
-//! version). The cost: followers move at the pace the leader's client reads (its back-pressure
-//! drives the upstream read), and a disk failure fails the followers (they have no other copy
-//! of the bytes; a follower must not mix bytes from two downloads).
+//! Why the leader's bytes do not come from the file: a disk that fails or falls behind must
+//! never fail or slow the leader's pull (the cache's promise since its first version). A disk
+//! failure does fail the followers: they have no other copy of the bytes, and a follower must
+//! not mix bytes from two downloads.
 //!
-//! When the leader's client goes away, the download goes on to its end in a task of its own
-//! if anyone follows it ([`Carry`]), so followers still finish from the committed entry; with
-//! no follower it is abandoned as before, and the flight is unregistered in the same critical
-//! section that checked for followers, so nobody can join a download that is being dropped.
-//! That is simpler than a follower taking over, which would need a second upstream GET and
-//! bytes from two downloads in one response.
+//! The download of a flight is driven by a task of its own (`drive`), not by the leader's
+//! client: when that client goes away, the download goes on to its end if anyone follows it,
+//! so followers still finish from the committed entry (with no follower it is abandoned as
+//! before, and the flight is unregistered in the same critical section that checked for
+//! followers, so nobody joins a download that is being dropped); and a leader client that
+//! stops reading while others follow is cut off after `drive::PATIENCE` rather than stall
+//! them. That is simpler than a follower taking over, which would need a second upstream GET
+//! and bytes from two downloads in one response.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 
-use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 
+use super::drive::Carrier;
 use crate::refs::Digest;
 
 /// How far a download has got. The writer thread moves it forward; followers wait on it.
@@ -74,6 +73,16 @@ pub(super) struct Flight {
 impl Flight {
     pub(super) fn decided(&self) {
         self.decided.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the leader's stream has reported its outcome (see `decided`).
+    pub(super) fn is_decided(&self) -> bool {
+        self.decided.load(Ordering::SeqCst)
+    }
+
+    /// Whether anyone follows the download now.
+    pub(super) fn followed(&self) -> bool {
+        self.followers.load(Ordering::SeqCst) > 0
     }
 }
 
@@ -142,7 +151,7 @@ impl Flights {
 
     /// The leader's client went away: `true` when someone follows the download, which must
     /// then go on; otherwise the flight is unregistered at once, so that nobody joins it.
-    fn keep_going(&self, d: &Digest, flight: &Arc<Flight>) -> bool {
+    pub(super) fn keep_going(&self, d: &Digest, flight: &Arc<Flight>) -> bool {
         let mut map = self.lock();
         if flight.followers.load(Ordering::SeqCst) > 0 {
             return true;
@@ -205,11 +214,11 @@ impl Lead {
 
     /// What the leader's response body needs to keep the download going for followers.
     pub(super) fn carrier(&self) -> Carrier {
-        Carrier(Some((
+        Carrier::new(
             self.flights.clone(),
             self.flight.clone(),
             self.digest.clone(),
-        )))
+        )
     }
 }
 
@@ -305,80 +314,6 @@ impl Drop for Joined {
     fn drop(&mut self) {
         self.flight.followers.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-/// Keeps a leader's download going for its followers when the leader's client goes away.
-pub struct Carrier(Option<(Arc<Flights>, Arc<Flight>, Digest)>);
-
-impl Carrier {
-    /// Nothing to carry (the blob is not being cached, or there is no cache).
-    pub fn none() -> Carrier {
-        Carrier(None)
-    }
-
-    /// Wraps the leader's response stream (the `VerifyingStream`, which drives the download).
-    pub fn wrap<S: Stream + Unpin + Send + 'static>(self, inner: S) -> Carry<S> {
-        Carry {
-            inner: Some(inner),
-            ended: false,
-            flight: self.0,
-        }
-    }
-}
-
-/// The leader's response stream: passes everything on; dropped before its end while someone
-/// follows the download, it is driven to the end in a task of its own (its output discarded),
-/// so that the digest is checked and the entry committed for the followers.
-pub struct Carry<S: Stream + Unpin + Send + 'static> {
-    inner: Option<S>,
-    ended: bool,
-    flight: Option<(Arc<Flights>, Arc<Flight>, Digest)>,
-}
-
-impl<S, T, E> Stream for Carry<S>
-where
-    S: Stream<Item = Result<T, E>> + Unpin + Send + 'static,
-{
-    type Item = Result<T, E>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(inner) = self.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let polled = Pin::new(inner).poll_next(cx);
-        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-            self.ended = true;
-        }
-        polled
-    }
-}
-
-impl<S: Stream + Unpin + Send + 'static> Drop for Carry<S> {
-    fn drop(&mut self) {
-        let (Some(inner), Some((flights, flight, d))) = (self.inner.take(), self.flight.take())
-        else {
-            return;
-        };
-        // hyper drops a body once it has sent `Content-Length` bytes, without polling for the
-        // end; by then the stream has verified (the last chunk is released only after), and
-        // the writer ends the flight.
-        if self.ended || flight.decided.load(Ordering::SeqCst) || !flights.keep_going(&d, &flight) {
-            return; // `inner` is dropped here: the download is abandoned, as before.
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        tracing::debug!(digest = %d, "blob cache: the leader's client left; finishing the download for its followers");
-        rt.spawn(drain(inner));
-    }
-}
-
-/// Reads a stream to its end (or first error), discarding what it yields.
-async fn drain<S>(mut s: S)
-where
-    S: Stream + Unpin,
-{
-    while s.next().await.is_some() {}
 }
 
 #[cfg(test)]

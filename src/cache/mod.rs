@@ -11,6 +11,8 @@
 //! - `flight`: downloads in progress by digest, so concurrent misses make one upstream GET:
 //!   the first request leads, the others join (and the leader's download outlives its
 //!   client while someone follows it)
+//! - `drive`: the task that drives a followed download, so that it does not depend on the
+//!   leader's client (gone, or too slow)
 //! - `follow`: a joined request's body, read from the leader's temp file as it grows, the
 //!   last byte only after the leader's digest check
 //! - `verify`: `portcullis cache verify`, re-hashing every entry and removing bad ones
@@ -32,6 +34,7 @@
 //! Disk use can exceed `max_size` by the downloads in flight (at most `MAX_WRITERS` temp
 //! files), which are counted only once they become entries.
 
+mod drive;
 mod flight;
 mod follow;
 mod index;
@@ -48,8 +51,9 @@ use tokio::sync::Semaphore;
 
 use crate::config::CacheConfig;
 use crate::refs::Digest;
-pub use flight::{Carrier, Carry, Following, Joined, Lead, Ready};
+pub use drive::Carrier;
 use flight::{Flights, Role};
+pub use flight::{Following, Joined, Lead, Ready};
 pub use follow::FollowError;
 use index::Index;
 use layout::Layout;

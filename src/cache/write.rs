@@ -24,7 +24,8 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::Shared;
-use super::flight::{Carrier, Flight, Lead, Source};
+use super::drive::Carrier;
+use super::flight::{Flight, Lead, Source};
 use super::layout::sync_dir;
 use crate::blob::Outcome;
 use crate::refs::Digest;

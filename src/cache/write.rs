@@ -11,6 +11,10 @@
 //! `Verified` with exactly as many bytes written as were verified becomes an entry: write,
 //! fsync, rename into place, fsync the directory. Anything else (mismatch, truncation, stall,
 //! client gone, disk behind) removes the temp file (`NamedTempFile` deletes on drop).
+//!
+//! With a `flight::Lead`, the writer also tells the requests following the download what it
+//! did: the temp file once it exists, the bytes written after each chunk, and the end (indexed
+//! first, then `Committed`; or `Failed`), see `flight` and `follow`.
 
 use std::io::Write;
 use std::pin::Pin;

@@ -72,6 +72,22 @@ enum Command {
         #[command(subcommand)]
         action: BundleAction,
     },
+    /// The verified blob and manifest cache under cache.dir.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Re-hash every blob and manifest entry and remove the bad ones. Exit status: 0 all
+    /// good, 1 bad entries were found and removed, 2 error (config or directory unreadable).
+    Verify {
+        /// Config file (TOML) of this node's `serve` (its cache.dir is checked).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -150,10 +166,16 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Cache {
+        action: CacheAction::Verify { config },
+    } = &cli.command
+    {
+        return cache_verify(config.as_deref());
+    }
     let result = match cli.command {
         Command::Serve { config } => rt.block_on(serve(config)),
         Command::Check { config, image } => rt.block_on(check(config, image)),
-        Command::Config { .. } => Ok(ExitCode::SUCCESS), // handled above
+        Command::Config { .. } | Command::Cache { .. } => Ok(ExitCode::SUCCESS), // handled above
         Command::Bundle { action } => rt.block_on(bundle(action)),
         Command::Doctor { config, opts, json } => rt.block_on(doctor(config, opts, json)),
     };
@@ -246,6 +268,33 @@ async fn bundle(action: BundleAction) -> anyhow::Result<ExitCode> {
     .map_err(|e| e.context(format!("bundle {what}")))?;
     println!("{summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `portcullis cache verify`: its own exit codes (2 for an error, not 1: 1 says "bad entries
+/// were found and removed", which a script must be able to tell from "could not check").
+fn cache_verify(config: Option<&std::path::Path>) -> ExitCode {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&cfg);
+    match portcullis::cache::verify(&cfg.cache.dir) {
+        Ok(report) => {
+            println!("{}", report.summary(&cfg.cache.dir));
+            if report.removed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("portcullis: cache verify: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn node_config(

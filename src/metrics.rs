@@ -110,6 +110,7 @@ struct CacheMetrics {
     evictions: Counter,
     size_bytes: Gauge,
     write_failures: Family<Labels, Counter>,
+    inflight_joins: Counter,
 }
 
 impl CacheMetrics {
@@ -136,6 +137,11 @@ impl CacheMetrics {
                 r,
                 "cache_write_failures",
                 "Blobs not cached because the disk failed or fell behind, by reason",
+            ),
+            inflight_joins: registered(
+                r,
+                "cache_inflight_joins",
+                "Blob requests that joined another request's download in progress instead of fetching upstream",
             ),
         }
     }
@@ -350,6 +356,10 @@ pub fn cache_bytes_served(source: &'static str, n: u64) {
         .bytes_served
         .get_or_create(&vec![("source", source.to_owned())])
         .inc_by(n);
+}
+
+pub fn cache_inflight_join() {
+    METRICS.cache.inflight_joins.inc();
 }
 
 pub fn cache_eviction() {

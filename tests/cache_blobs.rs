@@ -7,93 +7,14 @@ mod fake;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fake::blobs::{
+    blob_path, cache_dir, cache_toml, data, entry, get, head, ranged, settled, stats, tmp_files,
+};
 use fake::{Behaviour, FakeRegistry, TableTrust, client, config, start_proxy_arc};
 use portcullis::api::Proxy;
-use portcullis::cache::Stats;
 use portcullis::refs::Digest;
-
-fn stats(p: &Proxy) -> Stats {
-    p.blob_cache().expect("blob cache on").stats()
-}
-
-/// Waits until no cache writer is running (they finish after the response ends).
-async fn settled(p: &Proxy) -> Stats {
-    let started = Instant::now();
-    loop {
-        let s = stats(p);
-        if s.writing == 0 {
-            return s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "cache writer still running: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A cache dir of our own, so the test can look at the files.
-fn cache_dir() -> PathBuf {
-    tempfile::tempdir().unwrap().keep()
-}
-
-fn cache_toml(dir: &Path, extra: &str) -> String {
-    format!("[cache]\ndir = \"{}\"\n{extra}\n", dir.display())
-}
-
-fn entry(dir: &Path, d: &str) -> PathBuf {
-    let (alg, hex) = d.split_once(':').unwrap();
-    dir.join("blobs").join(alg).join(hex)
-}
-
-fn tmp_files(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir.join("blobs/tmp"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect()
-}
-
-fn blob_path(d: &str) -> String {
-    format!("/v2/demo/app/blobs/{d}")
-}
-
-/// GET a blob through the proxy: status and the whole body (Err when the stream failed).
-async fn get(c: &reqwest::Client, url: &str, d: &str) -> (u16, Result<Vec<u8>, String>) {
-    let resp = c
-        .get(format!("{url}{}", blob_path(d)))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (
-        status,
-        resp.bytes()
-            .await
-            .map(|b| b.to_vec())
-            .map_err(|e| e.to_string()),
-    )
-}
-
-/// GET a blob with a `Range` header.
-async fn ranged(c: &reqwest::Client, url: &str, d: &str, range: &str) -> reqwest::Response {
-    let req = c.get(format!("{url}{}", blob_path(d)));
-    req.header("range", range).send().await.unwrap()
-}
-
-/// HEAD a blob.
-async fn head(c: &reqwest::Client, url: &str, d: &str) -> reqwest::Response {
-    c.head(format!("{url}{}", blob_path(d)))
-        .send()
-        .await
-        .unwrap()
-}
-
-fn data(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
-}
 
 /// One blob of `size` bytes in a fake registry, and a proxy (skip mode) with its own cache dir,
 /// which `prepare` may arrange before the proxy opens it.

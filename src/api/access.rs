@@ -5,7 +5,7 @@
 //! Fields: method, route, repository, reference, registry, status, bytes, duration_ms,
 //! outcome (`complete`, `client_gone`, `aborted`), decision (`allow`, `deny`, `error`), reason
 //! (the denial's `policy::Reason`), cache (`hit` / `miss`, when the handler consulted the disk
-//! cache). The handlers note the cache result with [`note_cache`] (a task-local, so nothing
+//! cache; `inflight` for a blob GET that followed another request's download in progress). The handlers note the cache result with [`note_cache`] (a task-local, so nothing
 //! has to be threaded through their return types).
 
 use std::cell::Cell;
@@ -23,8 +23,8 @@ tokio::task_local! {
     static CACHE: Cell<Option<&'static str>>;
 }
 
-/// Records whether the disk cache served this request (`"hit"`) or not (`"miss"`). Outside a
-/// request (tests calling handlers directly) it does nothing.
+/// Records whether the disk cache served this request (`"hit"`), or a download in progress
+/// did (`"inflight"`), or neither (`"miss"`); the last note wins. Outside a request (tests calling handlers directly) it does nothing.
 pub fn note_cache(result: &'static str) {
     let _ = CACHE.try_with(|c| c.set(Some(result)));
 }

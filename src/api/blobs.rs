@@ -5,19 +5,20 @@
 //! After the gate, a blob in the disk cache (`cache`) is served from its file: 200, 206 for a
 //! `Range` (only the window is read), HEAD from the file's length; no upstream request. On a
 //! miss the upstream body also goes through `cache::Tee`, which writes it to the cache, kept
-//! only if `VerifyingStream` reports it verified.
+//! only if `VerifyingStream` reports it verified. A GET that misses while another request is
+//! downloading the same blob follows that download (`cache::flight`, `cache::follow`): one
+//! upstream GET per blob however many clients ask at once.
 //!
 //! HEAD asks the registry with a HEAD (a blob may be gigabytes: it is never fetched to answer
 //! a HEAD); the reply's headers are built the same way for both. `Range` is served by reading
 //! from byte 0 upstream, since the digest covers the whole blob (see `blob`).
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use http_body_util::{BodyExt, StreamBody};
 
 use super::ctx::{Ctx, Reply, copy_headers};
 use super::{DOCKER_CONTENT_DIGEST, header_value, range};
 use crate::blob::{Observer, Outcome, VerifyingStream, Window};
-use crate::cache::{Tee, Verdict};
+use crate::cache::{Begin, BlobCache, Carrier, Hit, Joined, Lead, Ready, Tee, Verdict};
 use crate::error::{ApiError, Code, Side};
 use crate::refs::Digest;
 use crate::upstream::{self, answer::Kind, answer::content_length};
@@ -26,11 +27,80 @@ use crate::upstream::{self, answer::Kind, answer::content_length};
 pub async fn get(cx: &Ctx<'_>, digest: &Digest) -> Result<Reply, ApiError> {
     // The gate first, always: the cache never decides what is trusted.
     cx.authorize_digest(digest).await?;
-    if let Some(reply) = from_cache(cx, digest).await? {
-        return Ok(reply);
+    let lead = match cx.proxy.blob_cache() {
+        None => None,
+        Some(cache) => match local(cx, cache, digest).await? {
+            Local::Served(reply) => return Ok(reply),
+            Local::Fetch(lead) => lead,
+        },
+    };
+    fetch(cx, digest, lead).await
+}
+
+/// What the disk cache made of a request.
+enum Local {
+    /// A hit, or a follower of another request's download.
+    Served(Reply),
+    /// Fetch upstream; with a lead, other requests for the blob follow this download.
+    Fetch(Option<Lead>),
+}
+
+impl From<Option<Reply>> for Local {
+    fn from(r: Option<Reply>) -> Local {
+        r.map_or(Local::Fetch(None), Local::Served)
     }
+}
+
+/// The blob from the disk cache, or from a download in progress (see `cache::flight`).
+async fn local(cx: &Ctx<'_>, cache: &BlobCache, digest: &Digest) -> Result<Local, ApiError> {
+    if cx.head {
+        // A HEAD never starts nor joins a download: a hit answers from the file's length,
+        // a miss with a HEAD upstream.
+        return match cache.lookup(digest).await {
+            Some(hit) => Ok(from_hit(cx, digest, hit).await?.into()),
+            None => {
+                super::access::note_cache("miss");
+                Ok(Local::Fetch(None))
+            }
+        };
+    }
+    // Twice at most: a follower that waited for the download then reads the entry (and
+    // is logged `inflight` still: it joined a download).
+    let mut joined = false;
+    for _ in 0..2 {
+        match cache.begin(digest).await {
+            Begin::Hit(hit) => {
+                let reply = from_hit(cx, digest, hit).await?;
+                if joined {
+                    super::access::note_cache("inflight");
+                }
+                return Ok(reply.into());
+            }
+            Begin::Lead(lead) => {
+                super::access::note_cache("miss");
+                return Ok(Local::Fetch(Some(lead)));
+            }
+            Begin::Join(j) => {
+                joined = true;
+                super::access::note_cache("inflight");
+                match follow(cx, digest, j).await? {
+                    Followed::Served(reply) => return Ok(Local::Served(reply)),
+                    Followed::Committed => continue,
+                    Followed::Unshared => break,
+                }
+            }
+        }
+    }
+    super::access::note_cache("miss");
+    Ok(Local::Fetch(None))
+}
+
+/// Fetches the blob upstream and streams it through `VerifyingStream` (and the cache's tee,
+/// followed by the requests that joined `lead`).
+async fn fetch(cx: &Ctx<'_>, digest: &Digest, lead: Option<Lead>) -> Result<Reply, ApiError> {
     let path = format!("/v2/{}/blobs/{digest}", cx.repo);
     let method = if cx.head { Method::HEAD } else { Method::GET };
+    // On an error `lead` is dropped here: its followers fetch for themselves.
     let resp = cx
         .send_ok(method, &path, None, &cx.forward_headers(false), Kind::Blob)
         .await
@@ -54,11 +124,12 @@ pub async fn get(cx: &Ctx<'_>, digest: &Digest) -> Result<Reply, ApiError> {
     }
     let (status, window) = window(cx, &mut headers, total)?;
     let upstream::Response { inner, permit } = resp;
-    let (body, verdict) = match cx.proxy.blob_cache() {
-        Some(c) => c.tee(digest, total, Box::pin(inner.bytes_stream())),
+    let (body, verdict, carrier) = match cx.proxy.blob_cache() {
+        Some(c) => c.tee(digest, total, Box::pin(inner.bytes_stream()), lead),
         None => (
             Tee::passthrough(Box::pin(inner.bytes_stream())),
             Verdict::none(),
+            Carrier::none(),
         ),
     };
     let report = observer(cx, digest);
@@ -76,31 +147,18 @@ pub async fn get(cx: &Ctx<'_>, digest: &Digest) -> Result<Reply, ApiError> {
     Ok(Reply {
         status,
         headers,
-        body: Some(StreamBody::new(stream).boxed_unsync()),
+        body: Some(carrier.wrap(stream)),
     })
 }
 
-/// Serves the blob from the disk cache when it is there: no upstream request, no hashing (it
-/// was verified before it was stored). `None`: not cached (or the cache is off), or the file
-/// could not be read, and the blob is fetched upstream instead.
-async fn from_cache(cx: &Ctx<'_>, digest: &Digest) -> Result<Option<Reply>, ApiError> {
-    let Some(cache) = cx.proxy.blob_cache() else {
-        return Ok(None);
-    };
-    let Some(hit) = cache.lookup(digest).await else {
-        super::access::note_cache("miss");
-        return Ok(None);
-    };
+/// Serves a blob from its file: no upstream request, no hashing (it was verified before it
+/// was stored). `None` when the file could not be read: it is fetched upstream instead.
+async fn from_hit(cx: &Ctx<'_>, digest: &Digest, hit: Hit) -> Result<Option<Reply>, ApiError> {
     super::access::note_cache("hit");
     // Passthrough mode: only to a client the registry accepts for this repository.
     let path = format!("/v2/{}/blobs/{digest}", cx.repo);
     cx.client_may_read(&path, Kind::Blob).await?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    common_headers(&mut headers, digest)?;
+    let mut headers = cached_headers(digest)?;
     if cx.head {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(hit.len));
         return Ok(Some(Reply::ok(headers, None)));
@@ -117,6 +175,56 @@ async fn from_cache(cx: &Ctx<'_>, digest: &Digest) -> Result<Option<Reply>, ApiE
             Ok(None)
         }
     }
+}
+
+/// What a request that joined another's download got.
+enum Followed {
+    Served(Reply),
+    /// The download is in the store now: read the entry.
+    Committed,
+    /// Nothing to follow: fetch upstream.
+    Unshared,
+}
+
+/// Follows another request's download of the blob (`cache::follow`). A `Range` request
+/// waits for the end and then reads its window from the entry.
+async fn follow(cx: &Ctx<'_>, digest: &Digest, joined: Joined) -> Result<Followed, ApiError> {
+    // Passthrough mode: these bytes come with another client's credentials.
+    let path = format!("/v2/{}/blobs/{digest}", cx.repo);
+    cx.client_may_read(&path, Kind::Blob).await?;
+    let ready = if cx.headers.contains_key(header::RANGE) {
+        joined.finished().await
+    } else {
+        joined.ready().await
+    };
+    match ready {
+        Ready::Follow(f) => {
+            let mut headers = cached_headers(digest)?;
+            if let Some(t) = f.total() {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(t));
+            }
+            Ok(Followed::Served(Reply::ok(headers, Some(f.body()))))
+        }
+        Ready::Committed => Ok(Followed::Committed),
+        Ready::Unshared => Ok(Followed::Unshared),
+        // Fail closed, and do not send every follower upstream after a download that failed
+        // (it was logged with its reason where it failed).
+        Ready::Failed => Err(ApiError::upstream(
+            StatusCode::BAD_GATEWAY,
+            format!("the download of {digest} this request joined did not complete; retry"),
+        )),
+    }
+}
+
+/// The headers of a blob served from the store (or its download in progress).
+fn cached_headers(digest: &Digest) -> Result<HeaderMap, ApiError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    common_headers(&mut headers, digest)?;
+    Ok(headers)
 }
 
 /// The headers every blob reply carries.

@@ -6,26 +6,26 @@ use sha2::Digest as _;
 
 use crate::refs::Algorithm;
 
-/// sha256 or sha512, as the digest names.
-pub(super) enum Hasher {
+/// sha256 or sha512, as the digest names (also `cache::verify`'s, re-hashing entries).
+pub(crate) enum Hasher {
     Sha256(sha2::Sha256),
     Sha512(sha2::Sha512),
 }
 
 impl Hasher {
-    pub(super) fn new(alg: Algorithm) -> Self {
+    pub(crate) fn new(alg: Algorithm) -> Self {
         match alg {
             Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
             Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
         }
     }
-    pub(super) fn update(&mut self, b: &[u8]) {
+    pub(crate) fn update(&mut self, b: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(b),
             Hasher::Sha512(h) => h.update(b),
         }
     }
-    pub(super) fn finish_hex(self) -> String {
+    pub(crate) fn finish_hex(self) -> String {
         match self {
             Hasher::Sha256(h) => hex::encode(h.finalize()),
             Hasher::Sha512(h) => hex::encode(h.finalize()),

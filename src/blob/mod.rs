@@ -25,6 +25,7 @@ mod hash;
 use crate::body::BoxError;
 use crate::refs::Digest;
 use hash::HashWork;
+pub(crate) use hash::Hasher;
 pub use hash::PIPELINE_MIN_BYTES;
 
 /// How a stream ended, reported once to the observer.

@@ -57,6 +57,11 @@ impl Index {
         evicted
     }
 
+    /// Whether `d` is indexed (without marking it used).
+    pub(super) fn contains(&self, d: &Digest) -> bool {
+        self.entries.contains_key(d)
+    }
+
     /// Forgets `d` (e.g. its file vanished); its length when it was indexed.
     pub(super) fn remove(&mut self, d: &Digest) -> Option<u64> {
         let e = self.entries.remove(d)?;

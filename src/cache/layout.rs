@@ -20,7 +20,7 @@ use std::time::SystemTime;
 
 use crate::refs::{Algorithm, Digest};
 
-const ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
+pub(super) const ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 
 /// The paths of one blob store.
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ impl Layout {
         self.root.join("tmp")
     }
 
-    fn alg_dir(&self, a: Algorithm) -> PathBuf {
+    pub(super) fn alg_dir(&self, a: Algorithm) -> PathBuf {
         self.root.join(a.name())
     }
 

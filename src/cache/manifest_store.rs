@@ -166,9 +166,28 @@ impl ManifestStore {
         out
     }
 
-    /// Re-reads `d`; a bad entry is removed. `true` when it is (still) good.
-    pub fn verify_entry(&self, d: &Digest) -> bool {
-        self.get_blocking(d).is_some()
+    /// The store under `cache_dir` as it is: nothing created, `tmp/` left alone (a running
+    /// `serve` may be writing there). For `portcullis cache verify`.
+    pub fn at(cache_dir: &Path) -> ManifestStore {
+        ManifestStore {
+            root: cache_dir.join("manifests"),
+        }
+    }
+
+    /// Re-reads `d`: `Ok(None)` when it is good, `Ok(Some(why))` when it was bad (or not
+    /// readable) and is removed now; `Err` when it could not be removed.
+    pub fn verify_entry(&self, d: &Digest) -> io::Result<Option<&'static str>> {
+        let path = self.path(d);
+        let why = match fs::read(&path) {
+            Ok(raw) => match decode(d, raw) {
+                Ok(_) => return Ok(None),
+                Err(why) => why,
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(_) => "not readable",
+        };
+        fs::remove_file(&path)?;
+        Ok(Some(why))
     }
 }
 

@@ -8,6 +8,14 @@
 //! - `write`: the tee beside `blob::VerifyingStream` and the writer thread (write, fsync,
 //!   rename, fsync the directory; only verified bytes become an entry)
 //! - `read`: a hit: the open file and the body that streams a window of it
+//! - `flight`: downloads in progress by digest, so concurrent misses make one upstream GET:
+//!   the first request leads, the others join (and the leader's download outlives its
+//!   client while someone follows it)
+//! - `drive`: the task that drives a followed download, so that it does not depend on the
+//!   leader's client (gone, or too slow)
+//! - `follow`: a joined request's body, read from the leader's temp file as it grows, the
+//!   last byte only after the leader's digest check
+//! - `verify`: `portcullis cache verify`, re-hashing every entry and removing bad ones
 //! - `manifest_store`: verified manifests on disk, beside the blobs (read back after a
 //!   restart, and the closure of trusted content is rebuilt from them offline)
 //!
@@ -26,10 +34,14 @@
 //! Disk use can exceed `max_size` by the downloads in flight (at most `MAX_WRITERS` temp
 //! files), which are counted only once they become entries.
 
+mod drive;
+mod flight;
+mod follow;
 mod index;
 mod layout;
 pub mod manifest_store;
 mod read;
+mod verify;
 mod write;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,10 +51,15 @@ use tokio::sync::Semaphore;
 
 use crate::config::CacheConfig;
 use crate::refs::Digest;
+pub use drive::Carrier;
+use flight::{Flights, Role};
+pub use flight::{Following, Joined, Lead, Ready};
+pub use follow::FollowError;
 use index::Index;
 use layout::Layout;
 pub use manifest_store::{ManifestStore, StoredManifest};
 pub use read::Hit;
+pub use verify::{Report as VerifyReport, verify};
 pub use write::{Tee, Verdict};
 
 /// Blobs written to the cache at the same time. Each writer holds a blocking-pool thread for
@@ -54,6 +71,17 @@ const MAX_WRITERS: usize = 32;
 pub struct BlobCache {
     shared: Arc<Shared>,
     writers: Arc<Semaphore>,
+    flights: Arc<Flights>,
+}
+
+/// What a GET of a blob does with the store (see [`BlobCache::begin`]).
+pub enum Begin {
+    /// In the store: serve the file.
+    Hit(Hit),
+    /// Another request is downloading it: follow that download.
+    Join(Joined),
+    /// Nobody is: fetch it upstream, and pass the lead to [`BlobCache::tee`].
+    Lead(Lead),
 }
 
 /// What the writer threads share with request handlers.
@@ -70,6 +98,7 @@ struct Counters {
     misses: AtomicU64,
     evictions: AtomicU64,
     write_failures: AtomicU64,
+    joins: AtomicU64,
     /// Writers running now (tests wait for them to finish).
     writing: AtomicU64,
 }
@@ -82,6 +111,8 @@ pub struct Stats {
     pub misses: u64,
     pub evictions: u64,
     pub write_failures: u64,
+    /// Requests that followed another request's download instead of going upstream.
+    pub joins: u64,
     pub writing: u64,
     pub entries: usize,
     pub size_bytes: u64,
@@ -119,19 +150,60 @@ impl BlobCache {
         Some(BlobCache {
             shared,
             writers: Arc::new(Semaphore::new(MAX_WRITERS)),
+            flights: Arc::default(),
         })
     }
 
     /// The blob, opened, when it is in the store (counted as a hit); `None` is a miss.
     pub async fn lookup(&self, d: &Digest) -> Option<Hit> {
         let hit = self.open_entry(d).await;
-        let (counter, metric): (_, fn()) = match hit {
-            Some(_) => (&self.shared.stats.hits, crate::metrics::cache_hit),
-            None => (&self.shared.stats.misses, crate::metrics::cache_miss),
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        metric();
+        match hit {
+            Some(_) => self.count_hit(),
+            None => self.count_miss(),
+        }
         hit
+    }
+
+    /// For a GET: the entry, or the download in progress to join, or the lead of a new one
+    /// (registered before the caller asks upstream, so that concurrent misses join it).
+    pub async fn begin(&self, d: &Digest) -> Begin {
+        // A download may commit between the lookup and the registry: then look again. The
+        // third time, lead whatever the index says (an entry indexed but never openable,
+        // evicted under us each time) rather than loop.
+        let mut round = 0;
+        loop {
+            round += 1;
+            if let Some(hit) = self.open_entry(d).await {
+                self.count_hit();
+                return Begin::Hit(hit);
+            }
+            let look = round < 3;
+            match self
+                .flights
+                .join_or_lead(d, || look && self.shared.lock().contains(d))
+            {
+                Role::Join(j) => {
+                    self.shared.stats.joins.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::cache_inflight_join();
+                    return Begin::Join(j);
+                }
+                Role::Lead(lead) => {
+                    self.count_miss();
+                    return Begin::Lead(lead);
+                }
+                Role::Indexed => {}
+            }
+        }
+    }
+
+    fn count_hit(&self) {
+        self.shared.stats.hits.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::cache_hit();
+    }
+
+    fn count_miss(&self) {
+        self.shared.stats.misses.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::cache_miss();
     }
 
     async fn open_entry(&self, d: &Digest) -> Option<Hit> {
@@ -169,17 +241,25 @@ impl BlobCache {
     }
 
     /// Wraps an upstream body so that its bytes are also written to the store, committed only
-    /// if the verdict says they verified. Blobs larger than `max_size`, or arriving while
-    /// every writer slot is busy, pass through uncached.
-    pub fn tee<S>(&self, d: &Digest, len: Option<u64>, inner: S) -> (Tee<S>, Verdict) {
+    /// if the verdict says they verified; requests that joined `lead` follow the temp file.
+    /// Blobs larger than `max_size`, or arriving while every writer slot is busy, pass through
+    /// uncached (and the lead is dropped: its followers fetch for themselves).
+    pub fn tee<S>(
+        &self,
+        d: &Digest,
+        len: Option<u64>,
+        inner: S,
+        lead: Option<Lead>,
+    ) -> (Tee<S>, Verdict, Carrier) {
+        let passthrough = |inner| (Tee::passthrough(inner), Verdict::none(), Carrier::none());
         if len.is_some_and(|n| n > self.shared.max_size) {
-            return (Tee::passthrough(inner), Verdict::none());
+            return passthrough(inner);
         }
         let Ok(permit) = self.writers.clone().try_acquire_owned() else {
             tracing::debug!(digest = %d, "blob cache: every writer busy; not caching");
-            return (Tee::passthrough(inner), Verdict::none());
+            return passthrough(inner);
         };
-        write::start(self.shared.clone(), d.clone(), permit, inner)
+        write::start(self.shared.clone(), d.clone(), len, permit, inner, lead)
     }
 
     pub fn stats(&self) -> Stats {
@@ -265,6 +345,7 @@ impl Shared {
             misses: s.misses.load(Ordering::Relaxed),
             evictions: s.evictions.load(Ordering::Relaxed),
             write_failures: s.write_failures.load(Ordering::Relaxed),
+            joins: s.joins.load(Ordering::Relaxed),
             writing: s.writing.load(Ordering::SeqCst),
             entries,
             size_bytes,

@@ -11,6 +11,10 @@
 //! `Verified` with exactly as many bytes written as were verified becomes an entry: write,
 //! fsync, rename into place, fsync the directory. Anything else (mismatch, truncation, stall,
 //! client gone, disk behind) removes the temp file (`NamedTempFile` deletes on drop).
+//!
+//! With a `flight::Lead`, the writer also tells the requests following the download what it
+//! did: the temp file once it exists, the bytes written after each chunk, and the end (indexed
+//! first, then `Committed`; or `Failed`), see `flight` and `follow`.
 
 use std::io::Write;
 use std::pin::Pin;
@@ -24,6 +28,8 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::Shared;
+use super::drive::Carrier;
+use super::flight::{Flight, Lead, Source};
 use super::layout::sync_dir;
 use crate::blob::Outcome;
 use crate::refs::Digest;
@@ -68,15 +74,18 @@ where
 }
 
 /// Tells the writer how the stream ended; fired once from the `VerifyingStream` observer.
-pub struct Verdict(Option<oneshot::Sender<Option<u64>>>);
+pub struct Verdict(Option<oneshot::Sender<Option<u64>>>, Option<Arc<Flight>>);
 
 impl Verdict {
     pub fn none() -> Verdict {
-        Verdict(None)
+        Verdict(None, None)
     }
 
     /// `Verified { bytes }` commits (if every byte reached the writer); anything else discards.
     pub fn report(self, o: &Outcome) {
+        if let Some(f) = self.1 {
+            f.decided();
+        }
         if let Some(tx) = self.0 {
             let verified = match o {
                 Outcome::Verified { bytes } => Some(*bytes),
@@ -88,19 +97,24 @@ impl Verdict {
     }
 }
 
-/// Starts a writer for `digest` and returns the tee and the verdict that drive it.
+/// Starts a writer for `digest` and returns the tee and the verdict that drive it, and the
+/// carrier that keeps the download going for followers of `lead` (see `flight`).
 pub(super) fn start<S>(
     shared: Arc<Shared>,
     digest: Digest,
+    total: Option<u64>,
     permit: OwnedSemaphorePermit,
     inner: S,
-) -> (Tee<S>, Verdict) {
+    lead: Option<Lead>,
+) -> (Tee<S>, Verdict, Carrier) {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let (vtx, vrx) = oneshot::channel();
+    let flight = lead.as_ref().map(Lead::flight);
+    let carrier = lead.as_ref().map_or_else(Carrier::none, Lead::carrier);
     shared.stats.writing.fetch_add(1, Ordering::SeqCst);
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        write(&shared, &digest, rx, vrx);
+        write(&shared, &digest, total, rx, vrx, lead);
         shared.stats.writing.fetch_sub(1, Ordering::SeqCst);
     });
     (
@@ -108,7 +122,8 @@ pub(super) fn start<S>(
             inner,
             tx: Some(tx),
         },
-        Verdict(Some(vtx)),
+        Verdict(Some(vtx), flight),
+        carrier,
     )
 }
 
@@ -124,30 +139,55 @@ enum Failed {
 }
 
 /// Writes every chunk the tee offers into `sink` until the tee hangs up; the bytes written.
-/// Stops at the first error (ENOSPC, EIO): the caller then drops the receiver, and the tee
-/// stops offering.
-fn receive(rx: &mut mpsc::Receiver<Bytes>, sink: &mut impl Write) -> std::io::Result<u64> {
+/// `wrote` hears of each chunk once it is in `sink`. Stops at the first error (ENOSPC, EIO):
+/// the caller then drops the receiver, and the tee stops offering.
+fn receive(
+    rx: &mut mpsc::Receiver<Bytes>,
+    sink: &mut impl Write,
+    wrote: impl Fn(u64),
+) -> std::io::Result<u64> {
     let mut written = 0u64;
     while let Some(chunk) = rx.blocking_recv() {
         sink.write_all(&chunk)?;
         written += chunk.len() as u64;
+        wrote(chunk.len() as u64);
     }
     Ok(written)
 }
 
-/// The writer thread: temp file, then commit or discard.
+/// The writer thread: temp file, then commit or discard; followers of `lead` hear of each.
 fn write(
     shared: &Shared,
     digest: &Digest,
+    total: Option<u64>,
     mut rx: mpsc::Receiver<Bytes>,
     verdict: oneshot::Receiver<Option<u64>>,
+    mut lead: Option<Lead>,
 ) {
     let result = (|| {
+        // No `BufWriter`: followers read the file through another descriptor and must see
+        // every byte `wrote` announced.
         let mut tmp = tempfile::Builder::new()
             .prefix(digest.hex())
             .tempfile_in(shared.layout.tmp())
             .map_err(Failed::Io)?;
-        let written = receive(&mut rx, &mut tmp).map_err(Failed::Io)?;
+        if let Some(l) = lead.as_mut() {
+            // A descriptor of the followers' own: positioned reads, and the inode stays
+            // readable after the rename into place (and an eviction).
+            match tmp.reopen() {
+                Ok(file) => l.writing(Source { file, total }),
+                Err(e) => {
+                    tracing::debug!(%digest, error = %e, "blob cache: temp file not reopened; download not shared");
+                    lead = None;
+                }
+            }
+        }
+        let wrote = |n| {
+            if let Some(l) = &lead {
+                l.wrote(n);
+            }
+        };
+        let written = receive(&mut rx, &mut tmp, wrote).map_err(Failed::Io)?;
         let verified = verdict
             .blocking_recv()
             .ok()
@@ -166,8 +206,16 @@ fn write(
     })();
     // Dropping the receiver (on error) makes the tee stop offering chunks.
     drop(rx);
+    // Indexed before the flight ends: a request arriving in between finds the entry.
+    let committed = result.as_ref().ok().copied();
+    if let Some(len) = committed {
+        shared.committed(digest, len);
+    }
+    if let Some(l) = lead {
+        l.end(committed);
+    }
     match result {
-        Ok(len) => shared.committed(digest, len),
+        Ok(_) => {}
         Err(Failed::NotVerified) => {
             tracing::debug!(%digest, "blob cache: stream did not verify; not cached")
         }
@@ -212,7 +260,7 @@ mod tests {
     async fn a_full_disk_stops_caching_and_every_chunk_still_reaches_the_client() {
         let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
         let writer = tokio::task::spawn_blocking(move || {
-            let r = receive(&mut rx, &mut FullAfter(3000));
+            let r = receive(&mut rx, &mut FullAfter(3000), |_| {});
             drop(rx);
             r
         });

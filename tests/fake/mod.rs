@@ -3,6 +3,8 @@
 //! against. Used only where the real Distribution registry cannot produce the case.
 #![allow(dead_code)]
 
+pub mod blobs;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,6 +34,15 @@ pub enum Behaviour {
     Truncate { body: Bytes, len: usize },
     /// 200 with `len` announced, sends `head` then never anything again.
     Stall { head: Bytes, len: usize },
+    /// 200 claiming `len` bytes, sends `body` in `chunk`-byte pieces every `every` (a slow
+    /// registry, so that downloads overlap); if `body` is shorter than `len`, then cuts the
+    /// connection.
+    Drip {
+        body: Bytes,
+        len: usize,
+        chunk: usize,
+        every: Duration,
+    },
     /// A redirect to another path on the same server.
     Redirect { location: String },
     /// A status with an OCI error body.
@@ -200,6 +211,27 @@ impl FakeRegistry {
                             None
                         }
                     }
+                });
+                let mut r = Response::new(StreamBody::new(s).boxed_unsync());
+                r.headers_mut().insert("content-length", len.into());
+                r
+            }
+            Some(Behaviour::Drip {
+                body,
+                len,
+                chunk,
+                every,
+            }) => {
+                let cut = body.len() < len;
+                let s = stream::unfold(Some(body), move |st| async move {
+                    let rest = st?;
+                    if rest.is_empty() {
+                        return cut.then(|| (Err(std::io::Error::other("cut")), None));
+                    }
+                    tokio::time::sleep(every).await;
+                    let mut rest = rest;
+                    let piece = rest.split_to(chunk.min(rest.len()));
+                    Some((Ok(Frame::data(piece)), Some(rest)))
                 });
                 let mut r = Response::new(StreamBody::new(s).boxed_unsync());
                 r.headers_mut().insert("content-length", len.into());

@@ -1,0 +1,183 @@
+//! A follower's response body: the temp file of another request's download, read as it grows.
+//!
+//! The follower sends what the writer has written, less the final byte, until the flight is
+//! `Committed`: only then, after the leader's `VerifyingStream` matched digest and length and
+//! the file was renamed into place, does it read the rest. So a follower, like the leader,
+//! never receives the complete bytes of a blob that did not verify; a download that fails
+//! ends the follower's body with an error (a reset, never a clean end). With a known length
+//! the follower also stops one byte short of it, whatever the file holds (an upstream that
+//! sends too much is cut off by the leader's check, but its extra bytes may reach the file).
+//!
+//! Reads are positioned (`pread`) on the follower's own descriptor, on the blocking pool, in
+//! chunks of at most [`CHUNK`]; between reads the follower waits on the flight's `watch`
+//! channel, so it never polls the file.
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+
+use super::flight::{Following, Source, Stage};
+use crate::body::{Body, BoxError};
+
+/// Bytes read from the file per chunk (as for a hit, `read::CHUNK`).
+const CHUNK: u64 = 64 * 1024;
+
+/// Why a follower's body ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error("the download this request joined did not verify or was cut off")]
+    Failed,
+    #[error("reading the download in progress failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Following {
+    /// The whole blob, as it is written (`Range` followers wait for the entry instead).
+    pub fn body(self) -> Body {
+        let stream = futures_util::stream::unfold(Some((self, 0u64)), |state| async move {
+            let (mut f, pos) = state?;
+            match f.next(pos).await {
+                Ok(Some(chunk)) => {
+                    let next = pos + chunk.len() as u64;
+                    crate::metrics::cache_bytes_served("cache", chunk.len() as u64);
+                    Some((Ok(Frame::data(chunk)), Some((f, next))))
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "blob cache: a follower's body aborted");
+                    Some((Err(Box::new(e) as BoxError), None))
+                }
+            }
+        });
+        StreamBody::new(stream).boxed_unsync()
+    }
+
+    /// The next chunk from `pos`, waiting for the writer when there is nothing to send yet.
+    async fn next(&mut self, pos: u64) -> Result<Option<Bytes>, FollowError> {
+        loop {
+            let stage = self.joined.stage.borrow_and_update().clone();
+            let limit = match stage {
+                Stage::Writing { written, .. } => sendable(written, self.source.total),
+                Stage::Committed { len } => len,
+                // `Starting` and `Unshared` never follow `Writing`.
+                Stage::Failed | Stage::Starting | Stage::Unshared => {
+                    return Err(FollowError::Failed);
+                }
+            };
+            if pos < limit {
+                let n = (limit - pos).min(CHUNK);
+                return read_at(self.source.clone(), pos, n).await.map(Some);
+            }
+            if matches!(stage, Stage::Committed { .. }) {
+                return Ok(None);
+            }
+            if self.joined.stage.changed().await.is_err() {
+                return Err(FollowError::Failed);
+            }
+        }
+    }
+}
+
+/// How far a follower may read while the download is not yet verified: everything written
+/// but the last byte, and never the last byte of the announced length.
+fn sendable(written: u64, total: Option<u64>) -> u64 {
+    let limit = written.saturating_sub(1);
+    match total {
+        Some(t) => limit.min(t.saturating_sub(1)),
+        None => limit,
+    }
+}
+
+async fn read_at(source: Arc<Source>, pos: u64, n: u64) -> Result<Bytes, FollowError> {
+    let read = tokio::task::spawn_blocking(move || {
+        // At most CHUNK, so the cast cannot truncate.
+        let mut buf = vec![0u8; n as usize];
+        source
+            .file
+            .read_exact_at(&mut buf, pos)
+            .map(|()| Bytes::from(buf))
+    });
+    match read.await {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(FollowError::Io(std::io::Error::other(e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::flight::{Flights, Lead, Ready, Role};
+    use super::*;
+    use futures_util::StreamExt;
+    use std::io::Write;
+
+    #[test]
+    fn never_the_last_byte_before_the_check() {
+        assert_eq!(sendable(0, None), 0);
+        assert_eq!(sendable(10, None), 9);
+        assert_eq!(sendable(10, Some(100)), 9);
+        assert_eq!(sendable(100, Some(100)), 99);
+        // More written than announced (a lying upstream): still one short of the length.
+        assert_eq!(sendable(150, Some(100)), 99);
+    }
+
+    /// A flight for a 6-byte blob with its temp file, and the body of one follower.
+    async fn followed() -> (Lead, tempfile::NamedTempFile, Body) {
+        let flights = Arc::new(Flights::default());
+        let d = crate::refs::Digest::sha256_of(b"follow");
+        let (Role::Lead(mut lead), Role::Join(j)) = (
+            flights.join_or_lead(&d, || false),
+            flights.join_or_lead(&d, || false),
+        ) else {
+            panic!("the first leads, the second joins");
+        };
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        lead.writing(Source {
+            file: tmp.reopen().unwrap(),
+            total: Some(6),
+        });
+        let Ready::Follow(f) = j.ready().await else {
+            panic!("follows the file");
+        };
+        (lead, tmp, f.body())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follows_a_growing_file_and_withholds_the_end_until_committed() {
+        let (lead, mut tmp, body) = followed().await;
+        let mut body = body.into_data_stream();
+        tmp.write_all(b"foll").unwrap();
+        lead.wrote(4);
+        assert_eq!(body.next().await.unwrap().unwrap(), "fol");
+        tmp.write_all(b"ow").unwrap();
+        lead.wrote(2);
+        assert_eq!(
+            body.next().await.unwrap().unwrap(),
+            "lo",
+            "all but the last byte"
+        );
+        let next = tokio::spawn(async move {
+            let last = body.next().await;
+            (last, body.next().await.is_none())
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!next.is_finished(), "the last byte waits for the verdict");
+        lead.end(Some(6));
+        let (last, ended) = next.await.unwrap();
+        assert_eq!(last.unwrap().unwrap(), "w");
+        assert!(ended);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_download_aborts_the_follower_short_of_the_end() {
+        let (lead, mut tmp, body) = followed().await;
+        let mut body = body.into_data_stream();
+        tmp.write_all(b"follow").unwrap();
+        lead.wrote(6);
+        assert_eq!(body.next().await.unwrap().unwrap(), "follo");
+        lead.end(None);
+        assert!(body.next().await.unwrap().is_err(), "an error, not the end");
+    }
+}

@@ -122,16 +122,7 @@ fn containerd_generated_hosts_toml_passes_a_file_1_6_ignores_fails_config_path_u
     let bare = CriContainerd::start_without_config_path();
     bare.write_hosts_toml(&r, &generated);
     let config = bare.config_file();
-    let out = doctor(
-        &proxy,
-        home.path(),
-        &[
-            "--containerd-config",
-            config.to_str().unwrap(),
-            "--cri-socket",
-            bare.socket().to_str().unwrap(),
-        ],
-    );
+    let out = doctor_containerd(&proxy, home.path(), &bare);
     assert_eq!(out.code, Some(1), "{}", out.stdout);
     assert_line(
         &out,
@@ -398,4 +389,53 @@ fn a_canary_tag_without_a_doctors_nonce_is_refused_and_never_upstream() {
     );
     assert_eq!(counters(&proxy).1, requests0);
     assert!(!reg.log().contains("portcullis-doctor"), "{}", reg.log());
+}
+
+/// containerd merges `imports` by section, not key: `config_path` set only in an imported
+/// drop-in is in force (PASS, the canary comes through); a drop-in whose CRI section lacks it
+/// replaces the main file's section, so containerd goes to the registry (FAIL naming the
+/// drop-in), although config.toml itself sets `config_path`.
+#[test]
+fn containerd_config_path_in_an_imported_drop_in_counts_and_a_drop_in_can_drop_it() {
+    let (reg, proxy) = node();
+    let home = tempdir("pc-doctor-");
+    let r = reg.addr();
+    for sets in [true, false] {
+        let cri = CriContainerd::start_with_drop_in(sets);
+        install_hosts_toml(&cri, &proxy, home.path(), &r);
+        let config = cri.config_file();
+        let drop_in = cri.dir().join("conf.d").join("50-cri.toml");
+        let out = doctor_containerd(&proxy, home.path(), &cri);
+        let canary = format!("canary {r} via CRI");
+        if sets {
+            assert!(out.ok, "config_path from the drop-in:\n{}", out.stdout);
+            assert_line(
+                &out,
+                "PASS containerd",
+                &[
+                    "config_path",
+                    &format!("{} (imported by {})", drop_in.display(), config.display()),
+                ],
+            );
+            assert_line(&out, "PASS containerd", &[&canary, "removed again"]);
+        } else {
+            assert_eq!(out.code, Some(1), "{}", out.stdout);
+            assert_line(
+                &out,
+                "FAIL containerd",
+                &[
+                    "config_path",
+                    &format!("comes from {} (imported)", drop_in.display()),
+                    "merges sections, not keys",
+                ],
+            );
+            // and containerd 1.6.20 really went around the proxy: the static check is right
+            assert_line(&out, "FAIL containerd", &[&canary]);
+            assert!(
+                reg.log().contains("portcullis-doctor/canary"),
+                "containerd did not go to the registry:\n{}",
+                reg.log()
+            );
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::{Ctx, Report, Status, line_of, pull};
+use super::{Ctx, Report, Status, containerd_config, line_of, pull};
 use crate::node::containerd::hosts_toml;
 
 const RT: &str = "containerd";
@@ -44,24 +44,41 @@ fn get<'a>(t: &'a Table, keys: &[&str]) -> Option<&'a Value> {
     cur.get(*last)
 }
 
-/// Reads `config_path` from containerd's config; `Err` is the FAIL message.
-fn config_path(file: &Path) -> Result<PathBuf, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let t: Table = toml::from_str(&text)
-        .map_err(|e| format!("containerd cannot parse {}: {e}", file.display()))?;
+/// Reads `config_path` from containerd's config and its imports: the directory and the file
+/// whose section set it; `Err` is the FAIL message.
+fn config_path(file: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let loaded = containerd_config::load(file)?;
+    let t = &loaded.table;
     let version = t.get("version").and_then(Value::as_integer).unwrap_or(1);
     let keys = config_path_keys(version);
-    match get(&t, &keys).and_then(Value::as_str) {
-        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-        _ => Err(format!(
-            "{} (version = {version}) does not set config_path: the CRI plugin reads no hosts.toml and pulls every image from its registry directly, unverified. Add [{}.\"{}\".{}] {} = \"/etc/containerd/certs.d\" and restart containerd",
-            file.display(),
-            keys[0],
-            keys[1],
-            keys[2],
-            keys[3]
-        )),
+    let from = loaded
+        .plugin_from
+        .get(keys[1])
+        .cloned()
+        .unwrap_or_else(|| file.to_path_buf());
+    match get(t, &keys).and_then(Value::as_str) {
+        Some(p) if !p.is_empty() => Ok((PathBuf::from(p), from)),
+        _ => {
+            // The trap worth naming: the main file sets it, an import's section replaced it.
+            let replaced = if from != file {
+                format!(
+                    " The [{}.\"{}\"] section in force comes from {} (imported), which replaces the whole section: containerd merges sections, not keys, so set config_path there.",
+                    keys[0],
+                    keys[1],
+                    from.display()
+                )
+            } else {
+                String::new()
+            };
+            Err(format!(
+                "{} (version = {version}) does not set config_path: the CRI plugin reads no hosts.toml and pulls every image from its registry directly, unverified.{replaced} Add [{}.\"{}\".{}] {} = \"/etc/containerd/certs.d\" and restart containerd",
+                file.display(),
+                keys[0],
+                keys[1],
+                keys[2],
+                keys[3]
+            ))
+        }
     }
 }
 
@@ -184,13 +201,18 @@ pub(super) async fn check(
             suspect.push(config.map(|c| c.display().to_string()).unwrap_or_default());
             None
         }
-        Some(Ok(d)) => {
+        Some(Ok((d, from))) => {
             let c = config.map(|c| c.display().to_string()).unwrap_or_default();
+            let via = if Some(from.as_path()) == config {
+                c
+            } else {
+                format!("{} (imported by {c})", from.display())
+            };
             r.push(
                 RT,
                 Status::Pass,
                 "config_path",
-                format!("{c} sets config_path = \"{}\"", d.display()),
+                format!("{via} sets config_path = \"{}\"", d.display()),
             );
             Some(d)
         }
@@ -326,10 +348,10 @@ mod tests {
         std::fs::write(&f, "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n").unwrap();
         assert_eq!(
             config_path(&f).unwrap(),
-            Path::new("/etc/containerd/certs.d")
+            (PathBuf::from("/etc/containerd/certs.d"), f.clone())
         );
         std::fs::write(&f, "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/x\"\n").unwrap();
-        assert_eq!(config_path(&f).unwrap(), Path::new("/x"));
+        assert_eq!(config_path(&f).unwrap().0, Path::new("/x"));
         std::fs::write(
             &f,
             "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n",

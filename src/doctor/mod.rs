@@ -6,6 +6,7 @@
 //!   JSON) and the exit rule (0 only when nothing FAILed and at least one runtime was checked)
 //! - `containerd`: config.toml's `config_path` and each registry's hosts.toml, read as
 //!   containerd 1.6 and 1.7/2.x read them, compared with what `portcullis config` generates
+//! - `containerd_config`: config.toml merged with its `imports` as containerd merges them
 //! - `containers`: the effective containers-registries.conf after drop-ins
 //! - `docker`: daemon.json, and the canary pulled through the Docker Engine API
 //! - `pull`: the canary pulled by CRI `PullImage` and by `skopeo`
@@ -17,6 +18,7 @@
 
 pub mod canary;
 mod containerd;
+mod containerd_config;
 mod containers;
 mod docker;
 pub mod pull;

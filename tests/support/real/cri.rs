@@ -95,20 +95,45 @@ pub struct CriContainerd {
     dir: tempfile::TempDir,
 }
 
+/// Where the CRI plugin's registry `config_path` is set.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// In config.toml.
+    Main,
+    /// Nowhere.
+    Unset,
+    /// Only in the CRI section of an imported drop-in.
+    DropInSets,
+    /// In config.toml, but an imported drop-in's CRI section (without it) replaces that one.
+    DropInDrops,
+}
+
 impl CriContainerd {
     /// Starts the daemon (overlayfs when it works here, else native) and waits until the CRI
     /// image service answers. Panics naming the Debian package when a tool is missing.
     pub fn start() -> CriContainerd {
-        Self::start_with(true)
+        Self::start_with(Layout::Main)
     }
 
     /// Like [`CriContainerd::start`], but with the CRI plugin's registry `config_path` unset
     /// (containerd then reads no hosts.toml at all): the node `portcullis doctor` must fail.
     pub fn start_without_config_path() -> CriContainerd {
-        Self::start_with(false)
+        Self::start_with(Layout::Unset)
     }
 
-    fn start_with(config_path: bool) -> CriContainerd {
+    /// Like [`CriContainerd::start`], with the CRI plugin's section moved into a drop-in that
+    /// config.toml imports (`imports = ["<dir>/conf.d/*.toml"]`): `with_config_path` says
+    /// whether that section sets the registry `config_path` (it replaces the main file's whole
+    /// section, which then sets it in vain).
+    pub fn start_with_drop_in(with_config_path: bool) -> CriContainerd {
+        Self::start_with(if with_config_path {
+            Layout::DropInSets
+        } else {
+            Layout::DropInDrops
+        })
+    }
+
+    fn start_with(layout: Layout) -> CriContainerd {
         require_tool("containerd", "containerd");
         require_tool("ctr", "containerd");
         require_tool("protoc", "protobuf-compiler");
@@ -119,7 +144,7 @@ impl CriContainerd {
         let dir = tempdir("pc-cri-");
         let mut tried = Vec::new();
         for snapshotter in ["overlayfs", "native"] {
-            match Self::try_start(&rt, dir.path(), snapshotter, config_path) {
+            match Self::try_start(&rt, dir.path(), snapshotter, layout) {
                 Ok((daemon, channel)) => {
                     return CriContainerd {
                         daemon: Some(daemon),
@@ -140,7 +165,8 @@ impl CriContainerd {
         );
     }
 
-    fn config(d: &Path, snapshotter: &str, config_path: bool) -> String {
+    /// The CRI plugin's section, with or without the registry's `config_path`.
+    fn cri_section(d: &Path, snapshotter: &str, config_path: bool) -> String {
         let registry = if config_path {
             format!(
                 "  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = \"{}\"\n",
@@ -150,8 +176,45 @@ impl CriContainerd {
             String::new()
         };
         format!(
+            r#"[plugins."io.containerd.grpc.v1.cri"]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "{snapshotter}"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{d}/cni-bin"
+    conf_dir = "{d}/cni-conf"
+{registry}"#,
+            d = d.display(),
+        )
+    }
+
+    /// config.toml, and the drop-in it imports when the layout has one.
+    fn config(d: &Path, snapshotter: &str, layout: Layout) -> (String, Option<String>) {
+        let (imports, main_cri, drop_in) = match layout {
+            Layout::Main => (false, Self::cri_section(d, snapshotter, true), None),
+            Layout::Unset => (false, Self::cri_section(d, snapshotter, false), None),
+            Layout::DropInSets => (
+                true,
+                Self::cri_section(d, snapshotter, false),
+                Some(Self::cri_section(d, snapshotter, true)),
+            ),
+            Layout::DropInDrops => (
+                true,
+                Self::cri_section(d, snapshotter, true),
+                Some(Self::cri_section(d, snapshotter, false)),
+            ),
+        };
+        let imports = if imports {
+            format!("imports = [\"{}/conf.d/*.toml\"]\n", d.display())
+        } else {
+            String::new()
+        };
+        let main = format!(
             r#"version = 2
-root = "{root}"
+{imports}root = "{root}"
 state = "{state}"
 
 [grpc]
@@ -164,35 +227,30 @@ state = "{state}"
 [metrics]
   address = ""
 
-[plugins."io.containerd.grpc.v1.cri"]
-  disable_tcp_service = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "{snapshotter}"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "{d}/cni-bin"
-    conf_dir = "{d}/cni-conf"
-{registry}"#,
+{main_cri}"#,
             root = d.join("root").display(),
             state = d.join("state").display(),
             sock = d.join("c.sock").display(),
             d = d.display(),
-        )
+        );
+        (main, drop_in)
     }
 
     fn try_start(
         rt: &tokio::runtime::Runtime,
         d: &Path,
         snapshotter: &str,
-        config_path: bool,
+        layout: Layout,
     ) -> Result<(Daemon, Channel), String> {
-        for sub in ["cni-bin", "cni-conf", "certs.d"] {
+        for sub in ["cni-bin", "cni-conf", "certs.d", "conf.d"] {
             fs::create_dir_all(d.join(sub)).unwrap();
         }
         let config = d.join(format!("config-{snapshotter}.toml"));
-        fs::write(&config, Self::config(d, snapshotter, config_path)).unwrap();
+        let (main, drop_in) = Self::config(d, snapshotter, layout);
+        fs::write(&config, main).unwrap();
+        if let Some(text) = drop_in {
+            fs::write(d.join("conf.d").join("50-cri.toml"), text).unwrap();
+        }
         let sock = d.join("c.sock");
         let _ = fs::remove_file(&sock);
         let mut cmd = Command::new("env");

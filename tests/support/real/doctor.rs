@@ -125,3 +125,18 @@ pub fn install_drop_in(
     std::fs::write(&ours, &generated.stdout).unwrap();
     (main, ours)
 }
+
+/// `portcullis doctor` on `cri` alone: its config.toml and CRI socket.
+pub fn doctor_containerd(proxy: &Portcullis, home: &Path, cri: &CriContainerd) -> CmdOutput {
+    let config = cri.config_file();
+    doctor(
+        proxy,
+        home,
+        &[
+            "--containerd-config",
+            config.to_str().unwrap(),
+            "--cri-socket",
+            cri.socket().to_str().unwrap(),
+        ],
+    )
+}

@@ -223,6 +223,7 @@ pub async fn run(
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(tokio::sync::Semaphore::new(cfg.server.max_connections));
     let stall = Duration::from_secs(cfg.server.client_stall_timeout_secs);
+    let mut refusals = RefusalLog::default();
     tracing::info!(listen = %api.local_addr()?, tls = tls.is_some(), "serving the registry API");
     loop {
         tokio::select! {
@@ -238,6 +239,7 @@ pub async fn run(
                 let _ = stream.set_nodelay(true);
                 let Ok(slot) = connections.clone().try_acquire_owned() else {
                     crate::metrics::connection_refused();
+                    refusals.refused(cfg.server.max_connections);
                     tokio::spawn(refuse_connection(stream, cfg.server.max_connections));
                     continue;
                 };
@@ -284,6 +286,32 @@ pub async fn run(
     }
     admin_task.abort();
     Ok(())
+}
+
+/// Says in the log that connections are being refused: the first at once, then at most one line
+/// per 10 s with how many were refused meanwhile (a flood must not become a flood of lines).
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<std::time::Instant>,
+    since: u64,
+}
+
+impl RefusalLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn refused(&mut self, max: usize) {
+        self.since += 1;
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return;
+        }
+        tracing::warn!(
+            max_connections = max,
+            refused = self.since,
+            "refusing client connections: {max} are open (server.max_connections); each refused one gets 503 TOOMANYREQUESTS with Retry-After: 1. Raise server.max_connections if this node pulls that much at once (an idle connection costs a few KiB)"
+        );
+        self.last = Some(std::time::Instant::now());
+        self.since = 0;
+    }
 }
 
 /// A connection past `server.max_connections`: HTTP/1.1 only, no keep-alive, every request

@@ -355,6 +355,11 @@ fn connection_limit_and_header_deadline_protect_the_node() {
         "{refused}"
     );
     assert!(refused.contains("server.max_connections"), "{refused}");
+    let log = proxy.log();
+    assert!(
+        log.contains("refusing client connections: 2 are open (server.max_connections)"),
+        "the operator is told in the log:\n{log}"
+    );
     drop(a);
     // The slot is freed when the server notices the close.
     let served = (0..50).any(|_| {

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{HeaderMap, StatusCode, header};
 
-use super::client::Body;
+use super::client::{Body, BodyError};
 use super::{Response, Upstream};
 use crate::error::{ApiError, Code, Side};
 
@@ -64,24 +64,22 @@ impl Upstream {
         limit: usize,
     ) -> Result<Bytes, ApiError> {
         let what = kind.as_str();
-        if content_length(resp.inner.headers()).is_some_and(|l| l > limit as u64) {
-            return Err(self.too_large(what, limit));
-        }
-        let mut buf = BytesMut::new();
-        let mut stream = resp.inner.into_body();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                ApiError::upstream(
+        // The permit is held until the body is read.
+        let Response {
+            inner,
+            permit: _permit,
+        } = resp;
+        inner
+            .into_body()
+            .read_limited(limit)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge(_) => self.too_large(what, limit),
+                e => ApiError::upstream(
                     StatusCode::BAD_GATEWAY,
                     format!("registry {} failed while sending a {what}: {e}", self.name),
-                )
-            })?;
-            if buf.len() + chunk.len() > limit {
-                return Err(self.too_large(what, limit));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf.freeze())
+                ),
+            })
     }
 
     fn too_large(&self, what: &str, limit: usize) -> ApiError {

@@ -125,9 +125,9 @@ async fn fetch(cx: &Ctx<'_>, digest: &Digest, lead: Option<Lead>) -> Result<Repl
     let (status, window) = window(cx, &mut headers, total)?;
     let upstream::Response { inner, permit } = resp;
     let (body, verdict, carrier) = match cx.proxy.blob_cache() {
-        Some(c) => c.tee(digest, total, Box::pin(inner.bytes_stream()), lead),
+        Some(c) => c.tee(digest, total, Box::pin(inner.into_body()), lead),
         None => (
-            Tee::passthrough(Box::pin(inner.bytes_stream())),
+            Tee::passthrough(Box::pin(inner.into_body())),
             Verdict::none(),
             Carrier::none(),
         ),

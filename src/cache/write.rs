@@ -34,8 +34,9 @@ use super::layout::sync_dir;
 use crate::blob::Outcome;
 use crate::refs::Digest;
 
-/// Chunks that may wait for the disk; past that the blob is not cached. With reqwest's chunks
-/// (at most a few hundred KiB) this bounds the memory one slow write can hold.
+/// Chunks that may wait for the disk; past that the blob is not cached. With the upstream
+/// client's chunks (at most 64 KiB, `upstream::client::H1_MAX_BUF`; 16 KiB HTTP/2 frames)
+/// this bounds the memory one slow write can hold to 4 MiB.
 const CHANNEL_DEPTH: usize = 64;
 
 /// The upstream body, with each chunk also offered to the cache writer.

@@ -8,7 +8,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{HeaderMap, StatusCode, header};
 
-use super::{Response, Upstream, error_chain};
+use super::client::{Body, BodyError};
+use super::{Response, Upstream};
 use crate::error::{ApiError, Code, Side};
 
 /// What was asked for, for messages and for the OCI code of a 404.
@@ -63,28 +64,22 @@ impl Upstream {
         limit: usize,
     ) -> Result<Bytes, ApiError> {
         let what = kind.as_str();
-        if content_length(resp.inner.headers()).is_some_and(|l| l > limit as u64) {
-            return Err(self.too_large(what, limit));
-        }
-        let mut buf = BytesMut::new();
-        let mut stream = resp.inner.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                ApiError::upstream(
+        // The permit is held until the body is read.
+        let Response {
+            inner,
+            permit: _permit,
+        } = resp;
+        inner
+            .into_body()
+            .read_limited(limit)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge(_) => self.too_large(what, limit),
+                e => ApiError::upstream(
                     StatusCode::BAD_GATEWAY,
-                    format!(
-                        "registry {} failed while sending a {what}: {}",
-                        self.name,
-                        error_chain(&e)
-                    ),
-                )
-            })?;
-            if buf.len() + chunk.len() > limit {
-                return Err(self.too_large(what, limit));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf.freeze())
+                    format!("registry {} failed while sending a {what}: {e}", self.name),
+                ),
+            })
     }
 
     fn too_large(&self, what: &str, limit: usize) -> ApiError {
@@ -102,7 +97,7 @@ impl Upstream {
     /// Maps an upstream error status to our response: its own 404 stays a 404 with the right
     /// OCI code; a 401 goes back to the client only in passthrough mode (with its challenge,
     /// so the client learns where to authenticate); 5xx becomes 502.
-    pub async fn status_error(&self, kind: Kind, resp: reqwest::Response) -> ApiError {
+    pub async fn status_error(&self, kind: Kind, resp: http::Response<Body>) -> ApiError {
         let status = resp.status();
         let www = resp
             .headers()
@@ -164,9 +159,9 @@ impl Upstream {
 }
 
 /// At most 64 KiB of an error body: enough for any OCI error, bounded against a hostile one.
-async fn read_error_body(resp: reqwest::Response) -> Bytes {
+async fn read_error_body(resp: http::Response<Body>) -> Bytes {
     let mut buf = BytesMut::new();
-    let mut s = resp.bytes_stream();
+    let mut s = resp.into_body();
     while let Some(Ok(c)) = s.next().await {
         buf.extend_from_slice(&c);
         if buf.len() > 64 * 1024 {

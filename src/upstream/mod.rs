@@ -1,14 +1,15 @@
 //! The client toward one upstream registry: TLS (system roots plus an optional CA file),
-//! pooled HTTP/1.1 and HTTP/2 connections (reqwest over hyper), timeouts, a cap on concurrent
-//! requests, and registry auth (anonymous, basic, Bearer token challenge with tokens cached per
+//! pooled HTTP/1.1 and HTTP/2 connections (hyper-util's client over hyper-rustls, with bounded
+//! buffers per stream: see `client`), timeouts, a cap on concurrent requests, and registry auth (anonymous, basic, Bearer token challenge with tokens cached per
 //! scope, or passthrough of the client's own `Authorization`).
 //!
 //! Redirects (S3/GCS-backed blob storage) are followed here, so a client is never sent around
-//! the proxy; reqwest drops `Authorization` when a redirect leaves the registry's host.
+//! the proxy; `client` drops `Authorization` when a redirect leaves the registry's origin.
 //! Secrets never reach a log line: credentials are held as `HeaderValue`s marked sensitive.
 
 pub mod answer;
 pub mod auth;
+pub mod client;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use url::Url;
 
 use crate::config::{RegistryConfig, UpstreamLimits};
 use auth::{Challenge, TokenResponse};
+use client::{Body, HttpClient, SendError};
 
 /// Every manifest media type a DCT-aware client may ask for. Sent when a client sends no
 /// `Accept`, and on portcullis's own requests (the registry answers OCI content with 404, and
@@ -77,9 +79,10 @@ impl UpstreamError {
     }
 }
 
-/// A response plus the concurrency permit it holds until its body is done.
+/// A response plus the concurrency permit it holds until its body is done. The body fails
+/// after `upstream.idle_timeout_secs` without data.
 pub struct Response {
-    pub inner: reqwest::Response,
+    pub inner: http::Response<Body>,
     pub permit: OwnedSemaphorePermit,
 }
 
@@ -93,7 +96,7 @@ struct Token {
 pub struct Upstream {
     pub name: String,
     base: Url,
-    client: reqwest::Client,
+    client: HttpClient,
     /// `Basic` header built from the configured user and password file.
     basic: Option<HeaderValue>,
     /// Bearer tokens per scope, until they expire.
@@ -103,6 +106,8 @@ pub struct Upstream {
     /// Forward the client's own `Authorization` instead of ours.
     passthrough: bool,
     first_byte: Duration,
+    /// Longest silence inside a body.
+    idle: Duration,
     limit: Arc<Semaphore>,
 }
 
@@ -145,18 +150,8 @@ impl Upstream {
     ) -> anyhow::Result<Self> {
         let base = Url::parse(&reg.upstream)?;
         let tls = tls_config(reg.ca_file.as_deref())?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .connect_timeout(Duration::from_secs(limits.connect_timeout_secs))
-            .read_timeout(Duration::from_secs(limits.idle_timeout_secs))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(reqwest::redirect::Policy::limited(10))
-            // Registries compress nothing we could undo; bytes must hash as stored.
-            .no_gzip()
-            .no_brotli()
-            .no_deflate()
-            .no_zstd()
-            .build()?;
+        // No Accept-Encoding is sent and nothing is decoded: bytes must hash as stored.
+        let client = HttpClient::new(tls, Duration::from_secs(limits.connect_timeout_secs));
         let basic = match &reg.auth {
             Some(a) => {
                 let pw = std::fs::read_to_string(&a.password_file).map_err(|e| {
@@ -185,6 +180,7 @@ impl Upstream {
             wants_basic: Default::default(),
             passthrough,
             first_byte: Duration::from_secs(limits.first_byte_timeout_secs),
+            idle: Duration::from_secs(limits.idle_timeout_secs),
             limit,
         })
     }
@@ -303,25 +299,27 @@ impl Upstream {
         url: Url,
         headers: &HeaderMap,
         auth: Option<HeaderValue>,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        let mut req = self.client.request(method, url).headers(headers.clone());
+    ) -> Result<http::Response<Body>, UpstreamError> {
+        let mut headers = headers.clone();
         if let Some(a) = auth {
-            req = req.header(header::AUTHORIZATION, a);
+            headers.insert(header::AUTHORIZATION, a);
         }
-        match tokio::time::timeout(self.first_byte, req.send()).await {
-            Err(_) => Err(UpstreamError::Timeout {
+        match self
+            .client
+            .send(method, url, headers, self.first_byte)
+            .await
+        {
+            Err(SendError::Timeout(_) | SendError::ConnectTimeout(_)) => {
+                Err(UpstreamError::Timeout {
+                    registry: self.name.clone(),
+                    secs: self.first_byte.as_secs(),
+                })
+            }
+            Err(e) => Err(UpstreamError::Unreachable {
                 registry: self.name.clone(),
-                secs: self.first_byte.as_secs(),
+                cause: e.to_string(),
             }),
-            Ok(Err(e)) if e.is_timeout() => Err(UpstreamError::Timeout {
-                registry: self.name.clone(),
-                secs: self.first_byte.as_secs(),
-            }),
-            Ok(Err(e)) => Err(UpstreamError::Unreachable {
-                registry: self.name.clone(),
-                cause: error_chain(&e),
-            }),
-            Ok(Ok(r)) => Ok(r),
+            Ok(r) => Ok(r.map(|b| Body::new(b, Some(self.idle)))),
         }
     }
 
@@ -370,22 +368,29 @@ impl Upstream {
                 q.append_pair("scope", s);
             }
         }
-        let mut req = self.client.get(url);
+        let mut headers = HeaderMap::new();
         if let Some(b) = &self.basic {
-            req = req.header(header::AUTHORIZATION, b.clone());
+            headers.insert(header::AUTHORIZATION, b.clone());
         }
-        let resp = tokio::time::timeout(self.first_byte, req.send())
+        let resp = self
+            .client
+            .send(Method::GET, url, headers, self.first_byte)
             .await
-            .map_err(|_| err("timed out".into()))?
-            .map_err(|e| err(error_chain(&e)))?;
+            .map_err(|e| match e {
+                SendError::Timeout(_) => err("timed out".into()),
+                e => err(e.to_string()),
+            })?;
         if !resp.status().is_success() {
             return Err(err(format!("status {}", resp.status())));
         }
         // Token responses are small; refuse anything that is not.
-        let body = resp.bytes().await.map_err(|e| err(error_chain(&e)))?;
-        if body.len() > 64 * 1024 {
-            return Err(err("token response larger than 64 KiB".into()));
-        }
+        let body = Body::new(resp.into_body(), Some(self.idle))
+            .read_limited(64 * 1024)
+            .await
+            .map_err(|e| match e {
+                client::BodyError::TooLarge(_) => err("token response larger than 64 KiB".into()),
+                e => err(e.to_string()),
+            })?;
         let tr: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| err(format!("bad token JSON: {e}")))?;
         let token = tr
@@ -411,7 +416,7 @@ impl Upstream {
     }
 }
 
-/// The full cause chain of an error on one line (reqwest's Display hides the cause).
+/// The full cause chain of an error on one line (hyper's Display hides the cause).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{HeaderMap, Method, StatusCode};
+
+use crate::upstream::client::{Body, HttpClient, SendError};
 
 /// Why bytes could not be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,7 +93,7 @@ impl Default for Timing {
 
 /// The real fetcher: a notary server over HTTPS (or HTTP when the URL says so).
 pub struct HttpFetcher {
-    client: reqwest::Client,
+    client: HttpClient,
     base: String,
     timing: Timing,
 }
@@ -121,18 +125,13 @@ impl HttpFetcher {
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .connect_timeout(timing.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("HTTP client setup: {e}"))?;
+        // ALPN (h2, http/1.1) is set by the client. A redirect is answered as the 3xx it is.
+        let client = HttpClient::new(tls, timing.connect_timeout).without_redirects();
         Ok(HttpFetcher {
             client,
             base: server.trim_end_matches('/').to_string(),
@@ -142,19 +141,20 @@ impl HttpFetcher {
 
     async fn read_body(
         &self,
-        mut resp: reqwest::Response,
+        mut body: Body,
         max_len: u64,
         started: Instant,
     ) -> Result<Bytes, FetchError> {
-        if resp.content_length().is_some_and(|n| n > max_len) {
+        if body.exact_len().is_some_and(|n| n > max_len) {
             return Err(FetchError::TooLarge { limit: max_len });
         }
         let mut buf = BytesMut::new();
         loop {
             let left = self.timing.deadline.saturating_sub(started.elapsed());
-            let chunk = tokio::time::timeout(left, resp.chunk())
+            let chunk = tokio::time::timeout(left, body.next())
                 .await
                 .map_err(|_| self.too_slow(buf.len()))?
+                .transpose()
                 .map_err(|e| FetchError::Unreachable(format!("reading body: {e}")))?;
             let Some(chunk) = chunk else { break };
             if buf.len() as u64 + chunk.len() as u64 > max_len {
@@ -186,15 +186,20 @@ impl HttpFetcher {
 impl Fetch for HttpFetcher {
     async fn fetch(&self, gun: &str, role_path: &str, max_len: u64) -> Result<Bytes, FetchError> {
         let url = format!("{}/v2/{gun}/_trust/tuf/{role_path}.json", self.base);
+        let url =
+            url::Url::parse(&url).map_err(|e| FetchError::Unreachable(format!("{url}: {e}")))?;
         crate::metrics::trust_fetch(metric_role(role_path));
         let started = Instant::now();
-        let send = self.client.get(&url).send();
-        let resp = tokio::time::timeout(self.timing.deadline, send)
+        let resp = self
+            .client
+            .send(Method::GET, url, HeaderMap::new(), self.timing.deadline)
             .await
-            .map_err(|_| self.too_slow(0))?
-            .map_err(|e| FetchError::Unreachable(error_chain(&e)))?;
+            .map_err(|e| match e {
+                SendError::Timeout(_) => self.too_slow(0),
+                e => FetchError::Unreachable(e.to_string()),
+            })?;
         let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
+        if status == StatusCode::NOT_FOUND {
             return Err(FetchError::NotFound);
         }
         if status.is_server_error() {
@@ -206,7 +211,8 @@ impl Fetch for HttpFetcher {
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));
         }
-        self.read_body(resp, max_len, started).await
+        self.read_body(Body::new(resp.into_body(), None), max_len, started)
+            .await
     }
 
     fn describe(&self) -> String {
@@ -223,17 +229,6 @@ fn metric_role(role_path: &str) -> &str {
         _ => role_path,
     };
     name.split('.').next().unwrap_or(name)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -1,0 +1,251 @@
+//! `HttpClient` and `Body` against a small HTTP/1 server on 127.0.0.1: redirects (followed,
+//! refused past the limit, `Authorization` kept or dropped by origin, relative `Location`,
+//! 303), the body limit, the response deadline and the idle deadline.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use url::Url;
+
+use super::{Body, BodyError, HttpClient, MAX_REDIRECTS, SendError};
+
+type Resp = Response<BoxBody<Bytes, Infallible>>;
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()).boxed());
+    *r.status_mut() = status;
+    r
+}
+
+fn redirect(status: StatusCode, location: &str) -> Resp {
+    let mut r = text(status, "");
+    r.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(location).unwrap());
+    r
+}
+
+/// The test server's routes; `/echo` answers with the method and the `Authorization` seen.
+async fn route(req: Request<Incoming>, port: u16) -> Result<Resp, Infallible> {
+    let path = req.uri().path().to_owned();
+    Ok(match path.as_str() {
+        "/plain" => text(StatusCode::OK, "hello"),
+        "/echo" => {
+            let auth = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none");
+            text(StatusCode::OK, format!("{} {auth}", req.method()))
+        }
+        "/moved" => redirect(StatusCode::FOUND, "/plain"),
+        "/loop" => redirect(StatusCode::FOUND, "/loop"),
+        "/dir/relative" => redirect(StatusCode::MOVED_PERMANENTLY, "target"),
+        "/dir/target" => text(StatusCode::OK, "relative ok"),
+        "/same-origin" => redirect(StatusCode::TEMPORARY_REDIRECT, "/echo"),
+        // Same server, another origin: `localhost` is not `127.0.0.1`.
+        "/cross-origin" => redirect(
+            StatusCode::TEMPORARY_REDIRECT,
+            &format!("http://localhost:{port}/echo"),
+        ),
+        "/see-other" => redirect(StatusCode::SEE_OTHER, "/echo"),
+        "/big" => text(StatusCode::OK, vec![7u8; 256 * 1024]),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            text(StatusCode::OK, "late")
+        }
+        "/stall" => {
+            // One chunk, then silence.
+            let chunks = futures_util::stream::iter([Ok(Frame::data(Bytes::from("head")))])
+                .chain(futures_util::stream::pending());
+            Response::new(BodyExt::boxed(StreamBody::new(chunks)))
+        }
+        _ => text(StatusCode::NOT_FOUND, "no"),
+    })
+}
+
+async fn server() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |r| route(r, addr.port()));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn client() -> HttpClient {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    HttpClient::new(tls, Duration::from_secs(5))
+}
+
+fn url(addr: SocketAddr, path: &str) -> Url {
+    Url::parse(&format!("http://{addr}{path}")).unwrap()
+}
+
+fn with_auth() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+    h
+}
+
+/// A GET without headers.
+async fn send_get(
+    c: &HttpClient,
+    u: Url,
+    deadline: Duration,
+) -> Result<http::Response<Incoming>, SendError> {
+    c.send(Method::GET, u, HeaderMap::new(), deadline).await
+}
+
+const FIVE: Duration = Duration::from_secs(5);
+
+/// Sends and reads the whole body as text.
+async fn get(c: &HttpClient, method: Method, u: Url, h: HeaderMap) -> (StatusCode, String) {
+    let resp = c.send(method, u, h, Duration::from_secs(5)).await.unwrap();
+    let status = resp.status();
+    let body = Body::new(resp.into_body(), None)
+        .read_limited(1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn plain_get() {
+    let a = server().await;
+    let got = get(&client(), Method::GET, url(a, "/plain"), HeaderMap::new()).await;
+    assert_eq!(got, (StatusCode::OK, "hello".into()));
+    let got = get(&client(), Method::GET, url(a, "/none"), HeaderMap::new()).await;
+    assert_eq!(got, (StatusCode::NOT_FOUND, "no".into()));
+}
+
+#[tokio::test]
+async fn redirect_is_followed() {
+    expect(Method::GET, "/moved", false, "hello").await;
+}
+
+#[tokio::test]
+async fn redirect_loop_is_refused() {
+    let a = server().await;
+    let e = send_get(&client(), url(a, "/loop"), FIVE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, SendError::TooManyRedirects(MAX_REDIRECTS)),
+        "{e}"
+    );
+    assert!(e.to_string().contains("redirect"), "{e}");
+}
+
+#[tokio::test]
+async fn the_notary_client_answers_a_redirect_with_the_3xx() {
+    let a = server().await;
+    let c = client().without_redirects();
+    let (status, _) = get(&c, Method::GET, url(a, "/moved"), HeaderMap::new()).await;
+    assert_eq!(status, StatusCode::FOUND);
+}
+
+/// Sends `method` to `path` (with `Authorization: Bearer t` when `auth`) and expects a 200
+/// with `want` (for `/echo`: the method and `Authorization` the final hop received).
+async fn expect(method: Method, path: &str, auth: bool, want: &str) {
+    let a = server().await;
+    let h = if auth { with_auth() } else { HeaderMap::new() };
+    let got = get(&client(), method, url(a, path), h).await;
+    assert_eq!(got, (StatusCode::OK, want.into()), "{path}");
+}
+
+#[tokio::test]
+async fn a_cross_origin_redirect_drops_authorization() {
+    expect(Method::GET, "/cross-origin", true, "GET none").await;
+}
+
+#[tokio::test]
+async fn a_same_origin_redirect_keeps_authorization() {
+    expect(Method::GET, "/same-origin", true, "GET Bearer t").await;
+    // 307 keeps the method.
+    expect(Method::DELETE, "/same-origin", true, "DELETE Bearer t").await;
+}
+
+#[tokio::test]
+async fn a_relative_location_is_resolved_against_the_url() {
+    expect(Method::GET, "/dir/relative", false, "relative ok").await;
+}
+
+#[tokio::test]
+async fn see_other_becomes_a_get() {
+    expect(Method::DELETE, "/see-other", true, "GET Bearer t").await;
+}
+
+#[tokio::test]
+async fn the_body_limit_is_enforced() {
+    let a = server().await;
+    let c = client();
+    let resp = send_get(&c, url(a, "/big"), FIVE).await.unwrap();
+    let e = Body::new(resp.into_body(), None)
+        .read_limited(1000)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, BodyError::TooLarge(1000)), "{e}");
+    // Exactly at the limit is fine.
+    let resp = send_get(&c, url(a, "/big"), FIVE).await.unwrap();
+    let b = Body::new(resp.into_body(), None)
+        .read_limited(256 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 256 * 1024);
+}
+
+#[tokio::test]
+async fn a_slow_response_times_out() {
+    let a = server().await;
+    let started = std::time::Instant::now();
+    let e = send_get(&client(), url(a, "/slow"), Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::Timeout(_)), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_silent_body_fails_after_the_idle_timeout() {
+    let a = server().await;
+    let resp = send_get(&client(), url(a, "/stall"), FIVE).await.unwrap();
+    let mut body = Body::new(resp.into_body(), Some(Duration::from_millis(300)));
+    assert_eq!(body.next().await.unwrap().unwrap(), Bytes::from("head"));
+    let e = body.next().await.unwrap().unwrap_err();
+    assert!(matches!(e, BodyError::Idle(_)), "{e}");
+    assert!(body.next().await.is_none());
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_transport_error_with_its_cause() {
+    // Bind, learn the port, close: nothing listens there.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    let e = send_get(&client(), url(a, "/plain"), FIVE)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::Transport(_)), "{e}");
+    assert!(e.to_string().to_lowercase().contains("refused"), "{e}");
+}

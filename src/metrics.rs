@@ -136,7 +136,7 @@ impl CacheMetrics {
             write_failures: registered(
                 r,
                 "cache_write_failures",
-                "Blobs not cached because the disk failed or fell behind, by reason",
+                "Blobs not cached because the disk failed or stalled, by reason",
             ),
             inflight_joins: registered(
                 r,
@@ -373,7 +373,7 @@ pub fn cache_size(bytes: u64) {
         .set(i64::try_from(bytes).unwrap_or(i64::MAX));
 }
 
-/// `reason`: "io" (a write, fsync or rename failed) or "slow" (the disk fell behind the stream).
+/// `reason`: "io" (a write, fsync or rename failed) or "slow" (the disk took no data for 2 s).
 pub fn cache_write_failure(reason: &'static str) {
     METRICS
         .cache

@@ -11,8 +11,9 @@
 //! far, then how it ended. Only `Committed` lets a follower send the last byte (see `follow`),
 //! so a follower, like the leader, never receives the complete blob before the digest check.
 //!
-//! Why the leader's bytes do not come from the file: a disk that fails or falls behind must
-//! never fail or slow the leader's pull (the cache's promise since its first version). A disk
+//! Why the leader's bytes do not come from the file: a disk that fails or stalls must never fail
+//! the leader's pull (the cache's promise since its first version; a slow disk only slows it,
+//! see `write`). A disk
 //! failure does fail the followers: they have no other copy of the bytes, and a follower must
 //! not mix bytes from two downloads.
 //!

@@ -599,9 +599,14 @@ def report(tmp, rounds, digest, size, load_start, pc_alive):
     log(f"wrote {out}")
 
 
-if __name__ == "__main__":
+def entry(main_fn):
+    """Run main_fn as a script: SIGTERM and ^C end it through its finally (stop what it started)."""
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     try:
-        main()
+        main_fn()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    entry(main)

@@ -50,6 +50,14 @@ pub enum UpstreamError {
     Unreachable { registry: String, cause: String },
     #[error("registry {registry} did not answer within {secs} s")]
     Timeout { registry: String, secs: u64 },
+    #[error(
+        "registry {registry}: {max} upstream requests are in flight (upstream.max_concurrent) and none ended within {secs} s; retry shortly"
+    )]
+    Busy {
+        registry: String,
+        max: usize,
+        secs: u64,
+    },
     #[error("registry {registry}: token request to {realm} failed: {cause}")]
     Token {
         registry: String,
@@ -62,7 +70,9 @@ impl UpstreamError {
     /// 503 for a dead upstream, 502 for one that answered badly or too slowly.
     pub fn status(&self) -> StatusCode {
         match self {
-            UpstreamError::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            UpstreamError::Unreachable { .. } | UpstreamError::Busy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             UpstreamError::Timeout { .. } | UpstreamError::Token { .. } => StatusCode::BAD_GATEWAY,
         }
     }
@@ -73,8 +83,20 @@ impl UpstreamError {
             UpstreamError::Unreachable { registry, .. } => (registry, "unreachable"),
             UpstreamError::Timeout { registry, .. } => (registry, "timeout"),
             UpstreamError::Token { registry, .. } => (registry, "token"),
+            UpstreamError::Busy { registry, .. } => (registry, "busy"),
         };
         crate::metrics::upstream_fault(registry, kind);
+        if let UpstreamError::Busy { .. } = self {
+            // Our own limit, not an outage: no "not cached" wording, and the client is told
+            // when to come back, as past server.max_connections.
+            return crate::error::ApiError::new(
+                self.status(),
+                crate::error::Code::TooManyRequests,
+                crate::error::Side::Upstream,
+                self.to_string(),
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         crate::error::ApiError::outage(self.status(), self.to_string())
     }
 }
@@ -109,6 +131,8 @@ pub struct Upstream {
     /// Longest silence inside a body.
     idle: Duration,
     limit: Arc<Semaphore>,
+    /// `upstream.max_concurrent`, for the message when `limit` has no permit to give.
+    max_concurrent: usize,
 }
 
 /// Builds the rustls client config: system roots plus an optional extra CA bundle.
@@ -182,6 +206,7 @@ impl Upstream {
             first_byte: Duration::from_secs(limits.first_byte_timeout_secs),
             idle: Duration::from_secs(limits.idle_timeout_secs),
             limit,
+            max_concurrent: limits.max_concurrent,
         })
     }
 
@@ -234,15 +259,25 @@ impl Upstream {
         client_auth: Option<&HeaderValue>,
         scope: Option<&str>,
     ) -> Result<Response, UpstreamError> {
+        // A request waits for a slot at most as long as for the registry's first byte: a queue
+        // that never moves must end in an answer the client can act on, not a hung pull.
         let permit =
-            self.limit
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| UpstreamError::Unreachable {
-                    registry: self.name.clone(),
-                    cause: "shutting down".into(),
-                })?;
+            match tokio::time::timeout(self.first_byte, self.limit.clone().acquire_owned()).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(_)) => {
+                    return Err(UpstreamError::Unreachable {
+                        registry: self.name.clone(),
+                        cause: "shutting down".into(),
+                    });
+                }
+                Err(_) => {
+                    return Err(UpstreamError::Busy {
+                        registry: self.name.clone(),
+                        max: self.max_concurrent,
+                        secs: self.first_byte.as_secs(),
+                    });
+                }
+            };
         let url = self.url(path, query);
         let started = Instant::now();
         let mut auth = self.auth_for(client_auth, scope).await;

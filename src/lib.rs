@@ -3,7 +3,8 @@
 //!
 //! Map of the crate, in the order a request meets it:
 //! - `config`   figment layers (defaults < file < env) and validation naming the bad key
-//! - `server`   listeners, TLS / mTLS, client basic auth, admin endpoints, graceful shutdown
+//! - `server`   listeners, admin endpoints, graceful shutdown; `client_auth` (TLS / mTLS, basic
+//!   auth), `limits` (header limits, connections past `server.max_connections`)
 //! - `stall`    the deadline on a client that stops reading its response
 //! - `api`      route, dispatch, request context, trust gate, a file per resource (own map)
 //! - `refs`     repository names, tags, digests: parsed once at the edge

@@ -13,9 +13,8 @@
 //!
 //! Why the leader's bytes do not come from the file: a disk that fails or stalls must never fail
 //! the leader's pull (the cache's promise since its first version; a slow disk only slows it,
-//! see `write`). A disk
-//! failure does fail the followers: they have no other copy of the bytes, and a follower must
-//! not mix bytes from two downloads.
+//! see `write`). A disk failure does fail the followers: they have no other copy of the bytes,
+//! and a follower must not mix bytes from two downloads.
 //!
 //! The download of a flight is driven by a task of its own (`drive`), not by the leader's
 //! client: when that client goes away, the download goes on to its end if anyone follows it,

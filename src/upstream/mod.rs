@@ -1,7 +1,8 @@
 //! The client toward one upstream registry: TLS (system roots plus an optional CA file),
 //! pooled HTTP/1.1 and HTTP/2 connections (hyper-util's client over hyper-rustls, with bounded
-//! buffers per stream: see `client`), timeouts, a cap on concurrent requests, and registry auth (anonymous, basic, Bearer token challenge with tokens cached per
-//! scope, or passthrough of the client's own `Authorization`).
+//! buffers per stream: see `client`), timeouts, a cap on concurrent requests, and registry auth
+//! (anonymous, basic, Bearer token challenge with tokens cached per scope, or passthrough of the
+//! client's own `Authorization`).
 //!
 //! Redirects (S3/GCS-backed blob storage) are followed here, so a client is never sent around
 //! the proxy; `client` drops `Authorization` when a redirect leaves the registry's origin.

@@ -27,7 +27,7 @@ if [ -z "$suite" ]; then
     scripts/tuf-conformance.sh path/to/tuf-conformance"
   suite="$repo/../shared/tuf-conformance"
 fi
-suite="$(cd "$suite" && pwd)" || die "SUITE_DIR $1 is not a directory"
+suite="$(cd "$suite" 2>/dev/null && pwd)" || die "SUITE_DIR $1 is not a directory"
 [ -f "$suite/pyproject.toml" ] && [ -d "$suite/tuf_conformance" ] \
   && [ -f "$suite/clients/python-tuf/python_tuf.py" ] \
   || die "$suite does not look like tuf-conformance (pyproject.toml, tuf_conformance/, clients/python-tuf/)"

@@ -58,7 +58,13 @@ impl Server {
             .unwrap()
             .port();
         let child = Command::new(py)
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
@@ -87,7 +93,11 @@ impl Server {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let (mut n, mut bytes, mut names) = (0, 0, vec![]);
         for line in log[mark.min(log.len())..].lines() {
-            let Some(path) = line.split("\"GET ").nth(1).and_then(|r| r.split(' ').next()) else {
+            let Some(path) = line
+                .split("\"GET ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+            else {
                 continue;
             };
             if !line.contains("\" 200 ") {
@@ -197,7 +207,12 @@ async fn main() {
 
     run(
         &py,
-        &[repo_dir.to_str().unwrap(), &roles.to_string(), "bump", &(roles / 2).to_string()],
+        &[
+            repo_dir.to_str().unwrap(),
+            &roles.to_string(),
+            "bump",
+            &(roles / 2).to_string(),
+        ],
     );
     let mark = server.log_len();
     let (b_r, b_t) = name(&format!("demo/app{}:v2", roles / 2));

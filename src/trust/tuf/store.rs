@@ -31,8 +31,11 @@ pub struct DurableStore {
 /// Which of the names the crate stores a [`DurableStore`] keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
-    /// All of them (the proxy): also `root_history/N.root.json`, `N.snapshot.json` and
-    /// cached targets under `targets/`.
+    /// The proxy's: every role under its non-versioned name plus `root_history/N.root.json`
+    /// (and `targets/` were targets ever cached). The crate's extra `N.snapshot.json` copies
+    /// are not kept: a versioned request is answered from `snapshot.json` when its version
+    /// matches (`transport::StoreFirst`), and one copy per snapshot version would grow the
+    /// directory forever.
     All,
     /// Only the trusted copy of each role under its non-versioned name (`root.json`,
     /// `timestamp.json`, `<role>.json`), no subdirectory: the layout tuf-conformance reads
@@ -41,17 +44,18 @@ pub enum Layout {
     TopLevel,
 }
 
+/// `N.<role>.json` is versioned; `N.json` is the role named `N`.
+fn versioned(name: &str) -> bool {
+    name.split_once('.').is_some_and(|(v, rest)| {
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && rest != "json"
+    })
+}
+
 impl Layout {
     fn keeps(self, name: &str) -> bool {
         match self {
-            Layout::All => true,
-            // `N.<role>.json` is versioned; `N.json` is the role named `N`.
-            Layout::TopLevel => {
-                !name.contains('/')
-                    && !name.split_once('.').is_some_and(|(v, rest)| {
-                        !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && rest != "json"
-                    })
-            }
+            Layout::All => name.contains('/') || !versioned(name),
+            Layout::TopLevel => !name.contains('/') && !versioned(name),
         }
     }
 }
@@ -249,6 +253,18 @@ mod tests {
         assert!(s.load("/etc/passwd").is_err());
         s.store("root_history/2.root.json", b"{}").unwrap();
         assert_eq!(s.load("root_history/2.root.json").unwrap().unwrap(), b"{}");
+    }
+
+    #[test]
+    fn the_proxy_layout_keeps_root_history_but_no_versioned_snapshot_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DurableStore::new(dir.path().to_owned());
+        s.store("7.snapshot.json", b"{}").unwrap();
+        assert!(s.load("7.snapshot.json").unwrap().is_none());
+        s.store("root_history/2.root.json", b"{}").unwrap();
+        s.store("snapshot.json", b"{}").unwrap();
+        assert!(s.load("root_history/2.root.json").unwrap().is_some());
+        assert!(s.load("snapshot.json").unwrap().is_some());
     }
 
     #[test]

@@ -122,6 +122,12 @@ async fn serve(
         // Passthrough mode: only to a client the registry accepts for this repository.
         let path = format!("/v2/{}/manifests/{d}", cx.repo);
         cx.client_may_read(&path, Kind::Manifest).await?;
+        // The digest matches, but a signature may also pin a length and a media type that
+        // these bytes do not have (a TUF target naming other bytes): as refused as uncached.
+        let ct = c.content_type.as_ref().and_then(|v| v.to_str().ok());
+        if let Some(why) = unlike_signed(target, &c.bytes, ct) {
+            return Err(mismatch(cx, reference, &why));
+        }
         super::access::note_cache("hit");
         return reply(&c, d);
     }
@@ -216,27 +222,11 @@ async fn fetch(
             &format!("bytes hash to {actual}, not {e}"),
         ));
     }
-    if let Some(signed) = target.and_then(|t| t.length)
-        && signed != bytes.len() as u64
-    {
-        return Err(mismatch(
-            cx,
-            reference,
-            &format!("{} bytes, signed length is {signed}", bytes.len()),
-        ));
-    }
-    if let Some(want) = target.and_then(|t| t.media_type.as_deref()) {
-        let have = media_type_of(&bytes, &upstream_headers);
-        if have.as_deref() != Some(want) {
-            return Err(mismatch(
-                cx,
-                reference,
-                &format!(
-                    "media type {}, signed media type is {want}",
-                    have.as_deref().unwrap_or("(none)")
-                ),
-            ));
-        }
+    let content_type = upstream_headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if let Some(why) = unlike_signed(target, &bytes, content_type) {
+        return Err(mismatch(cx, reference, &why));
     }
     // Record what this manifest references, if it is itself trusted.
     let children = children_of(&bytes);
@@ -296,9 +286,31 @@ fn mismatch(cx: &Ctx<'_>, reference: &str, what: &str) -> ApiError {
     )
 }
 
+/// Why `bytes` are not what `target` signs beyond its digest (length, media type), if so.
+fn unlike_signed(
+    target: Option<&TrustedTarget>,
+    bytes: &[u8],
+    content_type: Option<&str>,
+) -> Option<String> {
+    let t = target?;
+    if let Some(signed) = t.length
+        && signed != bytes.len() as u64
+    {
+        return Some(format!("{} bytes, signed length is {signed}", bytes.len()));
+    }
+    let want = t.media_type.as_deref()?;
+    let have = media_type_of(bytes, content_type);
+    (have.as_deref() != Some(want)).then(|| {
+        format!(
+            "media type {}, signed media type is {want}",
+            have.as_deref().unwrap_or("(none)")
+        )
+    })
+}
+
 /// The manifest's media type: its `mediaType` field (covered by the digest), else the
 /// registry's Content-Type (a Docker schema 2 manifest always carries the field).
-fn media_type_of(bytes: &[u8], headers: &HeaderMap) -> Option<String> {
+fn media_type_of(bytes: &[u8], content_type: Option<&str>) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct M {
         #[serde(rename = "mediaType")]
@@ -307,10 +319,5 @@ fn media_type_of(bytes: &[u8], headers: &HeaderMap) -> Option<String> {
     serde_json::from_slice::<M>(bytes)
         .ok()
         .and_then(|m| m.media_type)
-        .or_else(|| {
-            headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
-        })
+        .or_else(|| content_type.map(|v| v.split(';').next().unwrap_or(v).trim().to_owned()))
 }

@@ -51,6 +51,11 @@ pub struct TufRepo {
     pinned_sha: String,
     status: std::sync::Mutex<Status>,
     memo: moka::sync::Cache<String, Arc<Found>>,
+    /// Every name a lookup verified (at most 10,000). The crate drops delegated roles at each
+    /// refresh and loads them again only for a lookup that needs them, so the roles loaded at
+    /// a given moment do not list every trusted tag; these names keep a tag pulled once in
+    /// `trusted_targets` (the closure of trusted blobs, the tags list) while it resolves.
+    known: std::sync::Mutex<std::collections::BTreeSet<String>>,
     interval: Duration,
     max_roles: u32,
 }
@@ -107,6 +112,7 @@ impl TufRepo {
             pinned_sha: pinned_sha.to_owned(),
             status: Default::default(),
             memo: moka::sync::Cache::builder().max_capacity(10_000).build(),
+            known: Default::default(),
             interval,
             max_roles: config.max_delegations,
         })
@@ -258,18 +264,25 @@ impl TufRepo {
         crate::metrics::tuf_lookup(&self.url, "walked");
         let found = Arc::new(found);
         self.memo.insert(name.to_owned(), found.clone());
+        if let Ok(mut k) = self.known.lock()
+            && k.len() < 10_000
+        {
+            k.insert(name.to_owned());
+        }
         Ok(found)
     }
 
-    /// Names of the targets in every role verified so far (at most 10,000).
+    /// Names of the targets in every role loaded now, and every name a lookup verified
+    /// before (at most 10,000 of each): candidates, each resolved again by the caller.
     pub async fn loaded_target_names(&self) -> Vec<String> {
+        let mut names = self.known.lock().map(|k| k.clone()).unwrap_or_default();
+        let cap = names.len() + 10_000;
         let updater = self.updater.lock().await;
         let t = updater.trusted();
-        let mut names = std::collections::BTreeSet::new();
         let mut seen = std::collections::BTreeSet::new();
         let mut stack = vec!["targets".to_owned()];
         while let Some(role) = stack.pop() {
-            if names.len() >= 10_000 || !seen.insert(role.clone()) {
+            if names.len() >= cap || !seen.insert(role.clone()) {
                 continue;
             }
             let Some(tr) = t.targets_role(&role) else {

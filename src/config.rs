@@ -7,8 +7,10 @@
 mod diagnose;
 mod preflight;
 mod registry;
+mod tuf;
 pub(crate) use preflight::shown;
 pub use registry::*;
+pub use tuf::{TufConfig, TufLimits};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -321,6 +323,10 @@ impl Config {
             if let Some(n) = &r.notary {
                 check_notary(n, &key("notary"))?;
             }
+            if let Some(t) = &r.tuf {
+                check_one_source(r.notary.is_some(), &key("tuf"))?;
+                tuf::check_tuf(t, &key("tuf"))?;
+            }
             for (j, o) in r.repositories.iter().enumerate() {
                 if o.pattern.is_empty() {
                     return Err(invalid(
@@ -330,6 +336,11 @@ impl Config {
                 }
                 if let Some(n) = &o.notary {
                     check_notary(n, &key(&format!("repositories[{j}].notary")))?;
+                }
+                if let Some(t) = &o.tuf {
+                    let k = key(&format!("repositories[{j}].tuf"));
+                    check_one_source(o.notary.is_some(), &k)?;
+                    tuf::check_tuf(t, &k)?;
                 }
             }
         }
@@ -368,6 +379,18 @@ fn check_url(u: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `notary` and `tuf` on one registry or override: which one vouches would be a guess, and a
+/// fallback from one to the other would loosen both. A config error, never a fallback.
+fn check_one_source(has_notary: bool, tuf_key: &str) -> Result<(), ConfigError> {
+    if has_notary {
+        return Err(invalid(
+            tuf_key,
+            "both notary and tuf are set here: configure one trust source (use              [[registries.repositories]] to give some repositories the other)",
+        ));
+    }
+    Ok(())
+}
+
 fn check_notary(n: &NotaryConfig, key: &str) -> Result<(), ConfigError> {
     check_url(&n.server).map_err(|m| invalid(format!("{key}.server"), m))?;
     if !n.gun_template.contains("{repository}") {
@@ -382,12 +405,7 @@ fn check_notary(n: &NotaryConfig, key: &str) -> Result<(), ConfigError> {
             "must be above 0",
         ));
     }
-    if n.fetch.deadline_secs == 0 {
-        return Err(invalid(
-            format!("{key}.fetch.deadline_secs"),
-            "must be above 0",
-        ));
-    }
+    check_fetch(&n.fetch, key)?;
     if let Some(g) = &n.offline_grace {
         match humantime::parse_duration(g) {
             Ok(d) if d <= registry::MAX_OFFLINE_GRACE => {}
@@ -405,7 +423,18 @@ fn check_notary(n: &NotaryConfig, key: &str) -> Result<(), ConfigError> {
             }
         }
     }
-    if n.fetch.min_rate_after_secs >= n.fetch.deadline_secs {
+    Ok(())
+}
+
+/// `fetch` of a trust source (`notary` or `tuf`): the deadline and the minimum rate.
+fn check_fetch(f: &NotaryFetch, key: &str) -> Result<(), ConfigError> {
+    if f.deadline_secs == 0 {
+        return Err(invalid(
+            format!("{key}.fetch.deadline_secs"),
+            "must be above 0",
+        ));
+    }
+    if f.min_rate_after_secs >= f.deadline_secs {
         return Err(invalid(
             format!("{key}.fetch.min_rate_after_secs"),
             "must be below fetch.deadline_secs (else the rate is never checked)",

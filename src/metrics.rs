@@ -24,6 +24,8 @@ pub struct Metrics {
     audit: Family<Labels, Counter>,
     mismatches: Family<Labels, Counter>,
     trust_fetches: Family<Labels, Counter>,
+    tuf_refreshes: Family<Labels, Counter>,
+    tuf_lookups: Family<Labels, Counter>,
     drift: Family<Labels, Counter>,
     canary: Family<Labels, Counter>,
     cache: CacheMetrics,
@@ -203,6 +205,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Metadata requests sent to trust servers, by role",
         trust_fetches.clone(),
     );
+    let tuf_refreshes = Family::<Labels, Counter>::default();
+    registry.register(
+        "tuf_refreshes",
+        "TUF metadata refreshes, by repository (metadata URL) and outcome",
+        tuf_refreshes.clone(),
+    );
+    let tuf_lookups = Family::<Labels, Counter>::default();
+    registry.register(
+        "tuf_lookups",
+        "TUF target lookups, by repository and how they were answered (memo, walked, error)",
+        tuf_lookups.clone(),
+    );
     let drift = Family::<Labels, Counter>::default();
     registry.register(
         "tag_drift",
@@ -224,6 +238,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         drift,
         canary,
         trust_fetches,
+        tuf_refreshes,
+        tuf_lookups,
         requests,
         upstream_latency,
         bytes,
@@ -310,6 +326,28 @@ pub fn trust_fetch(role: &str) {
     METRICS
         .trust_fetches
         .get_or_create(&vec![("role", role.to_owned())])
+        .inc();
+}
+
+/// A TUF refresh and its outcome (`ok`, `unreachable`, `invalid`, `store_failed`).
+pub fn tuf_refresh(url: &str, outcome: &'static str) {
+    METRICS
+        .tuf_refreshes
+        .get_or_create(&vec![
+            ("repository", url.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ])
+        .inc();
+}
+
+/// A TUF target lookup: `memo` (warm), `walked` (under the updater's lock), `error`.
+pub fn tuf_lookup(url: &str, how: &'static str) {
+    METRICS
+        .tuf_lookups
+        .get_or_create(&vec![
+            ("repository", url.to_owned()),
+            ("how", how.to_owned()),
+        ])
         .inc();
 }
 

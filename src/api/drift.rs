@@ -112,6 +112,7 @@ mod tests {
             name: "v1".into(),
             digest: d.clone(),
             length: Some(1),
+            media_type: None,
             source: crate::trust::SourceKind::Notary,
             signer: "targets".into(),
         }

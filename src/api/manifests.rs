@@ -225,6 +225,19 @@ async fn fetch(
             &format!("{} bytes, signed length is {signed}", bytes.len()),
         ));
     }
+    if let Some(want) = target.and_then(|t| t.media_type.as_deref()) {
+        let have = media_type_of(&bytes, &upstream_headers);
+        if have.as_deref() != Some(want) {
+            return Err(mismatch(
+                cx,
+                reference,
+                &format!(
+                    "media type {}, signed media type is {want}",
+                    have.as_deref().unwrap_or("(none)")
+                ),
+            ));
+        }
+    }
     // Record what this manifest references, if it is itself trusted.
     let children = children_of(&bytes);
     proxy.closure.add_children(reg, repo, &actual, &children);
@@ -281,4 +294,23 @@ fn mismatch(cx: &Ctx<'_>, reference: &str, what: &str) -> ApiError {
             "registry {reg} served a manifest for {repo}@{reference} that does not match: {what}; refusing it"
         ),
     )
+}
+
+/// The manifest's media type: its `mediaType` field (covered by the digest), else the
+/// registry's Content-Type (a Docker schema 2 manifest always carries the field).
+fn media_type_of(bytes: &[u8], headers: &HeaderMap) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct M {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<M>(bytes)
+        .ok()
+        .and_then(|m| m.media_type)
+        .or_else(|| {
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+        })
 }

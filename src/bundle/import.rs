@@ -299,6 +299,10 @@ fn notary_of<'a>(
     };
     match source {
         Some(SourceConfig::Notary(n)) => Ok((&reg.name, n)),
+        Some(SourceConfig::Tuf(_)) => bail!(
+            "registry {registry}: bundles carry Notary metadata only; a TUF source is not \
+             bundled yet (use a file:// mirror of the TUF repository on an air-gapped node)"
+        ),
         None => bail!("registry {registry} has no Notary trust source on this node"),
     }
 }

@@ -53,10 +53,17 @@ impl Config {
             if let Some(n) = &r.notary {
                 notary_files(n, &format!("registries[{i}].notary"), &mut files);
             }
+            if let Some(t) = &r.tuf {
+                tuf_files(t, &format!("registries[{i}].tuf"), &mut files);
+            }
             for (j, o) in r.repositories.iter().enumerate() {
                 if let Some(n) = &o.notary {
                     let key = format!("registries[{i}].repositories[{j}].notary");
                     notary_files(n, &key, &mut files);
+                }
+                if let Some(t) = &o.tuf {
+                    let key = format!("registries[{i}].repositories[{j}].tuf");
+                    tuf_files(t, &key, &mut files);
                 }
             }
         }
@@ -70,6 +77,13 @@ fn notary_files<'a>(n: &'a NotaryConfig, key: &str, files: &mut Vec<(String, &'a
     }
     for (prefix, p) in &n.trust_pinning.ca {
         files.push((format!("{key}.trust_pinning.ca.\"{prefix}\""), p));
+    }
+}
+
+fn tuf_files<'a>(t: &'a super::TufConfig, key: &str, files: &mut Vec<(String, &'a Path)>) {
+    files.push((format!("{key}.root_file"), &t.root_file));
+    if let Some(p) = &t.ca_file {
+        files.push((format!("{key}.ca_file"), p));
     }
 }
 

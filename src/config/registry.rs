@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::Mode;
+use super::{Mode, TufConfig};
 
 /// `[[registries]]`: one upstream registry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -27,9 +27,12 @@ pub struct RegistryConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
     pub auth: Option<UpstreamAuth>,
-    /// The trust source. With no trust source and `mode = "enforce"` every pull is refused.
+    /// The trust source: `notary` or `tuf`, never both. With no trust source and
+    /// `mode = "enforce"` every pull is refused.
     #[serde(default)]
     pub notary: Option<NotaryConfig>,
+    #[serde(default)]
+    pub tuf: Option<TufConfig>,
     /// Per-repository overrides (first matching glob wins).
     #[serde(default)]
     pub repositories: Vec<RepositoryOverride>,
@@ -64,10 +67,24 @@ pub enum TagsList {
     Upstream,
 }
 
-/// A trust source's configuration, naming its kind (`[registries.notary]` today).
+/// A trust source's configuration, naming its kind (`[registries.notary]` or
+/// `[registries.tuf]`).
 #[derive(Debug, Clone, Copy)]
 pub enum SourceConfig<'a> {
     Notary(&'a NotaryConfig),
+    Tuf(&'a TufConfig),
+}
+
+/// The one trust source of a registry or override (validation refuses both).
+fn source_of<'a>(
+    notary: &'a Option<NotaryConfig>,
+    tuf: &'a Option<TufConfig>,
+) -> Option<SourceConfig<'a>> {
+    match (notary, tuf) {
+        (Some(n), _) => Some(SourceConfig::Notary(n)),
+        (None, Some(t)) => Some(SourceConfig::Tuf(t)),
+        (None, None) => None,
+    }
 }
 
 /// Which configured trust source applies: the registry's own or an override's.
@@ -90,7 +107,7 @@ pub struct RepoPolicy<'a> {
 impl RegistryConfig {
     /// The registry's own trust source, if configured.
     pub fn source(&self) -> Option<SourceConfig<'_>> {
-        self.notary.as_ref().map(SourceConfig::Notary)
+        source_of(&self.notary, &self.tuf)
     }
 
     /// Mode and trust source for `repo`: the first override whose glob matches (its source,
@@ -121,6 +138,7 @@ impl SourceConfig<'_> {
     pub fn refresh_interval(&self) -> std::time::Duration {
         match self {
             SourceConfig::Notary(n) => std::time::Duration::from_secs(n.refresh_interval_secs),
+            SourceConfig::Tuf(t) => t.refresh_interval(),
         }
     }
 }
@@ -128,7 +146,7 @@ impl SourceConfig<'_> {
 impl RepositoryOverride {
     /// The override's own trust source, if it names one.
     pub fn source(&self) -> Option<SourceConfig<'_>> {
-        self.notary.as_ref().map(SourceConfig::Notary)
+        source_of(&self.notary, &self.tuf)
     }
 }
 
@@ -152,6 +170,8 @@ pub struct RepositoryOverride {
     pub mode: Option<Mode>,
     #[serde(default)]
     pub notary: Option<NotaryConfig>,
+    #[serde(default)]
+    pub tuf: Option<TufConfig>,
     /// Overrides the registry's `on_tag_drift` for matching repositories.
     #[serde(default)]
     pub on_tag_drift: Option<TagDrift>,

@@ -8,10 +8,11 @@
 //!
 //! The seam speaks no source's dialect: a [`SourceConfig`] names its kind, a [`TrustedTarget`]
 //! records which kind of source and which signer vouched, and errors carry a [`Reason`].
-//! Sources: `notary` (Notary v1 / Docker Content Trust). Plain TUF (`tuf/`) and cosign /
-//! Notation plug in as siblings.
+//! Sources: `notary` (Notary v1 / Docker Content Trust) and `tuf` (a plain TUF 1.0
+//! repository). cosign / Notation plug in as siblings.
 
 pub mod notary;
+pub mod tuf;
 
 use async_trait::async_trait;
 
@@ -24,12 +25,15 @@ use crate::refs::{Digest, RepoName, Tag};
 pub enum SourceKind {
     /// Notary v1 / Docker Content Trust.
     Notary,
+    /// A plain TUF 1.0 repository.
+    Tuf,
 }
 
 impl SourceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Notary => "notary",
+            SourceKind::Tuf => "tuf",
         }
     }
 }
@@ -50,6 +54,9 @@ pub struct TrustedTarget {
     /// Length of the manifest bytes, when the source signs one (TUF and Notary do; a cosign
     /// or Notation signature names only the digest).
     pub length: Option<u64>,
+    /// The manifest media type, when the signature records one (TUF `custom.mediaType`):
+    /// the served manifest must have it.
+    pub media_type: Option<String>,
     /// Which kind of source vouched.
     pub source: SourceKind,
     /// Who signed it, in the source's terms: a Notary role such as `targets/releases` (or
@@ -119,6 +126,11 @@ pub fn build(
 ) -> anyhow::Result<std::sync::Arc<dyn TrustSource>> {
     match cfg {
         SourceConfig::Notary(n) => build_notary(registry, n, cache_dir),
+        SourceConfig::Tuf(t) => {
+            let source = tuf::TufSource::new(t, cache_dir)
+                .map_err(|e| anyhow::anyhow!("registry {registry}: tuf trust source: {e}"))?;
+            Ok(std::sync::Arc::new(source))
+        }
     }
 }
 

@@ -478,6 +478,7 @@ mod tests {
             ca_file: None,
             auth: None,
             notary: None,
+            tuf: None,
             repositories: vec![],
             tags_list: Default::default(),
             on_tag_drift: Default::default(),

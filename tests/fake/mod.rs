@@ -320,6 +320,7 @@ impl TableTrust {
             name: tag.to_owned(),
             digest: portcullis::refs::Digest::sha256_of(body),
             length: Some(body.len() as u64),
+            media_type: None,
             source: portcullis::trust::SourceKind::Notary,
             signer: "targets".into(),
         });

@@ -182,13 +182,11 @@ impl HttpFetcher {
     }
 }
 
-#[async_trait]
-impl Fetch for HttpFetcher {
-    async fn fetch(&self, gun: &str, role_path: &str, max_len: u64) -> Result<Bytes, FetchError> {
-        let url = format!("{}/v2/{gun}/_trust/tuf/{role_path}.json", self.base);
-        let url =
-            url::Url::parse(&url).map_err(|e| FetchError::Unreachable(format!("{url}: {e}")))?;
-        crate::metrics::trust_fetch(metric_role(role_path));
+impl HttpFetcher {
+    /// GET `url`, at most `max_len` bytes, within the deadline and above the minimum rate.
+    /// `label` names the file in metrics (one label per role, never per version).
+    pub async fn get(&self, url: url::Url, max_len: u64, label: &str) -> Result<Bytes, FetchError> {
+        crate::metrics::trust_fetch(label);
         let started = Instant::now();
         let resp = self
             .client
@@ -213,6 +211,16 @@ impl Fetch for HttpFetcher {
         }
         self.read_body(Body::new(resp.into_body(), None), max_len, started)
             .await
+    }
+}
+
+#[async_trait]
+impl Fetch for HttpFetcher {
+    async fn fetch(&self, gun: &str, role_path: &str, max_len: u64) -> Result<Bytes, FetchError> {
+        let url = format!("{}/v2/{gun}/_trust/tuf/{role_path}.json", self.base);
+        let url =
+            url::Url::parse(&url).map_err(|e| FetchError::Unreachable(format!("{url}: {e}")))?;
+        self.get(url, max_len, metric_role(role_path)).await
     }
 
     fn describe(&self) -> String {

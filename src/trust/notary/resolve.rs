@@ -41,6 +41,7 @@ fn to_trusted(gun: &str, role: &str, name: &str, t: &TargetFile) -> Result<Trust
         name: name.to_string(),
         digest,
         length: Some(t.length),
+        media_type: None,
         source: SourceKind::Notary,
         signer: role.to_string(),
     })

@@ -8,6 +8,7 @@ mod support;
 use serde_json::{Value, json};
 use support::real::proc::http_status;
 use support::real::tuf::{fake_target, layered_spec};
+use support::real::tuf_attack;
 use support::real::*;
 
 /// The names of `layered_spec` and the fake target each is signed with.
@@ -84,11 +85,7 @@ fn honest() -> Value {
 
 /// `honest()` with the top-level keys of `extra` set.
 fn with(extra: Value) -> Value {
-    let mut spec = honest();
-    for (k, v) in extra.as_object().unwrap() {
-        spec[k] = v.clone();
-    }
-    spec
+    tuf_attack::with(honest(), extra)
 }
 
 /// Generations 1 and 2 honest (a python-tuf client sees both), generation 3 = `attack`;

@@ -29,6 +29,7 @@ pub mod proc;
 pub mod registry;
 pub mod token;
 pub mod tuf;
+pub mod tuf_attack;
 
 pub use certs::{CertKey, KeyType, TestCa};
 pub use clients::{ClientResult, Containerd, Podman, SkopeoEnv, skopeo_pull};

@@ -225,6 +225,14 @@ impl TufRepo {
         self.dir.path().join("repo/metadata")
     }
 
+    /// Serves the metadata at `/PATH/` too (e.g. `demo/app/metadata`, for a `metadata_url`
+    /// with `{repository}`).
+    pub fn serve_also_at(&self, path: &str) {
+        let link = self.dir.path().join("www").join(path);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(self.metadata_dir(), &link).expect("symlink metadata");
+    }
+
     /// Version 1 of root: the file a client pins.
     pub fn root_file(&self) -> PathBuf {
         self.dir.path().join("repo/root.json")

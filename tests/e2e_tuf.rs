@@ -165,7 +165,8 @@ fn targets_naming_other_bytes_are_refused_even_when_the_content_is_cached() {
 }
 
 /// A tag signed by a delegated role pulls again after the proxy refreshed the repository
-/// (every second here): its manifest and its blobs, with skopeo and podman.
+/// (every second here): its manifest and its blobs, with skopeo and podman; and it stays in
+/// the tags list.
 #[test]
 fn delegated_tags_pull_again_after_a_refresh() {
     let s = setup();
@@ -181,6 +182,28 @@ fn delegated_tags_pull_again_after_a_refresh() {
     Podman::new()
         .pull(&s.proxy.addr(), &r("v2"), None)
         .assert_ok("podman v2 after a refresh");
+    // The tags list names the signed tags the registry has, delegated ones included.
+    let list = http_get(&format!("{}/v2/{REPO}/tags/list", s.proxy.url()));
+    let v: serde_json::Value = serde_json::from_str(&list).expect("a tags list");
+    let mut tags: Vec<&str> = v["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tags.sort();
+    let mut want = vec![
+        "binned",
+        "ghost",
+        "lies",
+        "mislabeled",
+        "multi",
+        "v1",
+        "v1-docker",
+        "v2",
+    ];
+    want.sort();
+    assert_eq!(tags, want, "{list}");
 }
 
 /// For every name the repository could sign, Portcullis trusts it exactly when python-tuf's

@@ -24,13 +24,51 @@ use sigstore_tuf::{Error, MetadataStore};
 #[derive(Debug)]
 pub struct DurableStore {
     dir: PathBuf,
+    layout: Layout,
     failure: Mutex<Option<String>>,
+}
+
+/// Which of the names the crate stores a [`DurableStore`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// The proxy's: every role under its non-versioned name plus `root_history/N.root.json`
+    /// (and `targets/` were targets ever cached). The crate's extra `N.snapshot.json` copies
+    /// are not kept: a versioned request is answered from `snapshot.json` when its version
+    /// matches (`transport::StoreFirst`), and one copy per snapshot version would grow the
+    /// directory forever.
+    All,
+    /// Only the trusted copy of each role under its non-versioned name (`root.json`,
+    /// `timestamp.json`, `<role>.json`), no subdirectory: the layout tuf-conformance reads
+    /// (CLIENT-CLI.md). Other names are neither written nor read; rotated roots are not kept
+    /// by version, so the next run starts from `root.json`, as python-tuf does.
+    TopLevel,
+}
+
+/// `N.<role>.json` is versioned; `N.json` is the role named `N`.
+fn versioned(name: &str) -> bool {
+    name.split_once('.').is_some_and(|(v, rest)| {
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && rest != "json"
+    })
+}
+
+impl Layout {
+    fn keeps(self, name: &str) -> bool {
+        match self {
+            Layout::All => name.contains('/') || !versioned(name),
+            Layout::TopLevel => !name.contains('/') && !versioned(name),
+        }
+    }
 }
 
 impl DurableStore {
     pub fn new(dir: PathBuf) -> Self {
+        Self::with_layout(dir, Layout::All)
+    }
+
+    pub fn with_layout(dir: PathBuf, layout: Layout) -> Self {
         DurableStore {
             dir,
+            layout,
             failure: Mutex::new(None),
         }
     }
@@ -70,6 +108,9 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 impl MetadataStore for DurableStore {
     fn load(&self, name: &str) -> sigstore_tuf::Result<Option<Vec<u8>>> {
+        if !self.layout.keeps(name) {
+            return Ok(None);
+        }
         let path = self.path(name)?;
         match std::fs::read(&path) {
             Ok(b) => Ok(Some(b)),
@@ -79,6 +120,9 @@ impl MetadataStore for DurableStore {
     }
 
     fn store(&self, name: &str, bytes: &[u8]) -> sigstore_tuf::Result<()> {
+        if !self.layout.keeps(name) {
+            return Ok(());
+        }
         let path = self.path(name)?;
         write_durably(&path, bytes).map_err(|e| {
             let msg = format!("writing {}: {e}", path.display());
@@ -209,6 +253,57 @@ mod tests {
         assert!(s.load("/etc/passwd").is_err());
         s.store("root_history/2.root.json", b"{}").unwrap();
         assert_eq!(s.load("root_history/2.root.json").unwrap().unwrap(), b"{}");
+    }
+
+    #[test]
+    fn the_proxy_layout_keeps_root_history_but_no_versioned_snapshot_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DurableStore::new(dir.path().to_owned());
+        s.store("7.snapshot.json", b"{}").unwrap();
+        assert!(s.load("7.snapshot.json").unwrap().is_none());
+        s.store("root_history/2.root.json", b"{}").unwrap();
+        s.store("snapshot.json", b"{}").unwrap();
+        assert!(s.load("root_history/2.root.json").unwrap().is_some());
+        assert!(s.load("snapshot.json").unwrap().is_some());
+    }
+
+    #[test]
+    fn the_top_level_layout_keeps_only_non_versioned_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DurableStore::with_layout(dir.path().to_owned(), Layout::TopLevel);
+        for name in [
+            "root_history/2.root.json",
+            "targets/a/b.txt",
+            "7.snapshot.json",
+        ] {
+            s.store(name, b"{}").unwrap();
+            assert!(s.load(name).unwrap().is_none(), "{name}");
+        }
+        for name in [
+            "root.json",
+            "snapshot.json",
+            "%2Frole.json",
+            "2.json",
+            "..%2Fx.json",
+        ] {
+            s.store(name, b"{}").unwrap();
+            assert_eq!(s.load(name).unwrap().unwrap(), b"{}", "{name}");
+        }
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "%2Frole.json",
+                "..%2Fx.json",
+                "2.json",
+                "root.json",
+                "snapshot.json"
+            ]
+        );
     }
 
     #[test]

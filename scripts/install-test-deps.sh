@@ -19,7 +19,7 @@ PKGS=(
   containerd runc        # containerd/ctr client (private daemon), ctr run
   podman conmon containernetworking-plugins   # podman client, podman run
   openssl curl ca-certificates jq
-  python3 python3-cryptography python3-venv   # tests/harness/mkoci.py (stdlib), TUF reference checks
+  python3 python3-cryptography python3-venv   # tests/harness/mkoci.py (stdlib); the venv for python-tuf
   apache2-utils          # htpasswd -B (registry basic auth)
   busybox-static         # a static busybox for the test images' rootfs
   faketime umoci socat nginx wrk              # time shifting, OCI tooling, fault injection, load tests
@@ -69,17 +69,44 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installed: ${missing[*]}"
 fi
 
+# The test venv: Debian's python is externally managed, so PyPI packages the tests import go
+# into /opt/portcullis-test-venv, made from /usr/bin/python3 (not a pyenv or other python on
+# PATH) so that it is the same on a fresh Debian 12 machine and on a developer's. Recreated when
+# its python no longer runs (the system python was upgraded).
+VENV=/opt/portcullis-test-venv
+ensure_venv() {
+  if [ -x "$VENV/bin/python3" ] && "$VENV/bin/python3" -c '' 2>/dev/null; then return 0; fi
+  log "creating $VENV"
+  /usr/bin/python3 -m venv --clear "$VENV" || die "python3 -m venv $VENV failed (python3-venv)"
+}
+
 # kubernetes-validate (PyPI) checks the Kubernetes manifests against a current schema.
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
   log "pip install kubernetes-validate"
   if command -v pip3 >/dev/null 2>&1 && [ "$(command -v pip3)" != /usr/bin/pip3 ]; then
     pip3 install --quiet kubernetes-validate || die "pip install kubernetes-validate failed"
   else
-    # Debian's own python is externally managed: a venv, with its command on PATH.
-    python3 -m venv /opt/portcullis-test-venv || die "python3 -m venv failed (python3-venv)"
-    /opt/portcullis-test-venv/bin/pip install --quiet kubernetes-validate || die "pip install kubernetes-validate failed"
-    ln -sf /opt/portcullis-test-venv/bin/kubernetes-validate /usr/local/bin/kubernetes-validate
+    ensure_venv
+    "$VENV/bin/pip" install --quiet kubernetes-validate || die "pip install kubernetes-validate failed"
+    ln -sf "$VENV/bin/kubernetes-validate" /usr/local/bin/kubernetes-validate
   fi
+fi
+
+# python-tuf (PyPI) makes the TUF repositories of tests/e2e_tuf.rs and tests/attack_tuf_*.rs
+# (tests/harness/mktuf.py) and gives python-tuf's own verdict on them. securesystemslib[crypto]
+# brings pyca/cryptography, which CryptoSigner needs to generate keys and sign (ed25519, ECDSA).
+# The tests run $VENV/bin/python3 (tests/support/real/tuf.rs).
+TUF_PKGS=('tuf==7.0.1' 'securesystemslib[crypto]==1.6.0')
+tuf_ok() {
+  "$VENV/bin/python3" -c 'import tuf, securesystemslib, cryptography, sys
+from securesystemslib.signer import CryptoSigner
+sys.exit(tuf.__version__ != "7.0.1" or securesystemslib.__version__ != "1.6.0")' 2>/dev/null
+}
+ensure_venv
+if ! tuf_ok; then
+  log "pip install ${TUF_PKGS[*]} into $VENV"
+  "$VENV/bin/pip" install --quiet "${TUF_PKGS[@]}" || die "pip install ${TUF_PKGS[*]} into $VENV failed"
+  tuf_ok || die "python-tuf 7.0.1 does not import in $VENV/bin/python3 after pip install"
 fi
 
 # Commands the tests call, checked once more (a package can be installed and yet broken).

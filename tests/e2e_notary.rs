@@ -103,9 +103,11 @@ fn signed_tags_pull_and_the_rest_are_refused_by_every_client() {
     // podman
     let podman = Podman::new();
     podman.pull(&mirror, &r("v1"), None).assert_ok("podman v1");
-    let run = podman.run(&r("v1"), &["cat", "/etc/testbed-note"]);
-    run.assert_ok("podman run v1");
-    assert!(run.output.contains(images::V1_NOTE), "{}", run.output);
+    images::assert_note(
+        "podman run v1",
+        |a| podman.run(&r("v1"), a),
+        images::V1_NOTE,
+    );
     podman
         .pull(&mirror, &r("multi"), None)
         .assert_ok("podman multi");
@@ -121,9 +123,7 @@ fn signed_tags_pull_and_the_rest_are_refused_by_every_client() {
     let p = c.pull(&mirror, &r("v1"), None);
     p.assert_ok("ctr v1");
     assert_eq!(p.digest.as_deref(), Some(s.ec.get("v1").digest.as_str()));
-    let run = c.run(&r("v1"), &["cat", "/etc/testbed-note"]);
-    run.assert_ok("ctr run v1");
-    assert!(run.output.contains(images::V1_NOTE), "{}", run.output);
+    images::assert_note("ctr run v1", |a| c.run(&r("v1"), a), images::V1_NOTE);
     c.pull(&mirror, &r("multi"), None).assert_ok("ctr multi");
     c.pull(&mirror, &r("unsigned"), None)
         .assert_refused("ctr unsigned", "403");

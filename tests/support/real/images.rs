@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::clients::SkopeoEnv;
+use super::clients::{ClientResult, SkopeoEnv};
 use super::proc::{require_tool, run, run_ok, tempdir, unique};
 use super::registry::{Registry, sha256_hex};
 
@@ -364,6 +364,14 @@ impl Seeded {
 
 /// The note `v1` prints when run.
 pub const V1_NOTE: &str = "portcullis v1 (signed)";
+
+/// Runs `cat /etc/testbed-note` with `run` (a client's run of an image) and asserts that it
+/// succeeds and prints `note`.
+pub fn assert_note(what: &str, run: impl FnOnce(&[&str]) -> ClientResult, note: &str) {
+    let out = run(&["cat", "/etc/testbed-note"]);
+    out.assert_ok(what);
+    assert!(out.output.contains(note), "{what}: {}", out.output);
+}
 
 /// Pushes the standard set into `repo`.
 pub fn seed(registry: &Registry, repo: &str, large_mb: u32) -> Seeded {

@@ -28,6 +28,8 @@ pub mod portcullis;
 pub mod proc;
 pub mod registry;
 pub mod token;
+pub mod tuf;
+pub mod tuf_attack;
 
 pub use certs::{CertKey, KeyType, TestCa};
 pub use clients::{ClientResult, Containerd, Podman, SkopeoEnv, skopeo_pull};
@@ -37,6 +39,7 @@ pub use portcullis::{Portcullis, PortcullisOpts};
 pub use proc::{CmdOutput, Daemon, free_port, http_get, require_tool};
 pub use registry::{MANIFEST_ACCEPT, Manifest, Registry, RegistryAuth};
 pub use token::{TokenIssuer, TokenRequest};
+pub use tuf::{TufOpts, TufRepo, Verdict};
 
 /// The usual start of an end-to-end test: a registry (with `auth`), notary-server with
 /// notary-signer, `repo:tag` pushed from `spec` as an OCI image and signed in `targets`.

@@ -197,11 +197,19 @@ impl Portcullis {
     /// Starts the proxy in front of `registry` with `notary` as trust source (see [`Portcullis::config_for`]);
     /// with registry credentials, the password file is written for it.
     pub fn start_for(registry: &Registry, notary: &Notary, mode: &str) -> Portcullis {
+        Self::start_with(
+            &Self::config_for(registry, notary, mode),
+            Self::opts_for(registry),
+        )
+    }
+
+    /// Options that write `registry`'s password file (read by [`Portcullis::registry_section`]).
+    pub fn opts_for(registry: &Registry) -> PortcullisOpts {
         let mut opts = PortcullisOpts::default();
         if let Some((_, pass)) = registry.creds() {
             opts.files.push(("registry-password".into(), pass));
         }
-        Self::start_with(&Self::config_for(registry, notary, mode), opts)
+        opts
     }
 
     /// A config for one registry behind the proxy with `notary` as its trust source
@@ -209,6 +217,25 @@ impl Portcullis {
     /// With registry credentials it has `[registries.auth]` reading `{dir}/registry-password`
     /// (write it with [`PortcullisOpts::files`], as [`Portcullis::start_for`] does).
     pub fn config_for(registry: &Registry, notary: &Notary, mode: &str) -> String {
+        format!(
+            r#"{registry}
+[registries.notary]
+server = "{notary}"
+ca_file = "{ca}"
+
+[registries.notary.trust_pinning]
+tofu = true
+"#,
+            registry = Self::registry_section(registry, mode),
+            notary = notary.url(),
+            ca = notary.ca_path().display(),
+        )
+    }
+
+    /// `[server]` without client auth and one `[[registries]]` entry for `registry` (the
+    /// default registry, in `mode`, with `[registries.auth]` when it has credentials): the
+    /// start of a config, before the trust source's table.
+    pub fn registry_section(registry: &Registry, mode: &str) -> String {
         let auth = match registry.creds() {
             Some((user, _)) => format!(
                 "\n[registries.auth]\nusername = \"{user}\"\npassword_file = \"{{dir}}/registry-password\"\n"
@@ -224,18 +251,9 @@ name = "{name}"
 upstream = "{upstream}"
 default = true
 mode = "{mode}"
-{auth}
-[registries.notary]
-server = "{notary}"
-ca_file = "{ca}"
-
-[registries.notary.trust_pinning]
-tofu = true
-"#,
+{auth}"#,
             name = registry.addr(),
             upstream = registry.url(),
-            notary = notary.url(),
-            ca = notary.ca_path().display(),
         )
     }
 }

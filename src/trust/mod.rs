@@ -12,6 +12,7 @@
 //! repository). cosign / Notation plug in as siblings.
 
 pub mod notary;
+pub mod signature;
 pub mod tuf;
 
 use async_trait::async_trait;

@@ -132,8 +132,8 @@ fn init_tracing(cfg: &Config) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // One crypto stack for every TLS client and server in the process (rustls + ring).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // One crypto stack for every TLS client and server in the process (rustls + aws-lc-rs).
+    portcullis::crypto::install_process_default();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -368,7 +368,7 @@ impl TrustSource for TableTrust {
 
 /// reqwest is built without a default rustls provider: choose ring, as the binary does.
 pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// A client for the in-process proxy (ring as rustls provider, 30 s timeout).

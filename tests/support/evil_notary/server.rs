@@ -275,7 +275,9 @@ fn lookup(s: &State, path: &str) -> Option<Behaviour> {
     let current = s.roles.get(&role)?;
     let matches = |b: &Bytes, sel: &Selector| match sel {
         Selector::Current => true,
-        Selector::Sha256(h) => hex::encode(ring::digest::digest(&ring::digest::SHA256, b)) == *h,
+        Selector::Sha256(h) => {
+            hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b)) == *h
+        }
         Selector::Version(v) => version_of(b) == Some(*v),
     };
     match current {

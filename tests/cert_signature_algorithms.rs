@@ -150,6 +150,21 @@ struct Case {
     oid: &'static str,
 }
 
+impl Case {
+    /// The leaf and CA DER, after checking that openssl signed with the algorithm asked for.
+    fn chain(&self) -> (Vec<u8>, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (leaf, ca) = chain(dir.path(), self.ca_key, &self.sign);
+        assert_eq!(
+            sig_oid(&leaf),
+            self.oid,
+            "{}: openssl signed as asked",
+            self.name
+        );
+        (leaf, ca)
+    }
+}
+
 fn case(
     name: &'static str,
     ca_key: &'static [&'static str],
@@ -236,14 +251,7 @@ fn every_accepted_algorithm_verifies_and_a_flipped_signature_bit_does_not() {
         case("Ed25519", ED25519, vec![], "1.3.101.112"),
     ];
     for case in &cases {
-        let dir = tempfile::tempdir().unwrap();
-        let (leaf, ca) = chain(dir.path(), case.ca_key, &case.sign);
-        assert_eq!(
-            sig_oid(&leaf),
-            case.oid,
-            "{}: openssl signed as asked",
-            case.name
-        );
+        let (leaf, ca) = case.chain();
         assert!(verifies(&leaf, &ca), "{} is accepted", case.name);
         let mut bad = leaf.clone();
         let last = bad.len() - 1;
@@ -316,14 +324,7 @@ fn algorithms_outside_the_set_are_refused() {
         ),
     ];
     for case in &cases {
-        let dir = tempfile::tempdir().unwrap();
-        let (leaf, ca) = chain(dir.path(), case.ca_key, &case.sign);
-        assert_eq!(
-            sig_oid(&leaf),
-            case.oid,
-            "{}: openssl signed as asked",
-            case.name
-        );
+        let (leaf, ca) = case.chain();
         assert!(!verifies(&leaf, &ca), "{} is refused", case.name);
     }
 }

@@ -13,6 +13,11 @@ use rustls::crypto::CryptoProvider;
 
 /// The rustls provider every `ClientConfig` and `ServerConfig` is built with (explicitly, with
 /// `builder_with_provider`, so nothing depends on a process-wide default being installed).
+///
+/// rustls's aws-lc-rs defaults (without its `prefer-post-quantum` feature), compared with the
+/// ring provider used before: the same cipher suites and the same key-exchange preference
+/// (X25519, P-256, P-384), with the hybrid X25519MLKEM768 also offered, last; and certificate
+/// signatures on P-521 and ECDSA with SHA-512, and ML-DSA, verify where ring had no verifier.
 pub fn tls_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }

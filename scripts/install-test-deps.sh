@@ -136,7 +136,7 @@ cargo clippy --version >/dev/null 2>&1 || die "cargo clippy is not available (cl
 # needs rustc 1.88. The build took 17.5 min (4.1 min of CPU) on 2 cores shared with other builds.
 CARGO_DENY_VERSION=0.20.2
 if ! cargo deny --version >/dev/null 2>&1; then
-  log "cargo install --locked cargo-deny@$CARGO_DENY_VERSION (a few minutes)"
+  log "cargo install --locked cargo-deny@$CARGO_DENY_VERSION (about 4 CPU-minutes; longer on a busy machine)"
   cargo install --locked "cargo-deny@$CARGO_DENY_VERSION" || die "cargo install cargo-deny@$CARGO_DENY_VERSION failed"
 fi
 cargo deny --version >/dev/null 2>&1 || die "cargo deny does not run after cargo install"

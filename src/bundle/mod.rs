@@ -8,20 +8,25 @@
 //!   checks as `serve`), then writes the tar; a partial bundle never has the final name
 //! - `import`: unpacks into a staging directory, verifies everything against the node's own
 //!   pinned roots and stored trust state, and only then fills the cache and the trust state
+//! - `tuf`: TUF sources in a bundle (export per repository, import verified once per
+//!   repository on the node)
 //!
 //! ```text
 //! oci-layout                  {"imageLayoutVersion": "1.0.0"}
 //! index.json                  OCI index: one descriptor per exported image, with its
 //!                             registry, repository and tag in annotations
 //! blobs/sha256/<hex>          every manifest and blob reachable from the signed digests
-//! portcullis/bundle.json      the images and, per GUN, the exact bytes of every role
+//! portcullis/bundle.json      the images and, per Notary GUN (`trust`) and per TUF
+//!                             repository (`tuf`), the exact bytes of the metadata
 //! ```
 //!
 //! A bundle is not trusted because it exists: the metadata is verified on import as if a
-//! notary server had served it, and every manifest and blob by its digest.
+//! notary server (or the TUF repository) had served it, and every manifest and blob by its
+//! digest.
 
 mod export;
 mod import;
+mod tuf;
 
 use std::collections::BTreeMap;
 
@@ -29,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use export::export;
 pub use import::import;
+use tuf::TufTrust;
 
 /// `format` of bundle.json: a reader refuses any other.
 pub const FORMAT: &str = "portcullis-bundle/1";
@@ -43,6 +49,10 @@ pub struct BundleJson {
     pub created: String,
     pub images: Vec<Image>,
     pub trust: Vec<GunMetadata>,
+    /// Per TUF repository, the exact bytes of its metadata. Absent from bundles without a
+    /// TUF source (and from bundles written before TUF sources were carried).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tuf: Vec<TufMetadata>,
     /// Media type of each manifest in `blobs/`, as the registry served it.
     pub manifests: BTreeMap<String, String>,
 }
@@ -63,6 +73,19 @@ pub struct Image {
 pub struct GunMetadata {
     pub registry: String,
     pub gun: String,
+    pub files: BTreeMap<String, String>,
+}
+
+/// One TUF repository's metadata: store name (`root_history/1.root.json`, `timestamp.json`,
+/// `snapshot.json`, `targets.json`, `<role>.json`) -> base64 of the exact bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TufMetadata {
+    pub registry: String,
+    /// Where the exporting machine read it (informational: a node uses its own config).
+    pub metadata_url: String,
+    /// The image repositories of this bundle it signs tags of.
+    pub repositories: Vec<String>,
     pub files: BTreeMap<String, String>,
 }
 

@@ -337,19 +337,22 @@ impl TufRepo {
 
     fn lookup_error(&self, name: &str, e: &Error) -> TrustError {
         let url = &self.url;
+        // Why the last refresh did not complete, when the repository was unreachable: an
+        // expired role, or a new timestamp whose snapshot never came, is explained by it.
+        let unreachable = self
+            .offline()
+            .map(|c| format!(" (repository unreachable: {c})"))
+            .unwrap_or_default();
         match e {
             Error::Expired { role, expires } => TrustError::Invalid(format!(
-                "TUF repository {url}: role `{role}` expired at {expires}{}",
-                self.offline()
-                    .map(|c| format!(" (repository unreachable: {c})"))
-                    .unwrap_or_default()
+                "TUF repository {url}: role `{role}` expired at {expires}{unreachable}"
             )),
             e if is_unreachable(e) => TrustError::Unavailable(format!(
                 "TUF repository {url} unreachable while looking up {name}: {}",
                 chain_msg(e)
             )),
             e => TrustError::Invalid(format!(
-                "TUF repository {url}: {name}: {} (a refresh is retried within {}s)",
+                "TUF repository {url}: {name}: {}{unreachable} (a refresh is retried within {}s)",
                 chain_msg(e),
                 RETRY.as_secs()
             )),

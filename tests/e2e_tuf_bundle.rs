@@ -4,9 +4,10 @@
 //! A connected Portcullis exports; the bundle carries the TUF metadata as exact bytes (root
 //! chain, timestamp, snapshot, targets and the delegated role that signs a tag). An air-gapped
 //! node, whose registry and TUF repository addresses point nowhere, imports it while `serve`
-//! runs and serves the signed tags without a restart; an unsigned tag is still refused. An
-//! older bundle (a rollback) and a bundle with a tampered TUF role are refused, and the node's
-//! state stays byte-for-byte as it was.
+//! runs and serves the signed tags without a restart; an unsigned tag is still refused. A
+//! newer bundle imported into a node that already trusts an older one is served at once too.
+//! An older bundle (a rollback) and a bundle with a tampered TUF role are refused, and the
+//! node's state stays byte-for-byte as it was.
 
 mod support;
 
@@ -15,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::real::bundle::{
-    alter_length, assert_node_serves, bundle, export, import, read_tar, tree, write_tar,
+    alter_length, assert_node_serves, export, import, read_tar, tree, write_tar,
 };
 use support::real::images::{self, ImageSpec};
-use support::real::tuf::{TufOpts, target};
+use support::real::tuf::{TufOpts, target, wait_manifest};
 use support::real::*;
 
 /// The exporting side: registry, python-tuf repository, Portcullis enforcing it.
@@ -163,11 +164,16 @@ fn older_or_tampered_tuf_bundles_are_refused_and_change_nothing() {
     c.export(&newer, &["demo/app:v1", "demo/app:v2"]);
     c.repo.stop();
 
-    let node_dir = tempfile::tempdir().unwrap();
-    let config = node_dir.path().join("portcullis.toml");
-    std::fs::write(&config, c.offline_config()).unwrap();
-    let cache = node_dir.path().join("cache");
-    let import = |f: &Path| bundle(&config, &cache, &["import", f.to_str().unwrap()]);
+    // A running node: it must follow each import, and nothing it does may hide a change.
+    let node = Portcullis::start(&c.offline_config());
+    let cache = node.dir().join("cache");
+    let import = |f: &Path| import(&node, f);
+    let served = |tag: &str| {
+        let t = Instant::now();
+        let (status, body) = wait_manifest(&node, "demo/app", tag, |s, _| s == 200);
+        assert_eq!(status, 200, "demo/app:{tag} after the import: {body}");
+        t.elapsed()
+    };
     let refused = |what: &str, f: &Path, reason: &str| {
         let before = tree(&cache);
         let out = import(f);
@@ -177,10 +183,12 @@ fn older_or_tampered_tuf_bundles_are_refused_and_change_nothing() {
             "{what}: the reason should say {reason:?}:\n{}",
             out.stderr
         );
+        eprintln!("{what}: {}", out.stderr.trim());
         assert_eq!(tree(&cache), before, "{what}: the node's state changed");
     };
     let ok = import(&older);
     assert!(ok.ok, "{}", ok.combined());
+    served("v1");
     assert!(
         tree(&cache).keys().any(|p| p.starts_with("tuf/")),
         "TUF state was stored: {:?}",
@@ -201,6 +209,8 @@ fn older_or_tampered_tuf_bundles_are_refused_and_change_nothing() {
 
     let ok = import(&newer);
     assert!(ok.ok, "{}", ok.combined());
+    // The node trusted generation 1 in memory; the store now holds generation 2.
+    eprintln!("v2 served {:?} after the newer import", served("v2"));
     refused(
         "an older bundle",
         &older,

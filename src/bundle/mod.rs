@@ -124,3 +124,41 @@ pub(crate) fn human(bytes: u64) -> String {
         format!("{v:.1} {}", UNITS[unit])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bundle.json as written before TUF sources were carried.
+    const WITHOUT_TUF: &str = r#"{"format":"portcullis-bundle/1","created":"2026-12-01T00:00:00Z",
+        "images":[{"registry":"r","repository":"demo/app","tag":"v1","digest":"sha256:00"}],
+        "trust":[{"registry":"r","gun":"r/demo/app","files":{"root":"e30="}}],
+        "manifests":{}}"#;
+
+    #[test]
+    fn bundles_without_tuf_metadata_read_and_write_as_before() {
+        let b: BundleJson = serde_json::from_str(WITHOUT_TUF).unwrap();
+        assert!(b.tuf.is_empty());
+        let out = serde_json::to_value(&b).unwrap();
+        assert!(out.get("tuf").is_none(), "{out}");
+        let back: BundleJson = serde_json::from_value(out).unwrap();
+        assert_eq!(back.trust.len(), 1);
+    }
+
+    #[test]
+    fn tuf_metadata_round_trips_and_unknown_fields_are_refused() {
+        let mut b: BundleJson = serde_json::from_str(WITHOUT_TUF).unwrap();
+        b.tuf.push(TufMetadata {
+            registry: "r".into(),
+            metadata_url: "https://tuf.example.com/metadata/".into(),
+            repositories: vec!["demo/app".into()],
+            files: [("timestamp.json".to_owned(), "e30=".to_owned())].into(),
+        });
+        let v = serde_json::to_value(&b).unwrap();
+        let back: BundleJson = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(back.tuf[0].repositories, ["demo/app"]);
+        let mut odd = v;
+        odd["tuf"][0]["extra"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<BundleJson>(odd).is_err());
+    }
+}

@@ -211,6 +211,13 @@ fn older_or_tampered_tuf_bundles_are_refused_and_change_nothing() {
     assert!(ok.ok, "{}", ok.combined());
     // The node trusted generation 1 in memory; the store now holds generation 2.
     eprintln!("v2 served {:?} after the newer import", served("v2"));
+    // The tampered bundle again: its versions are now the node's, so the verification reuses
+    // the node's copies and never reads the altered role; it is refused all the same.
+    refused(
+        "the tampered bundle, its versions trusted",
+        &tampered,
+        "targets.json in the bundle (version 2) is not the copy of that version this node verified",
+    );
     refused(
         "an older bundle",
         &older,

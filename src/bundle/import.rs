@@ -250,6 +250,7 @@ async fn verify<'a>(
         }
         walk(u, &target.digest, &shown, &mut manifests, &mut blobs)?;
     }
+    tuf.check_unread()?;
     let trust = trust
         .into_iter()
         .filter(|(g, _)| used_guns.contains(g))

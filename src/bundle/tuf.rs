@@ -131,6 +131,17 @@ impl<'a> TufTrust<'a> {
         Ok(v.resolve(source, repo, tag).await?)
     }
 
+    /// After every image resolved: the files no verification needed must agree with what
+    /// this node trusts (see [`Verified::check_unread`]).
+    pub(super) fn check_unread(&self) -> anyhow::Result<()> {
+        for ((registry, url), (_, v)) in &self.verified {
+            v.check_unread().map_err(|e| {
+                anyhow!("TUF metadata for {registry} ({url} on this node) does not verify: {e}")
+            })?;
+        }
+        Ok(())
+    }
+
     /// How many TUF repositories were verified.
     pub(super) fn len(&self) -> usize {
         self.verified.len()

@@ -22,7 +22,7 @@ use super::TufSource;
 use super::lookup::{chain, target_name};
 use super::repo::{chain_msg, found, versions_of};
 use super::store::{DurableStore, VERSIONS_FILE, Versions, check_against, stored_version};
-use super::transport::StoreFirst;
+use super::transport::{StoreFirst, stored_version as version_of};
 use crate::refs::{RepoName, Tag};
 use crate::trust::{TrustError, TrustedTarget};
 
@@ -127,7 +127,7 @@ impl TufSource {
         });
         // The bundle is the repository, read the way a restarted node reads its store.
         let from_bundle = StoreFirst::new(
-            Arc::new(Files(files)),
+            Arc::new(Files(files.clone())),
             Box::new(NoNetwork),
             Arc::new(AtomicBool::new(true)),
         );
@@ -152,6 +152,7 @@ impl TufSource {
             first_use: prior.is_none(),
             updater: tokio::sync::Mutex::new(updater),
             overlay,
+            files,
         })
     }
 }
@@ -163,6 +164,8 @@ pub struct Verified {
     pinned_sha: String,
     updater: tokio::sync::Mutex<Updater>,
     overlay: Arc<Overlay>,
+    /// The bundle's files, for [`Verified::check_unread`].
+    files: BTreeMap<String, Vec<u8>>,
     /// The node had no state for this repository: the bundle was verified from the pinned
     /// root alone.
     pub first_use: bool,
@@ -197,6 +200,35 @@ impl Verified {
         source.trusted_target(tag.as_str(), &f)
     }
 
+    /// The bundle's files the verification did not need (the node already trusts that
+    /// version: an equal timestamp, an unchanged snapshot or targets) are not imported, but
+    /// they are not ignored either: one that claims a version this node verified must be the
+    /// bytes this node verified (TUF gives a role's version one content), else the bundle was
+    /// altered or mixed. Call after every [`Verified::resolve`].
+    pub fn check_unread(&self) -> Result<(), TrustError> {
+        let writes = self.overlay.writes();
+        for (name, bytes) in &self.files {
+            let taken = writes.contains_key(name);
+            let ours = match writes.get(name) {
+                Some(w) => Some(w.clone()),
+                None => load(&self.overlay.base, name)?,
+            };
+            let Some(ours) = ours else {
+                // Nothing to compare with (a root below this node's pinned one): not imported.
+                continue;
+            };
+            let version = version_of(bytes);
+            if ours != *bytes && (taken || version == version_of(&ours)) {
+                return Err(TrustError::Invalid(format!(
+                    "{name} in the bundle (version {}) is not the copy of that version this \
+                     node verified: altered or mixed metadata",
+                    version.map_or("unreadable".to_owned(), |v| v.to_string())
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Role versions verified (root, timestamp, snapshot), for the import's report.
     pub async fn versions(&self) -> (u64, u64, u64) {
         versions_of(&*self.updater.lock().await)
@@ -208,12 +240,7 @@ impl Verified {
     /// restart re-verifies as usual.
     pub async fn commit(&self) -> Result<(), TrustError> {
         let (root, timestamp, snapshot) = self.versions().await;
-        let writes = self
-            .overlay
-            .writes
-            .lock()
-            .map(|w| w.clone())
-            .unwrap_or_default();
+        let writes = self.overlay.writes();
         let rank = |name: &str| match name {
             n if n.starts_with("root_history/") || n == "root.json" => 0,
             "snapshot.json" => 2,
@@ -297,6 +324,13 @@ impl Repository for NoNetwork {
 struct Overlay {
     base: Arc<DurableStore>,
     writes: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+impl Overlay {
+    /// What the verification wrote so far.
+    fn writes(&self) -> BTreeMap<String, Vec<u8>> {
+        self.writes.lock().map(|w| w.clone()).unwrap_or_default()
+    }
 }
 
 impl MetadataStore for Overlay {

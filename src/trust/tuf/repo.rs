@@ -60,7 +60,7 @@ pub struct TufRepo {
     /// `trusted_targets` (the closure of trusted blobs, the tags list) while it resolves.
     known: std::sync::Mutex<std::collections::BTreeSet<String>>,
     interval: Duration,
-    pub(super) max_roles: u32,
+    max_roles: u32,
 }
 
 fn reset_hint(dir: &Path) -> String {

@@ -136,7 +136,7 @@ async fn upstream_tags(cx: &Ctx<'_>, path: &str) -> Result<BTreeSet<String>, Api
                 Kind::Tags,
             )
             .await?;
-        let next = next_query(resp.inner.headers());
+        let next = crate::upstream::answer::next_page_query(resp.inner.headers());
         let bytes = cx.read_limited(resp, Kind::Tags).await?;
         let page: TagList = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::upstream(
@@ -155,19 +155,6 @@ async fn upstream_tags(cx: &Ctx<'_>, path: &str) -> Result<BTreeSet<String>, Api
     }
     tracing::warn!(repository = %cx.repo, pages = MAX_TAG_PAGES, "tags list: stopped following the registry's pages");
     Ok(all)
-}
-
-/// The query of a `Link: <...?query>; rel="next"` header, if any.
-fn next_query(h: &HeaderMap) -> Option<String> {
-    h.get_all(header::LINK)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find(|l| l.contains("rel=\"next\"") || l.contains("rel=next"))
-        .and_then(|l| {
-            let target = l.split_once('<')?.1.split_once('>')?.0;
-            Some(target.split_once('?')?.1.to_string())
-        })
 }
 
 /// `GET|HEAD /v2/<name>/referrers/<digest>`: only for a trusted subject.
@@ -237,7 +224,13 @@ mod tests {
             header::LINK,
             HeaderValue::from_static("</v2/demo/app/tags/list?last=b&n=2>; rel=\"next\""),
         );
-        assert_eq!(next_query(&h).as_deref(), Some("last=b&n=2"));
-        assert_eq!(next_query(&HeaderMap::new()), None);
+        assert_eq!(
+            crate::upstream::answer::next_page_query(&h).as_deref(),
+            Some("last=b&n=2")
+        );
+        assert_eq!(
+            crate::upstream::answer::next_page_query(&HeaderMap::new()),
+            None
+        );
     }
 }

@@ -163,7 +163,7 @@ pub async fn referrers(
     digest: &Digest,
     artifact_type: Option<&str>,
 ) -> Result<Reply, ApiError> {
-    cx.authorize_digest(digest).await?;
+    cx.authorize_manifest(digest).await?;
     let q = artifact_type.map(|a| {
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair("artifactType", a)

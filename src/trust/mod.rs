@@ -13,8 +13,10 @@
 
 pub mod discover;
 pub mod notary;
+pub mod set;
 pub mod signature;
 pub mod tuf;
+pub mod verdicts;
 
 use async_trait::async_trait;
 
@@ -29,6 +31,9 @@ pub enum SourceKind {
     Notary,
     /// A plain TUF 1.0 repository.
     Tuf,
+    /// A signature on the digest (cosign, Notation) under a `[[policy]]`; the tag was bound
+    /// by the registry, not signed.
+    Signature,
 }
 
 impl SourceKind {
@@ -36,6 +41,7 @@ impl SourceKind {
         match self {
             SourceKind::Notary => "notary",
             SourceKind::Tuf => "tuf",
+            SourceKind::Signature => "signature",
         }
     }
 }

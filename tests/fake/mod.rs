@@ -419,6 +419,24 @@ pub async fn start_proxy_arc(
     toml: &str,
     trust: Option<Arc<dyn TrustSource>>,
 ) -> (String, Arc<portcullis::api::Proxy>) {
+    start_proxy_with(
+        toml,
+        &move |_, _| {
+            trust
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("test gave no trust source"))
+        },
+        &portcullis::trust::set::build_verifier,
+    )
+    .await
+}
+
+/// Like [`start_proxy_arc`], with the trust sources and digest verifiers built by the test.
+pub async fn start_proxy_with(
+    toml: &str,
+    make_trust: &portcullis::api::TrustFactory<'_>,
+    make_verifier: &portcullis::trust::set::VerifierFactory<'_>,
+) -> (String, Arc<portcullis::api::Proxy>) {
     install_crypto();
     let mut defaults = Config::default();
     defaults.cache.dir = tempfile::tempdir().unwrap().keep();
@@ -427,12 +445,7 @@ pub async fn start_proxy_arc(
         .extract()
         .unwrap();
     cfg.validate().unwrap();
-    let proxy = portcullis::api::Proxy::new(&cfg, &|_, _| {
-        trust
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("test gave no trust source"))
-    })
-    .unwrap();
+    let proxy = portcullis::api::Proxy::with_verifiers(&cfg, make_trust, make_verifier).unwrap();
     let proxy = Arc::new(proxy);
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

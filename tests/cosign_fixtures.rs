@@ -3,102 +3,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
-use portcullis::refs::{Digest, RepoName};
+use portcullis::refs::Digest;
 use portcullis::trust::cosign::{
-    CosignKeyConfig, CosignKeyVerifier, CosignKeylessConfig, CosignKeylessVerifier,
-    KeylessIdentity, SctPolicy, SignedIdentity, TransparencyLog,
+    CosignKeyConfig, CosignKeyVerifier, SignedIdentity, TransparencyLog,
 };
-use portcullis::trust::signature::{Candidate, DigestVerifier, Subject, Verdict};
-use support::cosign::dir::{bundle_candidate, read_dir_fixture};
-
-/// 2026-12-01T00:00:00Z: after every fixture was made.
-fn now() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_796_083_200)
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/signatures")
-}
-
-fn ci(p: &str) -> PathBuf {
-    fixtures().join("cosign-containers-image").join(p)
-}
-
-fn trusted_root() -> PathBuf {
-    fixtures().join("sigstore/trusted_root.json")
-}
-
-fn key_verifier(key: &str, log: TransparencyLog) -> CosignKeyVerifier {
-    let config = CosignKeyConfig {
-        keys: vec![ci(key)],
-        transparency_log: log,
-        trusted_root: Some(trusted_root()),
-        signed_identity: SignedIdentity::MatchRepository,
-    };
-    config.validate("trust.test").expect("valid config");
-    CosignKeyVerifier::new(&config).expect("verifier")
-}
-
-fn keyless_verifier(issuer: &str, subject: &str) -> CosignKeylessVerifier {
-    let config = CosignKeylessConfig {
-        trusted_root: trusted_root(),
-        sct: SctPolicy::Required,
-        identities: vec![KeylessIdentity {
-            issuer: issuer.into(),
-            subject: Some(subject.into()),
-            subject_regex: None,
-            claims: Default::default(),
-        }],
-        signed_identity: SignedIdentity::MatchRepository,
-    };
-    config.validate("trust.test").expect("valid config");
-    CosignKeylessVerifier::new(&config).expect("verifier")
-}
-
-/// Verifies a `dir:` fixture as pulled from `registry/repository` (the repository the signature
-/// was made for unless a test says otherwise). A fixture without `manifest.json` is checked
-/// against the digest of an empty manifest.
-fn verify_dir(v: &dyn DigestVerifier, dir: &str, registry: &str, repository: &str) -> Verdict {
-    let (digest, candidate) = read_dir_fixture(&ci(dir));
-    let digest = digest.unwrap_or_else(|| Digest::sha256_of(b""));
-    verify(v, &[candidate], registry, repository, &digest)
-}
-
-fn verify(
-    v: &dyn DigestVerifier,
-    candidates: &[Candidate],
-    registry: &str,
-    repository: &str,
-    digest: &Digest,
-) -> Verdict {
-    let repository: RepoName = repository.parse().expect("repository");
-    let subject = Subject {
-        registry,
-        repository: &repository,
-        digest,
-    };
-    v.verify(subject, candidates, now())
-}
-
-const HOST: &str = "192.168.64.2:5000";
-const SINGLE: &str = "cosign-signed-single-sample";
-
-fn vouched(v: Verdict) -> portcullis::trust::signature::Evidence {
-    match v {
-        Verdict::Vouched(e) => e,
-        Verdict::No(why) => panic!("expected vouched, refused: {why}"),
-    }
-}
-
-fn refused(v: Verdict) -> String {
-    match v {
-        Verdict::No(why) => why,
-        Verdict::Vouched(e) => panic!("expected refused, vouched: {e:?}"),
-    }
-}
+use support::cosign::dir::bundle_candidate;
+use support::cosign::fixtures::*;
 
 #[test]
 fn key_only_valid_fixtures_vouch_with_cosign_pub() {
@@ -236,15 +148,6 @@ fn unknown_key_is_refused_and_mixed_vouches_by_its_valid_signature() {
         "{why}"
     );
     vouched(verify_dir(&v, "dir-img-cosign-mixed", HOST, SINGLE));
-}
-
-const BUNDLE_DIGEST: &str =
-    "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
-const KUBEWARDEN: &str = "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
-const GITHUB: &str = "https://token.actions.githubusercontent.com";
-
-fn bundle_bytes() -> Vec<u8> {
-    std::fs::read(fixtures().join("cosign-bundle/bundle_v03.json")).unwrap()
 }
 
 #[test]

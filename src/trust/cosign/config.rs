@@ -122,28 +122,25 @@ fn invalid(key: String, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The `signed_identity` repository names are `host/path`.
+/// The `signed_identity` names: `exact-repository` is `host/path`; a remap prefix may also be
+/// a bare `host[:port]` (containers-policy.json's `remapIdentity`).
 fn validate_identity(at: &str, mode: &SignedIdentity) -> Result<(), ConfigError> {
-    let names: Vec<(&str, &String)> = match mode {
-        SignedIdentity::ExactRepository(r) => vec![("exact-repository", r)],
+    let names: Vec<(&str, &String, bool)> = match mode {
+        SignedIdentity::ExactRepository(r) => vec![("exact-repository", r, true)],
         SignedIdentity::Remap(r) => vec![
-            ("remap.prefix", &r.prefix),
-            ("remap.signed_prefix", &r.signed_prefix),
+            ("remap.prefix", &r.prefix, false),
+            ("remap.signed_prefix", &r.signed_prefix, false),
         ],
         _ => Vec::new(),
     };
-    for (key, v) in names {
-        // host/path: a host (a port allowed), at least one path segment, no tag or digest.
-        let ok = match v.split_once('/') {
-            Some((host, path)) => {
-                !host.is_empty()
-                    && !path.is_empty()
-                    && !path.ends_with('/')
-                    && !v.contains(['@', ' '])
-                    && !path.contains(':')
-            }
-            None => false,
-        };
+    for (key, v, needs_path) in names {
+        // No tag, digest, space or trailing `/`; a `:` only in the host (a port).
+        let (host, path) = v.split_once('/').unwrap_or((v.as_str(), ""));
+        let ok = !host.is_empty()
+            && (!needs_path || !path.is_empty())
+            && !v.ends_with('/')
+            && !v.contains(['@', ' '])
+            && !path.contains(':');
         if !ok {
             return Err(invalid(
                 format!("{at}.signed_identity.{key}"),
@@ -265,7 +262,7 @@ mod tests {
         c.validate("trust.ci").unwrap();
         let c = key_config(
             "keys = [\"/k.pub\"]\ntransparency_log = \"not-required\"\n\
-             signed_identity = { remap = { prefix = \"a.example/x\", signed_prefix = \"b\" } }",
+             signed_identity = { remap = { prefix = \"a.example/x\", signed_prefix = \"b/\" } }",
         )
         .unwrap();
         let err = c.validate("trust.ci").unwrap_err().to_string();

@@ -22,7 +22,7 @@ mod payload;
 mod sigstore;
 
 pub use config::{
-    CosignKeyConfig, CosignKeylessConfig, KeylessIdentity, SctPolicy, SignedIdentity,
+    CosignKeyConfig, CosignKeylessConfig, KeylessIdentity, Remap, SctPolicy, SignedIdentity,
     TransparencyLog,
 };
 pub use key::CosignKeyVerifier;

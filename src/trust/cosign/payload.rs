@@ -79,12 +79,12 @@ fn check_reference(
         SignedIdentity::MatchRepository => pulled,
         SignedIdentity::ExactRepository(repository) => normalize(repository),
         SignedIdentity::Remap(remap) => {
-            let prefix = normalize(&remap.prefix);
+            let prefix = normalize_prefix(&remap.prefix);
             // containers-policy.json remapIdentity: a prefix matches at a path-segment
             // boundary only, so `team/app` does not remap `team/application`.
             match pulled.strip_prefix(&prefix) {
                 Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-                    format!("{}{rest}", normalize(&remap.signed_prefix))
+                    normalize(&format!("{}{rest}", normalize_prefix(&remap.signed_prefix)))
                 }
                 _ => pulled,
             }
@@ -131,6 +131,22 @@ pub fn repository_of(reference: &str) -> Option<String> {
     Some(normalize(&no_tag))
 }
 
+/// A remap prefix: a bare `host[:port]` stays a host; a `host/path` normalizes as a name.
+fn normalize_prefix(prefix: &str) -> String {
+    if prefix.contains('/') {
+        normalize(prefix)
+    } else {
+        normalize_host(prefix).to_string()
+    }
+}
+
+fn normalize_host(host: &str) -> String {
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        h => h.to_ascii_lowercase(),
+    }
+}
+
 /// Docker's normalization: no host means Docker Hub; Docker Hub's official images live under
 /// `library/`; cosign (go-containerregistry) writes `index.docker.io` where others write
 /// `docker.io`.
@@ -139,14 +155,11 @@ fn normalize(name: &str) -> String {
         Some((h, p)) if h.contains(['.', ':']) || h == "localhost" => (h, p.to_string()),
         _ => ("docker.io", name.to_string()),
     };
-    let host = match host {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io",
-        h => h,
-    };
+    let host = normalize_host(host);
     if host == "docker.io" && !path.contains('/') {
         return format!("docker.io/library/{path}");
     }
-    format!("{}/{}", host.to_ascii_lowercase(), path)
+    format!("{host}/{path}")
 }
 
 #[cfg(test)]

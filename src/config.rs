@@ -10,8 +10,8 @@ mod preflight;
 mod registry;
 mod tuf;
 pub use policy::{
-    CosignKeyConfig, PolicyRule, REGISTRY_SOURCE, SignaturesConfig, TrustSourceConfig,
-    TrustSources, rule_covers_registry, rule_for,
+    PolicyRule, REGISTRY_SOURCE, SignaturesConfig, TrustSourceConfig, TrustSources,
+    rule_covers_registry, rule_for,
 };
 pub(crate) use preflight::shown;
 pub use registry::*;

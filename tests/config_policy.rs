@@ -14,6 +14,7 @@ trust_pinning = { tofu = true }
 [trust.ci-key]
 type = "cosign-key"
 keys = ["/etc/portcullis/cosign/ci.pub"]
+transparency_log = "not-required"
 "#;
 
 fn load(text: &str) -> Result<Config, String> {
@@ -79,7 +80,9 @@ fn an_unknown_source_name_is_an_error_naming_it() {
 #[test]
 fn unknown_keys_and_types_are_errors_naming_them() {
     refused(
-        &format!("{REGISTRY}[trust.k]\ntype = \"cosign-key\"\nkeys = [\"/k.pub\"]\nkeyz = 1\n"),
+        &format!(
+            "{REGISTRY}[trust.k]\ntype = \"cosign-key\"\nkeys = [\"/k.pub\"]\ntransparency_log = \"not-required\"\nkeyz = 1\n"
+        ),
         &["trust.k", "keyz"],
     );
     refused(
@@ -117,7 +120,9 @@ fn rules_must_say_something() {
         &["policy[0].repositories"],
     );
     refused(
-        &format!("{REGISTRY}[trust.registry]\ntype = \"cosign-key\"\nkeys = [\"/k\"]\n"),
+        &format!(
+            "{REGISTRY}[trust.registry]\ntype = \"cosign-key\"\nkeys = [\"/k\"]\ntransparency_log = \"not-required\"\n"
+        ),
         &["trust.registry", "reserved"],
     );
     refused(

@@ -12,11 +12,11 @@
 //! `notary` / `tuf` source, so a migration can keep it without repeating its settings.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Config, ConfigError, Mode, NotaryConfig, TufConfig, invalid};
+use crate::trust::cosign::{CosignKeyConfig, CosignKeylessConfig};
 
 /// The reserved source name for a registry's own `notary` / `tuf` source.
 pub const REGISTRY_SOURCE: &str = "registry";
@@ -31,6 +31,8 @@ pub enum TrustSourceConfig {
     Tuf(TufConfig),
     /// cosign signatures verified with public keys (digest-vouching).
     CosignKey(CosignKeyConfig),
+    /// cosign signatures by a Fulcio certificate identity (digest-vouching).
+    CosignKeyless(CosignKeylessConfig),
 }
 
 impl TrustSourceConfig {
@@ -49,17 +51,9 @@ impl TrustSourceConfig {
             TrustSourceConfig::Notary(_) => "notary",
             TrustSourceConfig::Tuf(_) => "tuf",
             TrustSourceConfig::CosignKey(_) => "cosign-key",
+            TrustSourceConfig::CosignKeyless(_) => "cosign-keyless",
         }
     }
-}
-
-/// `type = "cosign-key"`. Placeholder until the cosign verifier lands (issue 13's cosign
-/// work); only the keys, so that a config written for it parses.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CosignKeyConfig {
-    /// PEM SPKI public keys.
-    pub keys: Vec<PathBuf>,
 }
 
 /// `[[policy]]`: which named sources must vouch for matching repositories.
@@ -181,10 +175,8 @@ pub(super) fn check(cfg: &Config) -> Result<(), ConfigError> {
         match s {
             TrustSourceConfig::Notary(n) => super::check_notary(n, &key)?,
             TrustSourceConfig::Tuf(t) => super::tuf::check_tuf(t, &key)?,
-            TrustSourceConfig::CosignKey(k) if k.keys.is_empty() => {
-                return Err(invalid(format!("{key}.keys"), "at least one key is needed"));
-            }
-            TrustSourceConfig::CosignKey(_) => {}
+            TrustSourceConfig::CosignKey(k) => k.validate(&key)?,
+            TrustSourceConfig::CosignKeyless(k) => k.validate(&key)?,
         }
     }
     let sig = &cfg.signatures;

@@ -11,6 +11,7 @@
 //! Sources: `notary` (Notary v1 / Docker Content Trust) and `tuf` (a plain TUF 1.0
 //! repository). cosign / Notation plug in as siblings.
 
+pub mod cosign;
 pub mod discover;
 pub mod notary;
 pub mod set;

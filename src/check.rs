@@ -3,6 +3,8 @@
 //! updating the same persisted state as `serve`) and falls back to cached metadata only when
 //! the server is unreachable, saying so.
 
+mod policy;
+
 use std::process::ExitCode;
 
 use crate::config::{Config, Mode, TagDrift};
@@ -57,6 +59,10 @@ pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
         )
     })?;
     let shown = format!("{}/{}:{}", reg.name, r.repo, r.tag);
+    // A `[[policy]]` entry decides first, as in the proxy.
+    if let Some(rule) = cfg.rule_for(&reg.name, r.repo.as_str()) {
+        return policy::run(cfg, reg, rule, &r).await;
+    }
     // The same resolution the proxy uses: first matching override, else the registry.
     let policy = reg.policy_for(r.repo.as_str());
     let mode = policy.mode;

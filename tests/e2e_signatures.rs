@@ -166,6 +166,43 @@ fn key_signed_and_notary_signed_tags_pull_and_the_rest_are_refused() {
         "{served}"
     );
 
+    // `portcullis check` resolves as the proxy does and shows each source's verdict.
+    let check = |tag: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["check", "--config"])
+            .arg(proxy.config_path())
+            .arg(r(tag))
+            .env("PORTCULLIS_CACHE__DIR", proxy.dir().join("check-cache"))
+            .output()
+            .expect("portcullis check runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = check("signed");
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}  (tag bound by: upstream registry, not signed)",
+            signed.digest
+        )),
+        "{text}"
+    );
+    assert!(text.contains("TRUSTED by any_of: ci-key"), "{text}");
+    let (ok, text) = check("notary-only");
+    assert!(
+        ok && text.contains("(tag bound by: notary-prod)")
+            && text.contains("TRUSTED by any_of: notary-prod"),
+        "{text}"
+    );
+    let (ok, text) = check("other");
+    assert!(
+        !ok && text.contains("REFUSED: any_of: notary-prod, ci-key not satisfied"),
+        "{text}"
+    );
+    assert!(text.contains("ci-key       no"), "{text}");
+
     let log = proxy.log();
     assert!(log.contains("tag bound by upstream, not signed"), "{log}");
     let metrics = http_get(&format!("{}/metrics", proxy.admin_url()));

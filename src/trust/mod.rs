@@ -12,6 +12,7 @@
 //! repository). cosign / Notation plug in as siblings.
 
 pub mod notary;
+pub mod notation;
 pub mod signature;
 pub mod tuf;
 

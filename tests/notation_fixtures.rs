@@ -2,6 +2,8 @@
 //! tests/fixtures/signatures/notation/ORIGIN.md) through the Notation verifier: each layout
 //! verifies or is refused as notation itself would, with "now" fixed where it matters.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -14,6 +16,7 @@ use portcullis::trust::signature::{
     ArtifactKind, Candidate, DigestVerifier, FoundVia, Layer, Subject, Verdict,
 };
 use serde_json::Value;
+use support::notation_signer::{annotations_of, candidate_of};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/signatures/notation")
@@ -93,14 +96,7 @@ fn candidate(dir: &Path, bytes: Bytes, m: &Value) -> Candidate {
         Some("application/cose") => ArtifactKind::NotationCose,
         _ => ArtifactKind::NotationJws,
     };
-    let annotations = m["annotations"]
-        .as_object()
-        .map(|a| {
-            a.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let annotations = annotations_of(m);
     Candidate {
         manifest_digest: Digest::sha256_of(&bytes),
         subject: m
@@ -362,83 +358,76 @@ fn image_without_signatures_is_not_vouched() {
 }
 
 /// A blob signature (notation-go 1.3, with an RFC 3161 timestamp) presented as if it were
-/// attached to an artifact whose manifest is the LICENSE file: the real envelope, a
-/// synthesized signature manifest.
-fn blob_candidate(file: &str, media_type: &str) -> (Digest, Candidate, Vec<u8>) {
-    let envelope = Bytes::from(std::fs::read(fixtures().join("signatures").join(file)).unwrap());
+/// attached to an artifact whose manifest is the LICENSE file: the real envelope in a
+/// synthesized signature manifest whose thumbprint annotation names `leaf`. Returns the
+/// subject, the candidate and a verifier trusting `leaf`.
+fn blob_case(
+    file: &str,
+    media_type: &str,
+    leaf: fn(&[u8]) -> Vec<u8>,
+) -> (Digest, Candidate, Setup) {
+    let envelope = std::fs::read(fixtures().join("signatures").join(file)).unwrap();
     let license = std::fs::read(fixtures().join("LICENSE")).unwrap();
     let subject = Digest::sha256_of(&license);
-    let cand = synth_candidate(
-        &subject,
-        "application/octet-stream",
-        license.len(),
-        media_type,
-        envelope.clone(),
-        None,
-    );
-    (subject, cand, envelope.to_vec())
-}
-
-fn synth_candidate(
-    subject: &Digest,
-    subject_type: &str,
-    subject_size: usize,
-    layer_type: &str,
-    envelope: Bytes,
-    thumbprints: Option<String>,
-) -> Candidate {
-    let mut annotations = BTreeMap::new();
-    if let Some(t) = thumbprints {
-        annotations.insert("io.cncf.notary.x509chain.thumbprint#S256".to_owned(), t);
-    }
-    let layer_digest = Digest::sha256_of(&envelope);
+    let leaf = leaf(&envelope);
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "artifactType": "application/vnd.cncf.notary.signature",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
-        "layers": [{"mediaType": layer_type, "digest": layer_digest.to_string(), "size": envelope.len()}],
-        "subject": {"mediaType": subject_type, "digest": subject.to_string(), "size": subject_size},
-        "annotations": annotations,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": Digest::sha256_of(b"{}").to_string(), "size": 2},
+        "layers": [{"mediaType": media_type, "digest": Digest::sha256_of(&envelope).to_string(), "size": envelope.len()}],
+        "subject": {"mediaType": "application/octet-stream", "digest": subject.to_string(), "size": license.len()},
+        "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": format!("[\"{}\"]", Digest::sha256_of(&leaf).hex())},
     });
-    let bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap());
-    Candidate {
-        manifest_digest: Digest::sha256_of(&bytes),
-        manifest: bytes,
-        kind: if layer_type == "application/cose" {
-            ArtifactKind::NotationCose
-        } else {
-            ArtifactKind::NotationJws
-        },
-        subject: Some(subject.clone()),
-        annotations,
-        found_via: FoundVia::Referrers,
-        layers: vec![Layer {
-            media_type: layer_type.to_owned(),
-            digest: layer_digest,
-            annotations: BTreeMap::new(),
-            bytes: envelope,
-        }],
+    let cand = candidate_of(serde_json::to_vec(&manifest).unwrap(), envelope);
+    (
+        subject,
+        cand,
+        setup("trustpolicy.json", &[("ca", "e2e", leaf)]),
+    )
+}
+
+fn cose_leaf(envelope: &[u8]) -> Vec<u8> {
+    let sign1 =
+        <coset::CoseSign1 as coset::TaggedCborSerializable>::from_tagged_slice(envelope).unwrap();
+    let chain = sign1
+        .unprotected
+        .rest
+        .iter()
+        .find(|(l, _)| *l == coset::Label::Int(33))
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    match chain {
+        coset::cbor::value::Value::Array(a) => a[0].as_bytes().unwrap().clone(),
+        coset::cbor::value::Value::Bytes(b) => b,
+        other => panic!("x5chain {other:?}"),
     }
 }
 
 #[test]
 fn blob_jws_signature_verifies_with_its_certificate() {
-    let (subject, mut cand, envelope) = blob_candidate("blob.jws.sig", "application/jose+json");
-    let leaf = jws_leaf(&envelope);
-    let thumb = format!("[\"{}\"]", Digest::sha256_of(&leaf).hex());
-    cand.annotations
-        .insert("io.cncf.notary.x509chain.thumbprint#S256".into(), thumb);
-    let s = setup("trustpolicy.json", &[("ca", "e2e", leaf)]);
-    let e = vouched(verify(
-        &s,
-        &subject,
-        &[cand.clone()],
-        at("2024-12-31T12:00:00Z"),
-    ));
+    let (subject, mut cand, s) = blob_case("blob.jws.sig", "application/jose+json", jws_leaf);
+    let now = at("2024-12-31T12:00:00Z");
+    let e = vouched(verify(&s, &subject, std::slice::from_ref(&cand), now));
     assert!(e.signer.contains("CN=testcert2"), "{}", e.signer);
     // Without the thumbprint annotation (which the spec requires) it is refused.
     cand.annotations.clear();
-    let why = refused(verify(&s, &subject, &[cand], at("2024-12-31T12:00:00Z")));
+    let why = refused(verify(&s, &subject, &[cand], now));
     assert!(why.contains("thumbprint"), "{why}");
+}
+
+#[test]
+fn blob_cose_signature_verifies_with_its_certificate() {
+    let (subject, mut cand, s) = blob_case("blob.cose.sig", "application/cose", cose_leaf);
+    let now = at("2025-01-07T12:00:00Z");
+    let e = vouched(verify(&s, &subject, std::slice::from_ref(&cand), now));
+    assert_eq!(e.format, "notation cose");
+    assert!(e.signer.contains("CN=testcert3"), "{}", e.signer);
+    // One flipped byte of the signature and it is refused.
+    let mut bad = cand.layers[0].bytes.to_vec();
+    let n = bad.len() - 5;
+    bad[n] ^= 1;
+    cand.layers[0].bytes = Bytes::from(bad);
+    let why = refused(verify(&s, &subject, &[cand], now));
+    assert!(why.contains("does not verify"), "{why}");
 }

@@ -6,4 +6,5 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod evil_notary;
+pub mod notation_signer;
 pub mod real;

@@ -55,7 +55,6 @@ impl SignatureAlgorithm {
     }
 
     /// The COSE `alg` label.
-    #[allow(dead_code)] // the COSE envelope (next commit)
     pub fn cose_label(self) -> i64 {
         match self {
             Self::Ps256 => -37,
@@ -67,7 +66,6 @@ impl SignatureAlgorithm {
         }
     }
 
-    #[allow(dead_code)] // the COSE envelope (next commit)
     pub fn from_cose(label: i64) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.cose_label() == label)
     }

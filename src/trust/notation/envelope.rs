@@ -70,17 +70,36 @@ impl SigningScheme {
     }
 }
 
+/// The time attributes, read the same way from either format.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignedTimes {
+    /// `signingTime` (notary.x509; not authenticated).
+    pub signing: Option<SystemTime>,
+    /// `authenticSigningTime` (notary.x509.signingAuthority).
+    pub authentic_signing: Option<SystemTime>,
+    pub expiry: Option<SystemTime>,
+}
+
+impl SignedTimes {
+    /// Reads the three attributes with the format's own reader (`None`: absent).
+    pub fn read(
+        read: impl Fn(&str) -> anyhow::Result<Option<SystemTime>>,
+    ) -> anyhow::Result<SignedTimes> {
+        Ok(SignedTimes {
+            signing: read(HDR_SIGNING_TIME)?,
+            authentic_signing: read(HDR_AUTHENTIC_SIGNING_TIME)?,
+            expiry: read(HDR_EXPIRY)?,
+        })
+    }
+}
+
 /// A parsed envelope. Nothing here is trusted until the signature is verified.
 #[derive(Debug, Clone)]
 pub struct Envelope {
     pub format: Format,
     pub algorithm: SignatureAlgorithm,
     pub scheme: SigningScheme,
-    /// `signingTime` (notary.x509; not authenticated).
-    pub signing_time: Option<SystemTime>,
-    /// `authenticSigningTime` (notary.x509.signingAuthority).
-    pub authentic_signing_time: Option<SystemTime>,
-    pub expiry: Option<SystemTime>,
+    pub times: SignedTimes,
     /// The payload bytes (JSON).
     pub payload: Vec<u8>,
     /// Exactly the bytes the signature covers (JWS signing input, COSE Sig_structure).
@@ -103,17 +122,17 @@ impl Envelope {
         }
         match self.scheme {
             SigningScheme::X509 => {
-                if self.signing_time.is_none() {
+                if self.times.signing.is_none() {
                     bail!("signing scheme notary.x509 requires {HDR_SIGNING_TIME}");
                 }
-                if self.authentic_signing_time.is_some() {
+                if self.times.authentic_signing.is_some() {
                     bail!(
                         "{HDR_AUTHENTIC_SIGNING_TIME} is only valid with notary.x509.signingAuthority"
                     );
                 }
             }
             SigningScheme::X509SigningAuthority => {
-                if self.authentic_signing_time.is_none() {
+                if self.times.authentic_signing.is_none() {
                     bail!(
                         "signing scheme notary.x509.signingAuthority requires {HDR_AUTHENTIC_SIGNING_TIME}"
                     );
@@ -123,7 +142,7 @@ impl Envelope {
                 }
             }
         }
-        if self.expiry.is_some() && !critical.contains(&HDR_EXPIRY) {
+        if self.times.expiry.is_some() && !critical.contains(&HDR_EXPIRY) {
             bail!("{HDR_EXPIRY} must be marked critical");
         }
         Ok(())

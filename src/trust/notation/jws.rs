@@ -137,9 +137,7 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<Envelope> {
         format: Format::Jws,
         algorithm,
         scheme,
-        signing_time: time(HDR_SIGNING_TIME)?,
-        authentic_signing_time: time(HDR_AUTHENTIC_SIGNING_TIME)?,
-        expiry: time(HDR_EXPIRY)?,
+        times: SignedTimes::read(time)?,
         payload,
         // RFC 7515 5.2: ASCII(BASE64URL(protected) '.' BASE64URL(payload)) exactly as sent.
         signed_bytes: format!("{}.{}", jws.protected, jws.payload).into_bytes(),

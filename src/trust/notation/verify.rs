@@ -74,13 +74,13 @@ pub fn candidate(
     if let Some(m) = matched {
         details.push(("trust anchor".to_owned(), m));
     }
-    if let Some(t) = env.signing_time {
+    if let Some(t) = env.times.signing {
         details.push((
             "signing time (unauthenticated)".to_owned(),
             humantime::format_rfc3339_seconds(t).to_string(),
         ));
     }
-    if let Some(t) = env.expiry {
+    if let Some(t) = env.times.expiry {
         details.push((
             "expiry".to_owned(),
             humantime::format_rfc3339_seconds(t).to_string(),
@@ -96,7 +96,7 @@ pub fn candidate(
         signer: chain[0].subject().to_string(),
         // Only the signing authority's time is authenticated; notary.x509's signingTime is
         // the signer's own clock.
-        signed_at: env.authentic_signing_time,
+        signed_at: env.times.authentic_signing,
         details,
     })
 }
@@ -214,7 +214,7 @@ fn authenticity(
 }
 
 fn expiry(env: &Envelope, now: SystemTime) -> anyhow::Result<String> {
-    match env.expiry {
+    match env.times.expiry {
         // Spec: expired when the current time is greater than or equal to the expiry.
         Some(e) if now >= e => bail!(
             "the signature expired at {}",
@@ -232,7 +232,8 @@ fn authentic_timestamp(
 ) -> anyhow::Result<String> {
     if env.scheme == SigningScheme::X509SigningAuthority {
         let t = env
-            .authentic_signing_time
+            .times
+            .authentic_signing
             .context("no authentic signing time")?;
         return all_valid_at(chain, t, "the authentic signing time");
     }
@@ -253,7 +254,7 @@ fn authentic_timestamp(
     }
     all_valid_at(chain, now, "now").map_err(|e| {
         if env.timestamp_token.is_some() {
-            e.context("the envelope carries an RFC 3161 timestamp, but timestamp verification is not supported by Portcullis, so an expired certificate cannot be accepted")
+            e.context("the envelope carries an RFC 3161 timestamp, but timestamp verification is not supported by Portcullis, so a certificate outside its validity period cannot be accepted")
         } else {
             e
         }

@@ -114,6 +114,28 @@ impl NotationSigner {
         not_before: SystemTime,
         not_after: SystemTime,
     ) -> Self {
+        Self::build(leaf, cn, not_before, not_after, None)
+    }
+
+    /// A chain whose leaf names a CRL distribution point (revocation information).
+    pub fn with_crl(leaf: LeafKey, cn: &str, crl_url: &str) -> Self {
+        let now = SystemTime::now();
+        Self::build(
+            leaf,
+            cn,
+            now - Duration::from_secs(3600),
+            now + Duration::from_secs(86400),
+            Some(crl_url),
+        )
+    }
+
+    fn build(
+        leaf: LeafKey,
+        cn: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+        crl_url: Option<&str>,
+    ) -> Self {
         let decade = Duration::from_secs(3650 * 86400);
         let mut root = CertificateParams::new(vec![]).unwrap();
         root.distinguished_name = dn("Portcullis Test Root");
@@ -154,6 +176,11 @@ impl NotationSigner {
         lp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         lp.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
         validity(&mut lp, not_before, not_after);
+        if let Some(url) = crl_url {
+            lp.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.to_owned()],
+            }];
+        }
         let leaf_cert = lp.signed_by(&rc_key, &inter).unwrap();
         NotationSigner {
             key,
@@ -431,6 +458,22 @@ pub fn write_trust(
     )
 }
 
+/// Like [`write_trust`] at level strict with a `ca:test` store, plus an `override` map.
+pub fn write_trust_override(
+    dir: &Path,
+    overrides: serde_json::Value,
+    root_pem: &str,
+) -> NotationConfig {
+    write_trust_policy(
+        dir,
+        &serde_json::json!({"version": "1.0", "trustPolicies": [{"name": "test",
+            "registryScopes": [SCOPE], "signatureVerification": {"level": "strict",
+            "override": overrides},
+            "trustStores": ["ca:test"], "trustedIdentities": ["*"]}]}),
+        &[("ca", "test", root_pem)],
+    )
+}
+
 /// Writes any trust policy document and named stores (`(type, name, PEM)`).
 pub fn write_trust_policy(
     dir: &Path,
@@ -448,5 +491,40 @@ pub fn write_trust_policy(
     NotationConfig {
         trust_policy,
         trust_store,
+    }
+}
+
+/// The repository the attack tests verify in, and its trust policy scope.
+pub const REGISTRY: &str = "registry.example.com";
+pub const REPOSITORY: &str = "team/app";
+pub const SCOPE: &str = "registry.example.com/team/app";
+
+/// Builds the verifier from `cfg` and verifies `candidates` for `digest` in
+/// `registry.example.com/team/app` at `now`.
+pub fn verify_in_scope(
+    cfg: &NotationConfig,
+    digest: &Digest,
+    candidates: &[Candidate],
+    now: SystemTime,
+) -> portcullis::trust::signature::Verdict {
+    use portcullis::trust::signature::DigestVerifier as _;
+    let repo: portcullis::refs::RepoName = REPOSITORY.parse().unwrap();
+    let subject = portcullis::trust::signature::Subject {
+        registry: REGISTRY,
+        repository: &repo,
+        digest,
+    };
+    portcullis::trust::notation::NotationVerifier::new(cfg)
+        .unwrap()
+        .verify(subject, candidates, now)
+}
+
+/// The refusal's reason; panics if it vouched.
+pub fn refusal(v: portcullis::trust::signature::Verdict) -> String {
+    match v {
+        portcullis::trust::signature::Verdict::No(why) => why,
+        portcullis::trust::signature::Verdict::Vouched(e) => {
+            panic!("expected a refusal, got {e:?}")
+        }
     }
 }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Config, ConfigError, Mode, NotaryConfig, TufConfig, invalid};
 use crate::trust::cosign::{CosignKeyConfig, CosignKeylessConfig};
+use crate::trust::notation::NotationConfig;
 
 /// The reserved source name for a registry's own `notary` / `tuf` source.
 pub const REGISTRY_SOURCE: &str = "registry";
@@ -33,6 +34,8 @@ pub enum TrustSourceConfig {
     CosignKey(CosignKeyConfig),
     /// cosign signatures by a Fulcio certificate identity (digest-vouching).
     CosignKeyless(CosignKeylessConfig),
+    /// Notation signatures under Notation's own trust policy and store (digest-vouching).
+    Notation(NotationConfig),
 }
 
 impl TrustSourceConfig {
@@ -52,6 +55,7 @@ impl TrustSourceConfig {
             TrustSourceConfig::Tuf(_) => "tuf",
             TrustSourceConfig::CosignKey(_) => "cosign-key",
             TrustSourceConfig::CosignKeyless(_) => "cosign-keyless",
+            TrustSourceConfig::Notation(_) => "notation",
         }
     }
 }
@@ -177,6 +181,7 @@ pub(super) fn check(cfg: &Config) -> Result<(), ConfigError> {
             TrustSourceConfig::Tuf(t) => super::tuf::check_tuf(t, &key)?,
             TrustSourceConfig::CosignKey(k) => k.validate(&key)?,
             TrustSourceConfig::CosignKeyless(k) => k.validate(&key)?,
+            TrustSourceConfig::Notation(n) => n.validate(&key)?,
         }
     }
     let sig = &cfg.signatures;

@@ -14,6 +14,7 @@
 pub mod cosign;
 pub mod discover;
 pub mod notary;
+pub mod notation;
 pub mod set;
 pub mod signature;
 pub mod tuf;

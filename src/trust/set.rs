@@ -187,6 +187,10 @@ pub fn build_verifier(
             super::cosign::CosignKeylessVerifier::new(k)
                 .map_err(|e| anyhow::anyhow!("trust.{name}: {e}"))?,
         )),
+        TrustSourceConfig::Notation(n) => Ok(Arc::new(
+            super::notation::NotationVerifier::new(n)
+                .map_err(|e| anyhow::anyhow!("trust.{name}: {e}"))?,
+        )),
         TrustSourceConfig::Notary(_) | TrustSourceConfig::Tuf(_) => {
             anyhow::bail!(
                 "trust.{name}: a {} source binds tags; it is not a digest verifier",

@@ -160,6 +160,14 @@ async fn a_key_signed_tag_is_served_with_its_signature_and_others_are_refused() 
     assert_eq!(get(format!("{base}/manifests/{sig}")).await.0, 200);
     assert_eq!(get(format!("{base}/blobs/{sig_layer}")).await.0, 200);
 
+    // cosign's `.sig` tag, as `cosign verify` behind the mirror asks for it.
+    let (status, body) = get(format!("{base}/manifests/sha256-{}.sig", signed.hex())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(Digest::sha256_of(body.as_bytes()).to_string(), sig);
+    let (status, body) = get(format!("{base}/manifests/sha256-{}.sig", other.hex())).await;
+    denied(status, &body, "not_in_trusted_closure");
+    assert!(body.contains("which is not trusted"), "{body}");
+
     let (status, body) = get(format!("{base}/manifests/unsigned")).await;
     denied(status, &body, "not_signed");
     assert!(body.contains("ci-key: no signature found"), "{body}");

@@ -407,7 +407,8 @@ fn open_manifest_store(cfg: &Config) -> Option<crate::cache::ManifestStore> {
 
 /// Says at start, once per registry, how much it is trusted.
 fn log_posture(r: &Registry) {
-    match (r.cfg.mode, r.cfg.source().is_some()) {
+    // A `[[policy]]` entry can give repositories sources the registry itself lacks.
+    match (r.cfg.mode, r.cfg.source().is_some() || !r.rules.is_empty()) {
         (Mode::Skip, _) => {
             warn!(registry = %r.name, "mode = skip: content from this registry is served WITHOUT trust verification")
         }
@@ -418,6 +419,12 @@ fn log_posture(r: &Registry) {
             warn!(registry = %r.name, "no trust source configured: every pull from this registry will be refused")
         }
         (Mode::Enforce, true) => tracing::info!(registry = %r.name, "enforcing content trust"),
+    }
+    for p in &r.rules {
+        let has_own =
+            r.cfg.source().is_some() || r.cfg.repositories.iter().any(|o| o.source().is_some());
+        crate::trust::set::warn_missing_own(p, &r.name, has_own);
+        tracing::info!(registry = %r.name, patterns = ?p.repositories, any_of = ?p.any_of, all_of = ?p.all_of, mode = ?p.mode, "[[policy]] applies");
     }
     for o in &r.cfg.repositories {
         if o.mode == Some(Mode::Skip) {

@@ -35,6 +35,9 @@ impl Ctx<'_> {
     pub(super) async fn resolve_by_set(&self, tag: &Tag) -> Result<TrustedTarget, Decision> {
         let (reg, repo) = (&self.reg.name, &self.repo);
         let shown = format!("{reg}/{repo}:{tag}");
+        if let Some(subject) = cosign_sig_subject(tag) {
+            return self.resolve_signature_tag(&subject, tag, &shown).await;
+        }
         let mut bound: Vec<(&str, TrustedTarget)> = Vec::new();
         let mut why: HashMap<&str, String> = HashMap::new();
         for (name, s) in self.set.tag_sources() {
@@ -264,6 +267,44 @@ impl Ctx<'_> {
         }
     }
 
+    /// cosign's `sha256-<hex>.sig` tag, which `cosign verify` behind the mirror fetches by
+    /// tag: served only when the subject is trusted and the tag names a signature manifest
+    /// that was verified for it (it joined the subject's closure).
+    async fn resolve_signature_tag(
+        &self,
+        subject: &Digest,
+        tag: &Tag,
+        shown: &str,
+    ) -> Result<TrustedTarget, Decision> {
+        if let Decision::Deny { reason, message } = self.digest_decision_by_set(subject, true).await
+        {
+            return Err(deny(
+                reason,
+                format!(
+                    "{shown} refused: it holds signatures of {subject}, which is not trusted: {message}"
+                ),
+            ));
+        }
+        let d = self.upstream_tag(tag, shown).await?;
+        let roots = self.proxy.closure.roots_of(&self.reg.name, &self.repo, &d);
+        if !roots.contains(subject) {
+            return Err(deny(
+                Reason::NotInTrustedClosure,
+                format!(
+                    "{shown} refused: the registry maps it to {d}, which is not a signature manifest verified for {subject}"
+                ),
+            ));
+        }
+        Ok(TrustedTarget {
+            name: tag.to_string(),
+            digest: d,
+            length: None,
+            media_type: None,
+            source: SourceKind::Signature,
+            signer: format!("signatures of {subject}"),
+        })
+    }
+
     /// What the registry's tag points to now, for a set without a tag binding.
     async fn upstream_tag(&self, tag: &Tag, shown: &str) -> Result<Digest, Decision> {
         match self
@@ -287,6 +328,12 @@ impl Ctx<'_> {
             )),
         }
     }
+}
+
+/// The digest whose signatures cosign's legacy tag `sha256-<hex>.sig` holds.
+fn cosign_sig_subject(tag: &Tag) -> Option<Digest> {
+    let hex = tag.as_str().strip_prefix("sha256-")?.strip_suffix(".sig")?;
+    format!("sha256:{hex}").parse().ok()
 }
 
 /// `a: why; b: why` in the set's order (sorted by name for a stable message).

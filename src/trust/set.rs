@@ -151,16 +151,17 @@ pub fn implicit(own: Option<&Arc<dyn TrustSource>>) -> SourceSet {
     }
 }
 
-/// A rule names `registry` but the repository has no own source: say so at start (the
-/// member is dropped, so it can never vouch).
-pub fn warn_missing_own(rule: &PolicyRule, registry: &str) {
-    if rule
-        .any_of
-        .iter()
-        .chain(&rule.all_of)
-        .any(|n| n == REGISTRY_SOURCE)
+/// A rule names `registry` but neither the registry nor any override has a notary / tuf
+/// source: say so at start (the member is dropped, so it can never vouch).
+pub fn warn_missing_own(rule: &PolicyRule, registry: &str, has_own: bool) {
+    if !has_own
+        && rule
+            .any_of
+            .iter()
+            .chain(&rule.all_of)
+            .any(|n| n == REGISTRY_SOURCE)
     {
-        tracing::warn!(registry, patterns = ?rule.repositories, "policy names \"registry\" but the registry (or override) has no notary or tuf source: that member never vouches");
+        tracing::warn!(registry, patterns = ?rule.repositories, "policy names \"registry\" but the registry has no notary or tuf source: that member never vouches");
     }
 }
 

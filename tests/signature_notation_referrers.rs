@@ -28,8 +28,40 @@ fn image(reg: &FakeRegistry, tag: &str) -> (Digest, u64) {
 }
 
 /// Attaches a Notation signature by `signer` to `d` as a referrer, on the second page of the
-/// referrers answer (the first page is empty but links on).
-fn attach(reg: &FakeRegistry, signer: &NotationSigner, d: &Digest, size: u64, cose: bool) {
+/// referrers answer (the first page is empty but links on); returns the signature manifest's
+/// digest.
+fn attach(
+    reg: &FakeRegistry,
+    signer: &NotationSigner,
+    d: &Digest,
+    size: u64,
+    cose: bool,
+) -> String {
+    let (md, entry) = signature(reg, signer, d, size, cose);
+    let index = |entries: serde_json::Value| {
+        Bytes::from(serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})).unwrap())
+    };
+    reg.set(
+        &format!("/v2/{REPO}/referrers/{d}"),
+        Behaviour::Pages {
+            pages: vec![
+                index(serde_json::json!([])),
+                index(serde_json::json!([entry])),
+            ],
+            content_type: OCI_INDEX.into(),
+        },
+    );
+    md
+}
+
+/// A Notation signature manifest for `d` in the registry: its digest and index entry.
+fn signature(
+    reg: &FakeRegistry,
+    signer: &NotationSigner,
+    d: &Digest,
+    size: u64,
+    cose: bool,
+) -> (String, serde_json::Value) {
     let o = SignOptions {
         size,
         ..SignOptions::default()
@@ -43,19 +75,8 @@ fn attach(reg: &FakeRegistry, signer: &NotationSigner, d: &Digest, size: u64, co
     reg.blob(REPO, b"{}");
     let manifest = signer.manifest(d, size, &envelope, ty, None);
     let md = reg.manifest(REPO, None, &manifest, MANIFEST_TYPE);
-    let index = |entries: serde_json::Value| {
-        Bytes::from(serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})).unwrap())
-    };
-    reg.set(
-        &format!("/v2/{REPO}/referrers/{d}"),
-        Behaviour::Pages {
-            pages: vec![
-                index(serde_json::json!([])),
-                index(serde_json::json!([{"mediaType": MANIFEST_TYPE, "digest": md, "size": manifest.len(), "artifactType": SIGNATURE_TYPE}])),
-            ],
-            content_type: OCI_INDEX.into(),
-        },
-    );
+    let entry = serde_json::json!({"mediaType": MANIFEST_TYPE, "digest": md, "size": manifest.len(), "artifactType": SIGNATURE_TYPE});
+    (md, entry)
 }
 
 #[tokio::test]
@@ -67,6 +88,16 @@ async fn notation_signed_images_pull_through_the_referrers_api() {
     let (cose, cose_size) = image(&reg, "cose");
     let (other, other_size) = image(&reg, "other-ca");
     let (unsigned, _) = image(&reg, "unsigned");
+    // A registry without the referrers API for this one: the tag schema holds the index.
+    let (schema, schema_size) = image(&reg, "schema");
+    let (schema_sig, entry) = signature(&reg, &trusted, &schema, schema_size, false);
+    reg.set(
+        &format!("/v2/{REPO}/manifests/sha256-{}", schema.hex()),
+        Behaviour::Serve {
+            body: Bytes::from(serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]})).unwrap()),
+            content_type: OCI_INDEX.into(),
+        },
+    );
     attach(&reg, &trusted, &jws, jws_size, false);
     attach(&reg, &trusted, &cose, cose_size, true);
     attach(&reg, &untrusted, &other, other_size, false);
@@ -122,6 +153,24 @@ async fn notation_signed_images_pull_through_the_referrers_api() {
         let (status, body) = get(format!("referrers/{d}")).await;
         assert_eq!(status, 200, "{body}");
     }
+    // Found through the tag schema; the proxy answers `/referrers` from what it verified.
+    let (status, body) = get("manifests/schema".into()).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(format!("referrers/{schema}")).await;
+    assert_eq!(status, 200, "{body}");
+    let idx: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(idx["manifests"][0]["digest"], schema_sig.as_str(), "{body}");
+    assert_eq!(
+        idx["manifests"][0]["artifactType"], SIGNATURE_TYPE,
+        "{body}"
+    );
+    let (status, body) = get(format!(
+        "referrers/{schema}?artifactType=application/spdx%2Bjson"
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"manifests\":[]"), "filtered: {body}");
+
     let (status, body) = get("manifests/other-ca".into()).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("acme: "), "{body}");

@@ -261,9 +261,9 @@ impl Ctx<'_> {
     fn join_closure(&self, d: &Digest, v: Option<&Verdicts>) {
         let (reg, repo, closure) = (&self.reg.name, &self.repo, &self.proxy.closure);
         closure.add_root(reg, repo, d);
-        for (m, blobs) in v.map(|v| v.artifacts.as_slice()).unwrap_or_default() {
-            closure.add_children(reg, repo, d, std::slice::from_ref(m));
-            closure.add_children(reg, repo, m, blobs);
+        for a in v.map(|v| v.artifacts.as_slice()).unwrap_or_default() {
+            closure.add_children(reg, repo, d, std::slice::from_ref(&a.digest));
+            closure.add_children(reg, repo, &a.digest, &a.blobs);
         }
     }
 
@@ -303,6 +303,33 @@ impl Ctx<'_> {
             source: SourceKind::Signature,
             signer: format!("signatures of {subject}"),
         })
+    }
+
+    /// A referrers answer for trusted `d` built from the signatures discovery verified, for a
+    /// registry without the referrers API (distribution-spec 1.1 "Listing Referrers": an image
+    /// index of descriptors, filtered by `artifactType` when asked, saying so in
+    /// `OCI-Filters-Applied`). `None` when the set has no digest-vouching member.
+    pub(super) async fn referrers_from_signatures(
+        &self,
+        d: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Option<(bytes::Bytes, bool)> {
+        let v = self.verdicts(d).await?;
+        let manifests: Vec<&serde_json::Value> = v
+            .artifacts
+            .iter()
+            .filter_map(|a| a.descriptor.as_ref())
+            .filter(|desc| artifact_type.is_none_or(|t| desc["artifactType"] == t))
+            .collect();
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": crate::trust::discover::parse::OCI_INDEX,
+            "manifests": manifests,
+        });
+        Some((
+            bytes::Bytes::from(index.to_string()),
+            artifact_type.is_some(),
+        ))
     }
 
     /// What the registry's tag points to now, for a set without a tag binding.

@@ -36,7 +36,18 @@ pub struct Verdicts {
     pub failed: bool,
     /// The signature manifests the verifiers looked at, each with the blobs it names: they
     /// join the closure of a vouched digest and are served.
-    pub artifacts: Vec<(Digest, Vec<Digest>)>,
+    pub artifacts: Vec<Artifact>,
+}
+
+/// A signature manifest that was looked at, as the closure and a referrers answer need it.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub digest: Digest,
+    /// The blobs it names (config and layers).
+    pub blobs: Vec<Digest>,
+    /// Its descriptor in a referrers answer; `None` for a manifest without a `subject` (cosign's
+    /// legacy `.sig`), which is not a referrer.
+    pub descriptor: Option<serde_json::Value>,
 }
 
 impl Verdicts {
@@ -147,13 +158,38 @@ pub async fn run(
     out
 }
 
-/// A candidate as closure entries: its manifest and the blobs it names (config included, so
-/// a client fetching the whole signature artifact gets it).
-fn artifact(c: &Candidate) -> (Digest, Vec<Digest>) {
+/// A candidate as closure entries (config included, so a client fetching the whole signature
+/// artifact gets it) and, for a referrer, its descriptor as distribution-spec's referrers
+/// answer gives it: media type, digest, size, `artifactType` (else the config's media type)
+/// and the manifest's annotations.
+fn artifact(c: &Candidate) -> Artifact {
     let blobs = crate::closure::children(&c.manifest)
         .map(|ch| ch.all())
         .unwrap_or_else(|_| c.layers.iter().map(|l| l.digest.clone()).collect());
-    (c.manifest_digest.clone(), blobs)
+    let descriptor = c.subject.as_ref().and_then(|_| {
+        let m: serde_json::Value = serde_json::from_slice(&c.manifest).ok()?;
+        let artifact_type = m
+            .get("artifactType")
+            .or_else(|| m.pointer("/config/mediaType"))
+            .cloned();
+        let mut d = serde_json::json!({
+            "mediaType": m.get("mediaType").cloned().unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into()),
+            "digest": c.manifest_digest.to_string(),
+            "size": c.manifest.len(),
+        });
+        if let Some(a) = artifact_type {
+            d["artifactType"] = a;
+        }
+        if !c.annotations.is_empty() {
+            d["annotations"] = serde_json::to_value(&c.annotations).ok()?;
+        }
+        Some(d)
+    });
+    Artifact {
+        digest: c.manifest_digest.clone(),
+        blobs,
+        descriptor,
+    }
 }
 
 /// A verdict in one line: the evidence of a "yes", the reason of a "no".

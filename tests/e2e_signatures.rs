@@ -181,6 +181,7 @@ fn key_signed_and_notary_signed_tags_pull_and_the_rest_are_refused() {
         )
     };
     let (ok, text) = check("signed");
+    println!("{text}");
     assert!(ok, "{text}");
     assert!(
         text.contains(&format!(
@@ -197,6 +198,7 @@ fn key_signed_and_notary_signed_tags_pull_and_the_rest_are_refused() {
         "{text}"
     );
     let (ok, text) = check("other");
+    println!("{text}");
     assert!(
         !ok && text.contains("REFUSED: any_of: notary-prod, ci-key not satisfied"),
         "{text}"

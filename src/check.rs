@@ -49,6 +49,11 @@ pub fn parse_image(image: &str, cfg: &Config) -> anyhow::Result<ImageRef> {
 
 /// Prints the trusted digest or the reason for refusal; exit 0 / 1.
 pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
+    run_with(cfg, image, false).await
+}
+
+/// [`run`]; `json`: one JSON object instead of text, for a repository under `[[policy]]`.
+pub async fn run_with(cfg: &Config, image: &str, json: bool) -> anyhow::Result<ExitCode> {
     let r = parse_image(image, cfg)?;
     let reg = cfg.registry(r.registry.as_deref()).ok_or_else(|| {
         let names: Vec<&str> = cfg.registries.iter().map(|r| r.name.as_str()).collect();
@@ -61,7 +66,14 @@ pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
     let shown = format!("{}/{}:{}", reg.name, r.repo, r.tag);
     // A `[[policy]]` entry decides first, as in the proxy.
     if let Some(rule) = cfg.rule_for(&reg.name, r.repo.as_str()) {
-        return policy::run(cfg, reg, rule, &r).await;
+        return policy::run(cfg, reg, rule, &r, json).await;
+    }
+    if json {
+        anyhow::bail!(
+            "--json is printed for repositories under a [[policy]] entry; {}/{} has none",
+            reg.name,
+            r.repo
+        );
     }
     // The same resolution the proxy uses: first matching override, else the registry.
     let policy = reg.policy_for(r.repo.as_str());

@@ -197,6 +197,20 @@ fn key_signed_and_notary_signed_tags_pull_and_the_rest_are_refused() {
             && text.contains("TRUSTED by any_of: notary-prod"),
         "{text}"
     );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--json", "--config"])
+        .arg(proxy.config_path())
+        .arg(r("signed"))
+        .env("PORTCULLIS_CACHE__DIR", proxy.dir().join("check-cache"))
+        .output()
+        .expect("portcullis check --json runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert!(out.status.success(), "{v}");
+    assert_eq!(v["digest"], signed.digest.as_str(), "{v}");
+    assert_eq!(v["tag_bound_by"], "upstream registry, not signed", "{v}");
+    assert_eq!(v["sources"][1]["source"], "ci-key", "{v}");
+    assert_eq!(v["sources"][1]["vouched"], true, "{v}");
+    assert_eq!(v["trusted"], true, "{v}");
     let (ok, text) = check("other");
     println!("{text}");
     assert!(

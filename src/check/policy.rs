@@ -74,21 +74,88 @@ fn members(
     })
 }
 
-/// Prints the report; exit 0 when the policy is satisfied, 1 otherwise.
+/// What `check` found, printed as text or JSON.
+struct Report {
+    shown: String,
+    digest: Option<crate::refs::Digest>,
+    bound_by: Option<String>,
+    lines: Vec<Line>,
+    trusted: bool,
+    /// `TRUSTED by any_of: ci-key` or `REFUSED: ...`.
+    result: String,
+}
+
+impl Report {
+    fn refused(shown: &str, lines: Vec<Line>, why: String) -> Report {
+        Report {
+            shown: shown.to_owned(),
+            digest: None,
+            bound_by: None,
+            lines,
+            trusted: false,
+            result: format!("REFUSED: {why}"),
+        }
+    }
+
+    fn print(&self, json: bool) {
+        if json {
+            let sources: Vec<serde_json::Value> = self
+                .lines
+                .iter()
+                .map(|l| serde_json::json!({"source": l.name, "vouched": l.yes, "detail": l.text}))
+                .collect();
+            let v = serde_json::json!({
+                "image": self.shown,
+                "digest": self.digest.as_ref().map(|d| d.to_string()),
+                "tag_bound_by": self.bound_by,
+                "sources": sources,
+                "trusted": self.trusted,
+                "result": self.result,
+            });
+            println!("{v}");
+            return;
+        }
+        match (&self.digest, &self.bound_by) {
+            (Some(d), Some(b)) => println!("{}  {d}  (tag bound by: {b})", self.shown),
+            _ => println!("{}", self.shown),
+        }
+        print_lines(&self.lines);
+        println!("  {}", self.result);
+    }
+}
+
+/// Prints the report (text, or one JSON object); exit 0 when the policy is satisfied, 1
+/// otherwise.
 pub async fn run(
     cfg: &Config,
     reg: &RegistryConfig,
     rule: &PolicyRule,
     r: &ImageRef,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let rep = evaluate(cfg, reg, rule, r).await?;
+    rep.print(json);
+    Ok(if rep.trusted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn evaluate(
+    cfg: &Config,
+    reg: &RegistryConfig,
+    rule: &PolicyRule,
+    r: &ImageRef,
+) -> anyhow::Result<Report> {
     let shown = format!("{}/{}:{}", reg.name, r.repo, r.tag);
     let set = members(cfg, reg, rule, r.repo.as_str())?;
     if set.is_empty() {
-        println!(
-            "{shown}  NOT VERIFIED: the [[policy]] entry names no source (mode = {:?})",
+        let why = format!(
+            "NOT VERIFIED: the [[policy]] entry names no source (mode = {:?})",
             rule.mode.unwrap_or(reg.mode)
         );
-        return Ok(ExitCode::FAILURE);
+        return Ok(Report::refused(&shown, Vec::new(), why));
     }
     let mut lines: Vec<Line> = Vec::new();
     let mut bound: Vec<(String, crate::refs::Digest)> = Vec::new();
@@ -119,8 +186,8 @@ pub async fn run(
     if let Some((a, da)) = bound.first()
         && let Some((b, db)) = bound.iter().find(|(_, d)| d != da)
     {
-        println!("{shown}  REFUSED: trust sources disagree: {a} binds it to {da}, {b} to {db}");
-        return Ok(ExitCode::FAILURE);
+        let why = format!("trust sources disagree: {a} binds it to {da}, {b} to {db}");
+        return Ok(Report::refused(&shown, lines, why));
     }
     let limit = Arc::new(tokio::sync::Semaphore::new(4));
     let upstream = crate::upstream::Upstream::new(reg, &cfg.upstream, false, limit)?;
@@ -129,11 +196,9 @@ pub async fn run(
         None => match upstream.tag_digest(&r.repo, &r.tag, None).await {
             Ok(Some(d)) => (d, "upstream registry, not signed".to_owned()),
             Ok(None) => {
-                print_lines(&lines);
-                println!(
-                    "{shown}  REFUSED: no source binds the tag and the registry does not say which digest it names"
-                );
-                return Ok(ExitCode::FAILURE);
+                let why =
+                    "no source binds the tag and the registry does not say which digest it names";
+                return Ok(Report::refused(&shown, lines, why.to_owned()));
             }
             Err(e) => anyhow::bail!("{shown}: the registry cannot be asked: {e}"),
         },
@@ -172,21 +237,26 @@ pub async fn run(
     // Members in configured order.
     let order: Vec<&str> = set.members().iter().map(|m| m.name.as_str()).collect();
     lines.sort_by_key(|l| order.iter().position(|n| *n == l.name));
-    println!("{shown}  {digest}  (tag bound by: {bound_by})");
-    print_lines(&lines);
     let yes = |n: &str| lines.iter().any(|l| l.name == n && l.yes);
+    let trusted = set.satisfied(&yes);
     let vouching: Vec<&str> = lines
         .iter()
         .filter(|l| l.yes)
         .map(|l| l.name.as_str())
         .collect();
-    if set.satisfied(&yes) {
-        println!("  TRUSTED by {}: {}", which(&set), vouching.join(", "));
-        Ok(ExitCode::SUCCESS)
+    let result = if trusted {
+        format!("TRUSTED by {}: {}", which(&set), vouching.join(", "))
     } else {
-        println!("  REFUSED: {} not satisfied", set.describe());
-        Ok(ExitCode::FAILURE)
-    }
+        format!("REFUSED: {} not satisfied", set.describe())
+    };
+    Ok(Report {
+        shown,
+        digest: Some(digest),
+        bound_by: Some(bound_by),
+        lines,
+        trusted,
+        result,
+    })
 }
 
 fn which(set: &SourceSet) -> &'static str {

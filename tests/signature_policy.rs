@@ -54,6 +54,11 @@ impl DigestVerifier for ToyKey {
 }
 
 fn policy(any_of: &str) -> String {
+    policy_with(&format!("any_of = [{any_of}]"))
+}
+
+/// The sources, and one `[[policy]]` entry for team/* with `rule` (any_of / all_of / mode).
+fn policy_with(rule: &str) -> String {
     format!(
         r#"
 [trust.ci-key]
@@ -71,7 +76,7 @@ server = "https://b.example"
 
 [[policy]]
 repositories = ["{REG}/team/*"]
-any_of = [{any_of}]
+{rule}
 "#
     )
 }
@@ -109,8 +114,17 @@ fn legacy_sig(reg: &FakeRegistry, d: &Digest, payload: &str) -> (String, String)
 
 /// A proxy with `any_of` over `ci-key` (ToyKey("ci")) and two table-backed Notary sources.
 async fn proxy(reg: &FakeRegistry, any_of: &str, a: Arc<TableTrust>, b: Arc<TableTrust>) -> String {
+    proxy_with(reg, &policy(any_of), a, b).await
+}
+
+async fn proxy_with(
+    reg: &FakeRegistry,
+    policy: &str,
+    a: Arc<TableTrust>,
+    b: Arc<TableTrust>,
+) -> String {
     let addr = reg.start().await;
-    let toml = fake::config(addr, "enforce", false, &policy(any_of));
+    let toml = fake::config(addr, "enforce", false, policy);
     let make_trust = move |_: &str, s: SourceConfig<'_>| -> anyhow::Result<Arc<dyn TrustSource>> {
         match s {
             SourceConfig::Notary(n) if n.server.contains("a.example") => {
@@ -293,5 +307,45 @@ async fn concurrent_cold_pulls_make_one_discovery() {
     assert_eq!(
         reg.hits(&format!("/v2/{REPO}/manifests/sha256-{}.sig", signed.hex())),
         1
+    );
+}
+
+#[tokio::test]
+async fn all_of_needs_every_member_and_audit_mode_serves_what_enforce_refuses() {
+    let reg = FakeRegistry::default();
+    let (both, _) = image(&reg, "both", "b");
+    let (notary_only, _) = image(&reg, "notary-only", "n");
+    legacy_sig(&reg, &both, &format!("ci:{both}"));
+    let a = Arc::new(TableTrust::default());
+    a.sign("both", &reg_manifest_bytes(&reg, "both").await);
+    a.sign(
+        "notary-only",
+        &reg_manifest_bytes(&reg, "notary-only").await,
+    );
+    let url = proxy_with(
+        &reg,
+        &policy_with("all_of = [\"notary-a\", \"ci-key\"]"),
+        a.clone(),
+        Arc::default(),
+    )
+    .await;
+    assert_eq!(get(format!("{url}/v2/{REPO}/manifests/both")).await.0, 200);
+    let (status, body) = get(format!("{url}/v2/{REPO}/manifests/notary-only")).await;
+    denied(status, &body, "not_signed");
+    assert!(
+        body.contains("tag bound by: notary-a (notary)")
+            && body.contains("ci-key: no signature found"),
+        "{body}"
+    );
+    assert!(body.contains(&notary_only.to_string()), "{body}");
+
+    // The same rule in audit mode serves it (and counts what enforce would refuse).
+    let audit = policy_with("mode = \"audit\"\nall_of = [\"notary-a\", \"ci-key\"]");
+    let url = proxy_with(&reg, &audit, a, Arc::default()).await;
+    assert_eq!(
+        get(format!("{url}/v2/{REPO}/manifests/notary-only"))
+            .await
+            .0,
+        200
     );
 }

@@ -5,5 +5,7 @@
 //! - `evil_notary`: a malicious notary server serving validly shaped metadata with its own keys.
 #![allow(dead_code, unused_imports)]
 
+pub mod cosign;
 pub mod evil_notary;
+pub mod notation_signer;
 pub mod real;

@@ -1,0 +1,292 @@
+//! The two cosign source types as they appear in `[trust.<name>]` (`type = "cosign-key"` and
+//! `type = "cosign-keyless"`), and their checks. The policy side (which repositories use which
+//! source) is not here. Every way to loosen verification is a named value, never a bool.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// `type = "cosign-key"`: signatures made with `cosign sign --key`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CosignKeyConfig {
+    /// PEM public keys (`-----BEGIN PUBLIC KEY-----`, SPKI): ECDSA P-256/P-384, Ed25519, RSA.
+    /// A signature by any of them vouches.
+    pub keys: Vec<PathBuf>,
+    /// Whether a Rekor entry (SET) must prove the signature was logged.
+    #[serde(default)]
+    pub transparency_log: TransparencyLog,
+    /// The Sigstore `trusted_root.json` whose Rekor keys check the SET; needed when
+    /// `transparency_log = "required"`.
+    #[serde(default)]
+    pub trusted_root: Option<PathBuf>,
+    /// How the legacy payload's `critical.identity.docker-reference` must relate to the
+    /// repository being pulled.
+    #[serde(default)]
+    pub signed_identity: SignedIdentity,
+}
+
+/// `type = "cosign-keyless"`: signatures made with a Fulcio certificate (`cosign sign` with an
+/// OIDC identity), logged in Rekor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CosignKeylessConfig {
+    /// Sigstore `trusted_root.json` (Fulcio CAs, Rekor and CT log keys with their validity
+    /// windows). Fetching it through Sigstore's TUF repository (`sigstore_tuf`) is not
+    /// implemented yet.
+    pub trusted_root: PathBuf,
+    /// Whether the certificate's embedded SCT must verify against the CT logs.
+    #[serde(default)]
+    pub sct: SctPolicy,
+    /// Who may sign: a signature vouches if its certificate matches any entry.
+    pub identities: Vec<KeylessIdentity>,
+    /// As for `cosign-key`.
+    #[serde(default)]
+    pub signed_identity: SignedIdentity,
+}
+
+/// `[[trust.<name>.identities]]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeylessIdentity {
+    /// The OIDC issuer recorded by Fulcio, matched exactly.
+    pub issuer: String,
+    /// The certificate's SAN (e-mail or URI), matched exactly.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// A regular expression for the SAN, always anchored (`^(?:...)$`).
+    #[serde(default)]
+    pub subject_regex: Option<String>,
+    /// Fulcio certificate claims that must also match exactly, by name
+    /// (`github_workflow_repository`, `github_workflow_ref`, `source_repository_uri`, ...).
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, String>,
+}
+
+/// `transparency_log` of a `cosign-key` source.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransparencyLog {
+    /// A Rekor SET, checked against the trusted root's Rekor keys, must bind the signature.
+    #[default]
+    Required,
+    /// Key-only signatures (`cosign sign --tlog-upload=false`, air-gapped signing) vouch.
+    NotRequired,
+}
+
+/// `sct` of a `cosign-keyless` source.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SctPolicy {
+    #[default]
+    Required,
+    /// Only for a private Sigstore instance whose Fulcio logs to no CT log.
+    NotRequired,
+}
+
+/// `signed_identity`: how the legacy payload's `docker-reference` must relate to the pulled
+/// repository, as containers-policy.json's `signedIdentity` (cosign itself does not check it,
+/// so a signature copied from another repository would otherwise vouch). In TOML:
+/// `"match-repository"`, `"any"`, `{ exact-repository = "host/path" }`,
+/// `{ remap = { prefix = "host/path", signed_prefix = "host/path" } }`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SignedIdentity {
+    /// The reference's `host/path` is the pulled `registry/repository` (tag ignored).
+    #[default]
+    MatchRepository,
+    /// The reference's `host/path` is this one repository, whatever is pulled (a signature
+    /// made at a staging registry before promotion).
+    ExactRepository(String),
+    /// `prefix` of the pulled repository is replaced by `signed_prefix`, then as
+    /// `match-repository`.
+    Remap(Remap),
+    /// The reference is not checked (a signature of this signer vouches in any repository).
+    Any,
+}
+
+/// `signed_identity = { remap = { prefix, signed_prefix } }`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Remap {
+    pub prefix: String,
+    pub signed_prefix: String,
+}
+
+fn invalid(key: String, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// The `signed_identity` names: `exact-repository` is `host/path`; a remap prefix may also be
+/// a bare `host[:port]` (containers-policy.json's `remapIdentity`).
+fn validate_identity(at: &str, mode: &SignedIdentity) -> Result<(), ConfigError> {
+    let names: Vec<(&str, &String, bool)> = match mode {
+        SignedIdentity::ExactRepository(r) => vec![("exact-repository", r, true)],
+        SignedIdentity::Remap(r) => vec![
+            ("remap.prefix", &r.prefix, false),
+            ("remap.signed_prefix", &r.signed_prefix, false),
+        ],
+        _ => Vec::new(),
+    };
+    for (key, v, needs_path) in names {
+        // No tag, digest, space or trailing `/`; a `:` only in the host (a port).
+        let (host, path) = v.split_once('/').unwrap_or((v.as_str(), ""));
+        let ok = !host.is_empty()
+            && (!needs_path || !path.is_empty())
+            && !v.ends_with('/')
+            && !v.contains(['@', ' '])
+            && !path.contains(':');
+        if !ok {
+            return Err(invalid(
+                format!("{at}.signed_identity.{key}"),
+                format!("{v:?} is not a host/path repository name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl CosignKeyConfig {
+    /// `at` is where the source sits in the config, e.g. `trust.ci-key`.
+    pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        if self.keys.is_empty() {
+            return Err(invalid(
+                format!("{at}.keys"),
+                "at least one public key file",
+            ));
+        }
+        if self.transparency_log == TransparencyLog::Required && self.trusted_root.is_none() {
+            return Err(invalid(
+                format!("{at}.trusted_root"),
+                "transparency_log = \"required\" (the default) needs a trusted_root.json for \
+                 the Rekor keys; or set transparency_log = \"not-required\" for key-only \
+                 signatures",
+            ));
+        }
+        validate_identity(at, &self.signed_identity)
+    }
+}
+
+impl CosignKeylessConfig {
+    /// `at` is where the source sits in the config, e.g. `trust.release`.
+    pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        if self.identities.is_empty() {
+            return Err(invalid(
+                format!("{at}.identities"),
+                "at least one [[identities]] entry (issuer and subject or subject_regex)",
+            ));
+        }
+        for (i, id) in self.identities.iter().enumerate() {
+            let key = format!("{at}.identities[{i}]");
+            if id.issuer.is_empty() {
+                return Err(invalid(format!("{key}.issuer"), "must not be empty"));
+            }
+            match (&id.subject, &id.subject_regex) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(invalid(
+                        format!("{key}.subject"),
+                        "give exactly one of subject and subject_regex",
+                    ));
+                }
+                (Some(s), None) if s.is_empty() => {
+                    return Err(invalid(format!("{key}.subject"), "must not be empty"));
+                }
+                (None, Some(re)) => {
+                    if let Err(e) = regex::Regex::new(&anchored(re)) {
+                        return Err(invalid(format!("{key}.subject_regex"), e.to_string()));
+                    }
+                }
+                _ => {}
+            }
+            for claim in id.claims.keys() {
+                if !super::identity::KNOWN_CLAIMS.contains(&claim.as_str()) {
+                    return Err(invalid(
+                        format!("{key}.claims.{claim}"),
+                        format!(
+                            "unknown Fulcio claim; known: {}",
+                            super::identity::KNOWN_CLAIMS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        validate_identity(at, &self.signed_identity)
+    }
+}
+
+/// The pattern as compiled: always anchored, so `subject_regex = "https://github.com/acme/.*"`
+/// cannot match `https://evil.example/?https://github.com/acme/x`.
+pub(crate) fn anchored(re: &str) -> String {
+    format!("^(?:{re})$")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_config(toml_text: &str) -> Result<CosignKeyConfig, String> {
+        toml::from_str(toml_text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = key_config("keys = [\"/k.pub\"]\ntransparency = \"required\"").unwrap_err();
+        assert!(err.contains("transparency"), "{err}");
+    }
+
+    #[test]
+    fn required_log_needs_trusted_root() {
+        let c = key_config("keys = [\"/k.pub\"]").unwrap();
+        let err = c.validate("trust.ci").unwrap_err().to_string();
+        assert!(err.contains("trust.ci.trusted_root"), "{err}");
+        let c = key_config("keys = [\"/k.pub\"]\ntransparency_log = \"not-required\"").unwrap();
+        c.validate("trust.ci").unwrap();
+    }
+
+    #[test]
+    fn signed_identity_forms() {
+        let c = key_config(
+            "keys = [\"/k.pub\"]\ntransparency_log = \"not-required\"\n\
+             signed_identity = { exact-repository = \"reg.example.com/team/app\" }",
+        )
+        .unwrap();
+        assert_eq!(
+            c.signed_identity,
+            SignedIdentity::ExactRepository("reg.example.com/team/app".into())
+        );
+        c.validate("trust.ci").unwrap();
+        let c = key_config(
+            "keys = [\"/k.pub\"]\ntransparency_log = \"not-required\"\n\
+             signed_identity = { remap = { prefix = \"a.example/x\", signed_prefix = \"b/\" } }",
+        )
+        .unwrap();
+        let err = c.validate("trust.ci").unwrap_err().to_string();
+        assert!(
+            err.contains("trust.ci.signed_identity.remap.signed_prefix"),
+            "{err}"
+        );
+        let err = key_config("keys = []\nsigned_identity = \"exact\"").unwrap_err();
+        assert!(err.contains("exact"), "{err}");
+    }
+
+    #[test]
+    fn keyless_identity_needs_one_subject_form() {
+        let c: CosignKeylessConfig =
+            toml::from_str("trusted_root = \"/r.json\"\n[[identities]]\nissuer = \"https://i\"\n")
+                .unwrap();
+        let err = c.validate("trust.rel").unwrap_err().to_string();
+        assert!(err.contains("trust.rel.identities[0].subject"), "{err}");
+        let c: CosignKeylessConfig = toml::from_str(
+            "trusted_root = \"/r.json\"\n[[identities]]\nissuer = \"https://i\"\n\
+             subject_regex = \"(\"\n",
+        )
+        .unwrap();
+        let err = c.validate("trust.rel").unwrap_err().to_string();
+        assert!(err.contains("subject_regex"), "{err}");
+    }
+}

@@ -1,0 +1,116 @@
+//! `type = "cosign-key"`: a digest is vouched for by a signature made with one of the
+//! configured public keys, in cosign's legacy `.sig` format.
+
+use std::time::SystemTime;
+
+use super::config::SignedIdentity;
+use super::config::{CosignKeyConfig, TransparencyLog};
+use super::keys::{CosignKey, load_keys};
+use super::legacy::LegacySignature;
+use super::payload;
+use super::sigstore::Root;
+use super::{Vouch, first_vouching, identity_rule};
+use crate::trust::signature::{ArtifactKind, Candidate, DigestVerifier, Subject, Verdict};
+
+/// Verifies cosign signatures made with configured keys.
+pub struct CosignKeyVerifier {
+    keys: Vec<CosignKey>,
+    /// Present exactly when `transparency_log = "required"`.
+    rekor: Option<Root>,
+    rule: SignedIdentity,
+}
+
+impl CosignKeyVerifier {
+    /// Reads the key files (and the trusted root when the log is required); the error names
+    /// the file. Validate the config first (`CosignKeyConfig::validate`).
+    pub fn new(config: &CosignKeyConfig) -> anyhow::Result<Self> {
+        let keys = load_keys(&config.keys)?;
+        let rekor = match (config.transparency_log, &config.trusted_root) {
+            (TransparencyLog::Required, Some(path)) => Some(Root::load(path)?),
+            (TransparencyLog::Required, None) => {
+                anyhow::bail!("transparency_log = \"required\" needs trusted_root")
+            }
+            (TransparencyLog::NotRequired, _) => {
+                // A named, logged loosening: nothing proves when (or that publicly) these
+                // keys signed.
+                tracing::warn!(
+                    "cosign-key: transparency_log = \"not-required\": key-only signatures vouch \
+                     without a Rekor entry"
+                );
+                None
+            }
+        };
+        Ok(CosignKeyVerifier {
+            keys,
+            rekor,
+            rule: identity_rule(&config.signed_identity),
+        })
+    }
+
+    /// One legacy layer: the steps in order, each a reason to refuse.
+    fn verify_legacy(
+        &self,
+        subject: &Subject<'_>,
+        sig: &LegacySignature<'_>,
+    ) -> Result<(String, Option<SystemTime>, String), String> {
+        // 1. A certificate means a keyless (or PKI) signature: not this source's business,
+        //    even if its key happens to be ours (cosign-keyless checks the chain).
+        if sig.certificate.is_some() {
+            return Err("signed with a certificate, not a configured key".into());
+        }
+        // 2. The signature over the exact payload bytes, with any configured key.
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.verifies(sig.payload, &sig.signature))
+            .ok_or("signature does not verify with any configured key")?;
+        // 3. What the signed payload claims: type, this digest, this repository. Read only
+        //    after the signature verified, so unsigned bytes are never interpreted.
+        let reference = payload::check_claims(sig.payload, subject, &self.rule)?;
+        // 4. The Rekor SET, when required: the key's signature over this payload was logged,
+        //    at a time the log key was valid.
+        let signed_at = match &self.rekor {
+            None => None,
+            Some(root) => {
+                let bundle = sig.to_bundle_json()?;
+                let time = root
+                    .verify_key_set(sig.payload, &bundle, &key.spki)
+                    .map_err(|e| format!("Rekor entry: {e}"))?;
+                Some(time)
+            }
+        };
+        Ok((key.name.clone(), signed_at, reference))
+    }
+}
+
+impl DigestVerifier for CosignKeyVerifier {
+    fn accepts(&self, kind: ArtifactKind) -> bool {
+        kind == ArtifactKind::CosignSimpleSigning
+    }
+
+    fn verify(&self, subject: Subject<'_>, candidates: &[Candidate], _now: SystemTime) -> Verdict {
+        first_vouching(
+            &subject,
+            candidates,
+            |k| self.accepts(k),
+            |_, layer| {
+                let sig = LegacySignature::from_layer(layer)?;
+                let (signer, signed_at, reference) = self.verify_legacy(&subject, &sig)?;
+                let log = if signed_at.is_some() {
+                    "Rekor SET verified"
+                } else {
+                    "not required"
+                };
+                Ok(Vouch {
+                    signer,
+                    signed_at,
+                    format: "cosign legacy",
+                    details: vec![
+                        ("docker-reference".into(), reference),
+                        ("transparency log".into(), log.into()),
+                    ],
+                })
+            },
+        )
+    }
+}

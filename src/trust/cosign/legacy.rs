@@ -1,0 +1,204 @@
+//! The annotation adapter: one layer of a legacy cosign `.sig` manifest, read into its parts,
+//! and mapped onto a Sigstore v0.1 bundle so that sigstore-verify checks what it can (Fulcio
+//! chain at signing time, SCT, Rekor SET, log entry bound to this signature).
+//!
+//! A legacy layer is the signed payload (the blob) plus annotations (cosign
+//! `pkg/oci/static/signature.go`, `pkg/oci/internal/signature/layer.go`):
+//! - `dev.cosignproject.cosign/signature`: base64 of the signature over the payload bytes;
+//! - `dev.sigstore.cosign/certificate`: PEM of the Fulcio (or other PKI) signing certificate;
+//! - `dev.sigstore.cosign/chain`: PEM of the intermediates and root;
+//! - `dev.sigstore.cosign/bundle`: Rekor's answer, `{"SignedEntryTimestamp", "Payload": {"body",
+//!   "integratedTime", "logIndex", "logID"}}`.
+//!
+//! Nothing is verified here: this only parses, and refuses what it cannot parse.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::trust::signature::Layer;
+
+/// The simple-signing payload media type (the layer's `mediaType`).
+pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+
+/// One legacy signature, parsed.
+#[derive(Debug, Clone)]
+pub struct LegacySignature<'a> {
+    /// The exact payload bytes the signature is over (the layer blob, digest checked by
+    /// discovery).
+    pub payload: &'a [u8],
+    pub signature: Vec<u8>,
+    /// DER of the signing certificate, if any.
+    pub certificate: Option<Vec<u8>>,
+    /// DER of the chain certificates, in annotation order.
+    pub chain: Vec<Vec<u8>>,
+    pub rekor: Option<RekorBundle>,
+}
+
+/// `dev.sigstore.cosign/bundle` (cosign `pkg/cosign/bundle/rekor.go`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RekorBundle {
+    #[serde(rename = "SignedEntryTimestamp")]
+    pub signed_entry_timestamp: String,
+    #[serde(rename = "Payload")]
+    pub payload: RekorPayload,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RekorPayload {
+    /// base64 of the canonicalized log entry body.
+    pub body: String,
+    #[serde(rename = "integratedTime")]
+    pub integrated_time: i64,
+    #[serde(rename = "logIndex")]
+    pub log_index: i64,
+    /// hex of the log's key id (sha256 of its public key).
+    #[serde(rename = "logID")]
+    pub log_id: String,
+}
+
+impl<'a> LegacySignature<'a> {
+    /// Reads a layer; an error says which annotation is wrong.
+    pub fn from_layer(layer: &'a Layer) -> Result<Self, String> {
+        if layer.media_type != SIMPLE_SIGNING_MEDIA_TYPE {
+            return Err(format!(
+                "layer {} is {:?}, not a cosign simple-signing payload",
+                layer.digest, layer.media_type
+            ));
+        }
+        let sig = layer
+            .annotations
+            .get(SIGNATURE_ANNOTATION)
+            .ok_or_else(|| format!("layer {} has no {SIGNATURE_ANNOTATION}", layer.digest))?;
+        // Go's base64 decoder, which cosign and containers/image use, skips line breaks
+        // (RSA signatures are written wrapped); nothing else is tolerated.
+        let unwrapped: String = sig.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+        let signature = STANDARD
+            .decode(unwrapped)
+            .map_err(|e| format!("{SIGNATURE_ANNOTATION} is not base64: {e}"))?;
+        let certificate = match layer.annotations.get(CERTIFICATE_ANNOTATION) {
+            // cosign writes an empty certificate annotation for key-signed images.
+            Some(pem) if !pem.trim().is_empty() => {
+                let mut certs = pem_certificates(pem, CERTIFICATE_ANNOTATION)?;
+                if certs.len() != 1 {
+                    return Err(format!(
+                        "{CERTIFICATE_ANNOTATION} holds {} certificates, not one",
+                        certs.len()
+                    ));
+                }
+                certs.pop()
+            }
+            _ => None,
+        };
+        let chain = match layer.annotations.get(CHAIN_ANNOTATION) {
+            Some(pem) if !pem.trim().is_empty() => pem_certificates(pem, CHAIN_ANNOTATION)?,
+            _ => Vec::new(),
+        };
+        if certificate.is_none() && !chain.is_empty() {
+            return Err(format!(
+                "{CHAIN_ANNOTATION} without {CERTIFICATE_ANNOTATION}"
+            ));
+        }
+        let rekor = match layer.annotations.get(BUNDLE_ANNOTATION) {
+            Some(text) => Some(
+                serde_json::from_str::<RekorBundle>(text)
+                    .map_err(|e| format!("{BUNDLE_ANNOTATION} is not a Rekor bundle: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(LegacySignature {
+            payload: &layer.bytes,
+            signature,
+            certificate,
+            chain,
+            rekor,
+        })
+    }
+
+    /// The Sigstore v0.1 bundle this signature is, for sigstore-verify: a message signature
+    /// over the payload (its sha256 and the signature), the certificate chain (or, for a key,
+    /// an empty public-key hint: the key comes from the policy), and the Rekor entry with its
+    /// SET as the inclusion promise. The artifact to verify against is `self.payload`.
+    pub fn to_bundle_json(&self) -> Result<String, String> {
+        let rekor = self
+            .rekor
+            .as_ref()
+            .ok_or_else(|| format!("no {BUNDLE_ANNOTATION} (no Rekor entry)"))?;
+        let body = STANDARD
+            .decode(&rekor.payload.body)
+            .map_err(|e| format!("{BUNDLE_ANNOTATION} Payload.body is not base64: {e}"))?;
+        let (kind, version) = entry_kind(&body)?;
+        let log_id = hex::decode(&rekor.payload.log_id)
+            .map_err(|e| format!("{BUNDLE_ANNOTATION} Payload.logID is not hex: {e}"))?;
+        let material = match &self.certificate {
+            Some(leaf) => {
+                let certs: Vec<_> = std::iter::once(leaf)
+                    .chain(&self.chain)
+                    .map(|der| json!({ "rawBytes": STANDARD.encode(der) }))
+                    .collect();
+                json!({ "x509CertificateChain": { "certificates": certs } })
+            }
+            None => json!({ "publicKey": { "hint": "" } }),
+        };
+        let mut material = material;
+        material["tlogEntries"] = json!([{
+            "logIndex": rekor.payload.log_index.to_string(),
+            "logId": { "keyId": STANDARD.encode(log_id) },
+            "kindVersion": { "kind": kind, "version": version },
+            "integratedTime": rekor.payload.integrated_time.to_string(),
+            "inclusionPromise": { "signedEntryTimestamp": rekor.signed_entry_timestamp },
+            "canonicalizedBody": rekor.payload.body,
+        }]);
+        let digest = sha2_256(self.payload);
+        let bundle = json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+            "verificationMaterial": material,
+            "messageSignature": {
+                "messageDigest": { "algorithm": "SHA2_256", "digest": STANDARD.encode(digest) },
+                "signature": STANDARD.encode(&self.signature),
+            },
+        });
+        Ok(bundle.to_string())
+    }
+}
+
+fn sha2_256(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).to_vec()
+}
+
+/// `kind` and `apiVersion` of a Rekor entry body (`hashedrekord` 0.0.1 for cosign 2,
+/// `rekord` for older cosign).
+fn entry_kind(body: &[u8]) -> Result<(String, String), String> {
+    #[derive(Deserialize)]
+    struct Head {
+        kind: String,
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+    }
+    let head: Head = serde_json::from_slice(body)
+        .map_err(|e| format!("{BUNDLE_ANNOTATION} Payload.body is not a Rekor entry: {e}"))?;
+    Ok((head.kind, head.api_version))
+}
+
+/// DER of every certificate in a PEM text.
+fn pem_certificates(pem: &str, annotation: &str) -> Result<Vec<Vec<u8>>, String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    for block in pem.split_inclusive(END).filter(|b| b.contains(END)) {
+        let der = sigstore_types::DerCertificate::from_pem(block.trim())
+            .map_err(|e| format!("{annotation} is not PEM certificates: {e}"))?;
+        out.push(der.as_bytes().to_vec());
+    }
+    if out.is_empty() {
+        return Err(format!("{annotation} holds no PEM certificate"));
+    }
+    Ok(out)
+}

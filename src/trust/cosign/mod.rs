@@ -1,0 +1,99 @@
+//! cosign (Sigstore) signatures on a resolved digest: the `cosign-key` and `cosign-keyless`
+//! digest verifiers behind [`crate::trust::signature::DigestVerifier`].
+//!
+//! Pure: a verifier reads candidates that discovery already fetched and digest-checked, its
+//! configured keys / trusted root / identities, and never the network. Formats:
+//! - cosign's legacy `.sig` layers (simple-signing payload + annotations), `legacy` and
+//!   `payload`;
+//! - Sigstore bundles v0.3 (message signature, or DSSE in-toto with predicate type
+//!   `https://sigstore.dev/cosign/sign/v1`), `bundle`.
+//!
+//! Key-only signatures are checked here (`keys`); everything with a log entry, a certificate
+//! or a bundle is checked by sigstore-verify (`sigstore`), whose crates are used nowhere else.
+
+mod bundle;
+mod config;
+mod identity;
+mod key;
+mod keyless;
+mod keys;
+mod legacy;
+mod payload;
+mod sigstore;
+
+pub use config::{
+    CosignKeyConfig, CosignKeylessConfig, KeylessIdentity, Remap, SctPolicy, SignedIdentity,
+    TransparencyLog,
+};
+pub use key::CosignKeyVerifier;
+pub use keyless::CosignKeylessVerifier;
+pub use legacy::{
+    BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, SIGNATURE_ANNOTATION,
+    SIMPLE_SIGNING_MEDIA_TYPE,
+};
+
+use std::time::SystemTime;
+
+use crate::trust::signature::{ArtifactKind, Candidate, Evidence, Layer, Subject, Verdict};
+
+/// Logs the loosest `signed_identity` once, when a verifier is built.
+fn identity_rule(mode: &SignedIdentity) -> SignedIdentity {
+    if *mode == SignedIdentity::Any {
+        tracing::warn!(
+            "cosign: signed_identity = \"any\": a signature copied from another repository vouches"
+        );
+    }
+    mode.clone()
+}
+
+/// What one vouching layer shows (becomes the [`Evidence`]).
+struct Vouch {
+    signer: String,
+    signed_at: Option<SystemTime>,
+    format: &'static str,
+    details: Vec<(String, String)>,
+}
+
+/// The loop both verifiers share: every layer of every candidate of an accepted kind is
+/// checked by `check` until one vouches; otherwise the verdict lists every refusal.
+fn first_vouching(
+    subject: &Subject<'_>,
+    candidates: &[Candidate],
+    accepts: impl Fn(ArtifactKind) -> bool,
+    check: impl Fn(&Candidate, &Layer) -> Result<Vouch, String>,
+) -> Verdict {
+    let mut refusals = Vec::new();
+    for c in candidates.iter().filter(|c| accepts(c.kind)) {
+        // A candidate whose own manifest names another subject never vouches (discovery
+        // checks this too; a verifier does not rely on it).
+        if let Some(d) = c.subject.as_ref().filter(|d| *d != subject.digest) {
+            refusals.push(format!(
+                "{}: its manifest's subject is {d}",
+                c.manifest_digest
+            ));
+            continue;
+        }
+        for layer in &c.layers {
+            match check(c, layer) {
+                Ok(v) => {
+                    return Verdict::Vouched(Evidence {
+                        candidate: c.manifest_digest.clone(),
+                        format: v.format.into(),
+                        signer: v.signer,
+                        signed_at: v.signed_at,
+                        details: v.details,
+                    });
+                }
+                Err(why) => refusals.push(format!(
+                    "{} layer {}: {why}",
+                    c.manifest_digest, layer.digest
+                )),
+            }
+        }
+    }
+    if refusals.is_empty() {
+        Verdict::No("no cosign signature found".into())
+    } else {
+        Verdict::No(refusals.join("; "))
+    }
+}

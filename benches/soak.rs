@@ -206,7 +206,7 @@ async fn main() {
         }
     };
     // reqwest is built without a default TLS provider (the product picks ring itself).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let base = format!("http://{}", a.proxy);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))

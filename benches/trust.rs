@@ -76,7 +76,7 @@ fn metric(text: &str, name: &str, label: &str) -> f64 {
 }
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let rounds = env_num("BENCH_ROUNDS", 3);
     let requests = env_num("BENCH_REQUESTS", 2000);
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -3,7 +3,7 @@
 #   - Debian packages (daemons, clients and tools the tests start for real), installed with a
 #     temporary /usr/sbin/policy-rc.d so that packages such as docker-registry, containerd,
 #     nginx or docker.io do not start their own services (and take fixed ports).
-#   - the rustfmt and clippy toolchain components.
+#   - the rustfmt and clippy toolchain components, and cargo-deny (cargo install, pinned).
 # `apt-get update` runs only when the package lists are empty or an install fails.
 # Fails loudly (non-zero, with the apt log tail) when anything cannot be installed.
 set -euo pipefail
@@ -130,4 +130,14 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 cargo fmt --version >/dev/null 2>&1 || die "cargo fmt is not available (rustfmt component)"
 cargo clippy --version >/dev/null 2>&1 || die "cargo clippy is not available (clippy component)"
+
+# cargo-deny (scripts/test.sh: `cargo deny check bans licenses sources`, deny.toml), built from
+# crates.io with its own lockfile. Pinned: a new release may read deny.toml differently. 0.20.2
+# needs rustc 1.88. The build took 17.5 min (4.1 min of CPU) on 2 cores shared with other builds.
+CARGO_DENY_VERSION=0.20.2
+if ! cargo deny --version >/dev/null 2>&1; then
+  log "cargo install --locked cargo-deny@$CARGO_DENY_VERSION (about 4 CPU-minutes; longer on a busy machine)"
+  cargo install --locked "cargo-deny@$CARGO_DENY_VERSION" || die "cargo install cargo-deny@$CARGO_DENY_VERSION failed"
+fi
+cargo deny --version >/dev/null 2>&1 || die "cargo deny does not run after cargo install"
 log "all test dependencies present"

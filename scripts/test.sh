@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# THE test command: installs what the tests need, then format check, clippy, and the whole suite
+# THE test command: installs what the tests need, then format check, clippy, cargo-deny, and the whole suite
 # (unit tests and integration tests that start real registries, notary servers and clients).
 #   scripts/test.sh                  everything
 #   scripts/test.sh -- NAME          pass NAME (a test-name filter) and anything after `--` to cargo test
@@ -26,6 +26,11 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo deny check bans licenses sources"
+# deny.toml: aws-lc-rs the one crypto provider (ring, openssl, native-tls banned), the licences
+# allowed, crates.io only. Advisories are left out: their database is on GitHub (see deny.toml).
+cargo deny --locked check bans licenses sources
 
 step "cargo test"
 # Real daemons need time, not CPU; 2 threads keep the 2-core machine responsive.

@@ -3,6 +3,8 @@
 //! updating the same persisted state as `serve`) and falls back to cached metadata only when
 //! the server is unreachable, saying so.
 
+mod policy;
+
 use std::process::ExitCode;
 
 use crate::config::{Config, Mode, TagDrift};
@@ -47,6 +49,11 @@ pub fn parse_image(image: &str, cfg: &Config) -> anyhow::Result<ImageRef> {
 
 /// Prints the trusted digest or the reason for refusal; exit 0 / 1.
 pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
+    run_with(cfg, image, false).await
+}
+
+/// [`run`]; `json`: one JSON object instead of text, for a repository under `[[policy]]`.
+pub async fn run_with(cfg: &Config, image: &str, json: bool) -> anyhow::Result<ExitCode> {
     let r = parse_image(image, cfg)?;
     let reg = cfg.registry(r.registry.as_deref()).ok_or_else(|| {
         let names: Vec<&str> = cfg.registries.iter().map(|r| r.name.as_str()).collect();
@@ -57,6 +64,17 @@ pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
         )
     })?;
     let shown = format!("{}/{}:{}", reg.name, r.repo, r.tag);
+    // A `[[policy]]` entry decides first, as in the proxy.
+    if let Some(rule) = cfg.rule_for(&reg.name, r.repo.as_str()) {
+        return policy::run(cfg, reg, rule, &r, json).await;
+    }
+    if json {
+        anyhow::bail!(
+            "--json is printed for repositories under a [[policy]] entry; {}/{} has none",
+            reg.name,
+            r.repo
+        );
+    }
     // The same resolution the proxy uses: first matching override, else the registry.
     let policy = reg.policy_for(r.repo.as_str());
     let mode = policy.mode;

@@ -5,9 +5,14 @@
 //! password files are parsed where they are used. `diagnose` words figment's errors.
 
 mod diagnose;
+mod policy;
 mod preflight;
 mod registry;
 mod tuf;
+pub use policy::{
+    PolicyRule, REGISTRY_SOURCE, SignaturesConfig, TrustSourceConfig, TrustSources,
+    rule_covers_registry, rule_for,
+};
 pub(crate) use preflight::shown;
 pub use registry::*;
 pub use tuf::{TufConfig, TufLimits};
@@ -33,6 +38,15 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub registries: Vec<RegistryConfig>,
+    /// `[trust.<name>]`: named trust sources for `[[policy]]`.
+    #[serde(default)]
+    pub trust: TrustSources,
+    /// `[[policy]]`: which named sources vouch for which repositories.
+    #[serde(default)]
+    pub policy: Vec<PolicyRule>,
+    /// `[signatures]`: discovery bounds and verdict caching for cosign / Notation sources.
+    #[serde(default)]
+    pub signatures: SignaturesConfig,
 }
 
 /// `[server]`: the listeners clients and operators talk to.
@@ -344,7 +358,7 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        policy::check(self)
     }
 
     /// The registry for a containerd `?ns=` value, or the default one.

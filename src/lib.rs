@@ -3,6 +3,7 @@
 //!
 //! Map of the crate, in the order a request meets it:
 //! - `config`   figment layers (defaults < file < env) and validation naming the bad key
+//! - `crypto`   the one crypto provider (aws-lc-rs) every TLS client and server is built with
 //! - `server`   listeners, admin endpoints, graceful shutdown; `client_auth` (TLS / mTLS, basic
 //!   auth), `limits` (header limits, connections past `server.max_connections`)
 //! - `stall`    the deadline on a client that stops reading its response
@@ -33,6 +34,7 @@ pub mod cache;
 pub mod check;
 pub mod closure;
 pub mod config;
+pub mod crypto;
 pub mod doctor;
 pub mod error;
 pub mod metrics;

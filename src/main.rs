@@ -54,6 +54,9 @@ enum Command {
         config: Option<PathBuf>,
         /// e.g. 127.0.0.1:5000/demo/app:v1
         image: String,
+        /// Print the result as one JSON object (repositories under a `[[policy]]` entry).
+        #[arg(long)]
+        json: bool,
     },
     /// Prove that every container runtime on this node pulls through this Portcullis: checks
     /// each runtime's files, pulls a canary through each, exits 0 only when all are enforced.
@@ -132,8 +135,8 @@ fn init_tracing(cfg: &Config) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // One crypto stack for every TLS client and server in the process (rustls + ring).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // One crypto stack for every TLS client and server in the process (rustls + aws-lc-rs).
+    portcullis::crypto::install_process_default();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -174,7 +177,11 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Serve { config } => rt.block_on(serve(config)),
-        Command::Check { config, image } => rt.block_on(check(config, image)),
+        Command::Check {
+            config,
+            image,
+            json,
+        } => rt.block_on(check(config, image, json)),
         Command::Config { .. } | Command::Cache { .. } => Ok(ExitCode::SUCCESS), // handled above
         Command::Bundle { action } => rt.block_on(bundle(action)),
         Command::Doctor { config, opts, json } => rt.block_on(doctor(config, opts, json)),
@@ -224,12 +231,12 @@ async fn wait_for_signal() {
     tracing::info!("signal received");
 }
 
-async fn check(config: Option<PathBuf>, image: String) -> anyhow::Result<ExitCode> {
+async fn check(config: Option<PathBuf>, image: String, json: bool) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(config.as_deref())?;
     // `check` reads the same files and writes the same trust state as `serve`.
     cfg.preflight()?;
     init_tracing(&cfg);
-    portcullis::check::run(&cfg, &image).await
+    portcullis::check::run_with(&cfg, &image, json).await
 }
 
 async fn doctor(

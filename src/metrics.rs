@@ -3,6 +3,9 @@
 //! One process-wide registry (the proxy has one of everything); helpers below keep label sets
 //! consistent between call sites.
 
+mod signatures;
+pub use signatures::{signature_verdict, tag_bound_by_upstream};
+
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -30,6 +33,7 @@ pub struct Metrics {
     canary: Family<Labels, Counter>,
     cache: CacheMetrics,
     node: NodeMetrics,
+    sig: signatures::SignatureMetrics,
 }
 
 /// How the node fares: without its registry or notary server, with tenants in passthrough
@@ -231,10 +235,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     let cache = CacheMetrics::register(&mut registry);
     let node = NodeMetrics::register(&mut registry);
+    let sig = signatures::SignatureMetrics::register(&mut registry);
     Metrics {
         registry,
         cache,
         node,
+        sig,
         drift,
         canary,
         trust_fetches,

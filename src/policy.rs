@@ -28,6 +28,8 @@ pub enum Reason {
     NotInTrustedClosure,
     /// The registry maps a signed tag to other content (`on_tag_drift = "refuse"`).
     TagMoved,
+    /// Two tag-binding sources of one policy bind the tag to different digests.
+    SourcesDisagree,
 }
 
 impl Reason {
@@ -40,6 +42,7 @@ impl Reason {
             Reason::NoTrustSource => "no_trust_source",
             Reason::NotInTrustedClosure => "not_in_trusted_closure",
             Reason::TagMoved => "tag_moved",
+            Reason::SourcesDisagree => "sources_disagree",
         }
     }
 }

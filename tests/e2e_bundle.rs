@@ -9,27 +9,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use base64::Engine as _;
+use support::real::bundle::{
+    alter_length, assert_node_serves, bundle, export, import, read_tar, tree, write_tar,
+};
 use support::real::images::{self, ImageSpec};
-use support::real::proc::{CmdOutput, run};
 use support::real::*;
-
-/// `portcullis bundle ARGS` with `config` and `cache` (the node's `cache.dir`).
-fn bundle(config: &Path, cache: &Path, args: &[&str]) -> CmdOutput {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    cmd.env("PORTCULLIS_CACHE__DIR", cache)
-        .env("RUST_LOG", "warn")
-        .arg("bundle")
-        .arg(args[0])
-        .arg("--config")
-        .arg(config)
-        .args(&args[1..]);
-    run(&mut cmd)
-}
 
 /// A node whose registry and notary server addresses point nowhere: the connected config with
 /// both addresses replaced by ports nothing listens on.
@@ -82,15 +68,7 @@ impl Connected {
             .iter()
             .map(|i| format!("{}/{i}", self.reg.addr()))
             .collect();
-        let mut args = vec!["export", "-o", out.to_str().unwrap()];
-        args.extend(refs.iter().map(String::as_str));
-        let e = bundle(
-            self.proxy.config_path(),
-            &self.proxy.dir().join("cache"),
-            &args,
-        );
-        assert!(e.ok, "export failed:\n{}", e.combined());
-        assert!(e.stdout.contains("exported"), "{}", e.stdout);
+        export(&self.proxy, out, &refs);
     }
 }
 
@@ -107,11 +85,7 @@ fn a_bundle_carries_signed_images_to_a_node_without_network() {
     let node = Portcullis::start(&offline_config(&c));
     let app_ref = format!("{}/demo/app:v1", c.reg.addr());
     skopeo_pull(&node.addr(), &app_ref, None).assert_refused("nothing imported yet", "unreachable");
-    let i = bundle(
-        node.config_path(),
-        &node.dir().join("cache"),
-        &["import", file.to_str().unwrap()],
-    );
+    let i = import(&node, &file);
     assert!(i.ok, "import failed:\n{}", i.combined());
     assert!(
         i.stdout
@@ -120,21 +94,7 @@ fn a_bundle_carries_signed_images_to_a_node_without_network() {
         i.stdout
     );
 
-    let p = skopeo_pull(&node.addr(), &app_ref, None);
-    p.assert_ok("skopeo from the bundle");
-    assert_eq!(p.digest.as_deref(), Some(app.digest.as_str()));
-    let ctr = Containerd::start();
-    let tool_ref = format!("{}/demo/tool:v1", c.reg.addr());
-    let p = ctr.pull(&node.addr(), &tool_ref, None);
-    p.assert_ok("ctr from the bundle");
-    assert_eq!(p.digest.as_deref(), Some(tool.digest.as_str()));
-    // Still enforcing: a tag the metadata does not sign is refused from the bundle's metadata.
-    skopeo_pull(
-        &node.addr(),
-        &format!("{}/demo/app:unsigned", c.reg.addr()),
-        None,
-    )
-    .assert_refused("unsigned tag on the air-gapped node", "not signed");
+    assert_node_serves(&node, &c.reg.addr(), &app, &tool, "not signed");
 }
 
 #[test]
@@ -208,80 +168,10 @@ fn tampered_or_older_bundles_are_refused_whole_and_change_nothing() {
     }
 }
 
-/// Every file under `dir` (relative path -> bytes).
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
-fn read_tar(file: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut a = tar::Archive::new(std::fs::File::open(file).unwrap());
-    let mut out = BTreeMap::new();
-    for e in a.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().display().to_string();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-        out.insert(name, data);
-    }
-    out
-}
-
-/// A copy of `entries`, changed by `change`, as a tar under `dir`.
-fn write_tar(
-    dir: &Path,
-    name: &str,
-    entries: &BTreeMap<String, Vec<u8>>,
-    change: impl FnOnce(&mut BTreeMap<String, Vec<u8>>),
-) -> PathBuf {
-    let mut entries = entries.clone();
-    change(&mut entries);
-    let path = dir.join(format!("{name}.tar"));
-    let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
-    for (n, data) in &entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o600);
-        h.set_cksum();
-        b.append_data(&mut h, n, data.as_slice()).unwrap();
-    }
-    b.finish().unwrap();
-    path
-}
-
 /// Changes one signed byte of the targets role inside bundle.json (a tag's length).
 fn alter_targets(bundle_json: &mut Vec<u8>) {
-    let b64 = base64::engine::general_purpose::STANDARD;
     let mut v: serde_json::Value = serde_json::from_slice(bundle_json).unwrap();
     let files = v["trust"][0]["files"].as_object_mut().unwrap();
-    let targets = b64.decode(files["targets"].as_str().unwrap()).unwrap();
-    let text = String::from_utf8(targets).unwrap();
-    let i = text.find("\"length\":").expect("a target length") + "\"length\":".len();
-    let mut bytes = text.into_bytes();
-    // A digit of the signed length, changed: the signature no longer matches.
-    let pos = (i..bytes.len())
-        .find(|&k| bytes[k].is_ascii_digit())
-        .unwrap();
-    bytes[pos] = if bytes[pos] == b'9' {
-        b'8'
-    } else {
-        bytes[pos] + 1
-    };
-    files.insert(
-        "targets".into(),
-        serde_json::Value::String(b64.encode(&bytes)),
-    );
+    alter_length(files, "targets");
     *bundle_json = serde_json::to_vec(&v).unwrap();
 }

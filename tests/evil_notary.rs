@@ -79,7 +79,7 @@ async fn server_serves_the_notary_url_layout_and_counts() {
     let snap = f.publication.get(Role::Snapshot);
     let (code, body) = get(&server.url(), &format!("{base}/snapshot.json")).await;
     assert_eq!((code, body.as_slice()), (200, snap));
-    let h = hex::encode(ring::digest::digest(&ring::digest::SHA256, snap));
+    let h = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, snap));
     let (code, body) = get(&server.url(), &format!("{base}/snapshot.{h}.json")).await;
     assert_eq!((code, body.as_slice()), (200, snap));
     let (code, _) = get(&server.url(), &format!("{base}/1.snapshot.json")).await;

@@ -18,6 +18,7 @@ use crate::config::{Mode, TagDrift};
 use crate::error::ApiError;
 use crate::refs::RepoName;
 use crate::trust::TrustSource;
+use crate::trust::set::SourceSet;
 use crate::upstream::{self, answer::Kind};
 
 /// Drift check interval for a repository without a trust source (nothing to drift from; a
@@ -33,6 +34,9 @@ pub struct Ctx<'a> {
     pub mode: Mode,
     /// The repository's trust source after overrides; `None`: none configured.
     pub trust: Option<&'a Arc<dyn TrustSource>>,
+    /// The sources the repository's policy composes (`[[policy]]`), or its own source as an
+    /// implicit one-entry `any_of`.
+    pub set: SourceSet,
     /// The repository's `on_tag_drift`.
     pub on_tag_drift: TagDrift,
     /// The trust source's refresh interval (how often drift is checked per tag).
@@ -51,12 +55,14 @@ impl<'a> Ctx<'a> {
         headers: &'a HeaderMap,
     ) -> Ctx<'a> {
         let (policy, trust) = reg.policy_for(&repo);
+        let (mode, set) = reg.set_for(&repo, policy.mode, trust);
         Ctx {
             proxy,
             reg,
             repo,
-            mode: policy.mode,
+            mode,
             trust,
+            set,
             on_tag_drift: policy.on_tag_drift,
             refresh: policy
                 .source

@@ -23,13 +23,19 @@ use crate::trust::TrustedTarget;
 const MAX_REBUILD_MANIFESTS: usize = 2_000;
 /// Least time between two closure rebuilds of one repository (a flood of unknown digests must
 /// not turn into a flood of upstream fetches).
-const REBUILD_EVERY: Duration = Duration::from_secs(30);
+pub(super) const REBUILD_EVERY: Duration = Duration::from_secs(30);
 
 impl Ctx<'_> {
     /// A manifest by tag. `Some(target)`: serve exactly the signed digest. `None`: no trusted
     /// digest and the mode lets the tag through (skip, or audit after logging).
     pub async fn authorize_tag(&self, tag: &Tag) -> Result<Option<TrustedTarget>, ApiError> {
         let (reg, repo) = (&self.reg.name, &self.repo);
+        if self.set.from_policy && self.mode != Mode::Skip {
+            return match self.resolve_by_set(tag).await {
+                Ok(t) => Ok(Some(t)),
+                Err(d) => self.carry_out(d).map(|_| None),
+            };
+        }
         match (self.mode, self.trust) {
             (Mode::Skip, _) => Ok(None),
             (_, None) => {
@@ -48,9 +54,16 @@ impl Ctx<'_> {
         }
     }
 
-    /// Content by digest (manifest, blob, referrers subject).
+    /// A blob by digest: allowed when reachable from trusted content.
     pub async fn authorize_digest(&self, digest: &Digest) -> Result<(), ApiError> {
-        let d = self.digest_decision(digest).await;
+        let d = self.digest_decision(digest, false).await;
+        self.carry_out(d)
+    }
+
+    /// A manifest by digest, or a referrers subject: under a `[[policy]]` it may also be
+    /// vouched for by its own signatures.
+    pub async fn authorize_manifest(&self, digest: &Digest) -> Result<(), ApiError> {
+        let d = self.digest_decision(digest, true).await;
         self.carry_out(d)
     }
 
@@ -58,6 +71,9 @@ impl Ctx<'_> {
     /// say. `None` in skip mode, or in audit mode when there is nothing to go by.
     pub async fn trusted_targets(&self) -> Result<Option<Vec<TrustedTarget>>, ApiError> {
         let (reg, repo) = (&self.reg.name, &self.repo);
+        if self.set.from_policy && self.mode != Mode::Skip {
+            return Ok(Some(self.set_targets().await));
+        }
         match (self.mode, self.trust) {
             (Mode::Skip, _) => Ok(None),
             (_, None) => self
@@ -99,10 +115,13 @@ impl Ctx<'_> {
 
     /// Allow/deny for content by digest, rebuilding the closure from the trust source when the
     /// digest is unknown (e.g. after a restart) before refusing.
-    async fn digest_decision(&self, digest: &Digest) -> Decision {
+    async fn digest_decision(&self, digest: &Digest, manifest: bool) -> Decision {
         let (reg, repo) = (&self.reg.name, &self.repo);
         if self.mode == Mode::Skip {
             return Decision::Allow;
+        }
+        if self.set.from_policy {
+            return self.digest_decision_by_set(digest, manifest).await;
         }
         let Some(trust) = self.trust else {
             return policy::no_trust_source(reg, repo);
@@ -134,7 +153,7 @@ impl Ctx<'_> {
 
     /// Walks every trusted target's manifests (index -> manifests) to recompute the closure.
     /// Only bytes that match the digest they were fetched by are followed.
-    async fn rebuild_closure(&self, targets: &[TrustedTarget]) {
+    pub(super) async fn rebuild_closure(&self, targets: &[TrustedTarget]) {
         let (reg, repo) = (&self.reg.name, &self.repo);
         let closure = &self.proxy.closure;
         let mut queue: Vec<Digest> = Vec::new();

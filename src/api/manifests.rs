@@ -71,7 +71,7 @@ pub async fn by_tag(cx: &Ctx<'_>, tag: &Tag) -> Result<Reply, ApiError> {
 
 /// `GET|HEAD /v2/<name>/manifests/<digest>`.
 pub async fn by_digest(cx: &Ctx<'_>, digest: &Digest) -> Result<Reply, ApiError> {
-    cx.authorize_digest(digest).await?;
+    cx.authorize_manifest(digest).await?;
     serve(cx, &digest.to_string(), None).await
 }
 

@@ -34,6 +34,7 @@ mod passthrough;
 pub mod range;
 pub mod route;
 mod tenant;
+mod vouch;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,6 +64,10 @@ pub struct Registry {
     pub cfg: crate::config::RegistryConfig,
     /// Built trust sources: the registry's own and each override's that names one.
     sources: Vec<(SourceSlot, Arc<dyn TrustSource>)>,
+    /// The `[[policy]]` entries that can match this registry's repositories, and the named
+    /// sources they use, built for this registry.
+    rules: Vec<crate::config::PolicyRule>,
+    named: crate::trust::set::Built,
 }
 
 impl Registry {
@@ -77,6 +82,23 @@ impl Registry {
                 .map(|(_, t)| t)
         });
         (p, source)
+    }
+
+    /// The mode and source set for `repo`: its most specific `[[policy]]` entry, else its
+    /// own source (`own`, from [`Registry::policy_for`]) as an implicit one-entry `any_of`.
+    pub fn set_for(
+        &self,
+        repo: &RepoName,
+        own_mode: Mode,
+        own: Option<&Arc<dyn TrustSource>>,
+    ) -> (Mode, crate::trust::set::SourceSet) {
+        match crate::config::rule_for(&self.rules, &self.name, repo.as_str()) {
+            Some(rule) => (
+                crate::trust::set::mode_for(Some(rule), own_mode),
+                self.named.set_for(rule, own),
+            ),
+            None => (own_mode, crate::trust::set::implicit(own)),
+        }
     }
 }
 
@@ -100,10 +122,25 @@ pub struct Proxy {
     passthrough: bool,
     /// `cache.dir`, where the doctor's canary key lives.
     cache_dir: std::path::PathBuf,
+    /// Verdicts of digest-vouching sources, per (registry, repository, digest).
+    verdicts: crate::trust::verdicts::Cache,
+    /// Bounds on signature discovery.
+    discovery: crate::trust::discover::Limits,
 }
 
 impl Proxy {
     pub fn new(cfg: &Config, make_trust: &TrustFactory<'_>) -> anyhow::Result<Proxy> {
+        Proxy::with_verifiers(cfg, make_trust, &crate::trust::set::build_verifier)
+    }
+
+    /// Like [`Proxy::new`], with the digest verifiers (cosign, Notation) built by
+    /// `make_verifier` (tests give their own).
+    pub fn with_verifiers(
+        cfg: &Config,
+        make_trust: &TrustFactory<'_>,
+        make_verifier: &crate::trust::set::VerifierFactory<'_>,
+    ) -> anyhow::Result<Proxy> {
+        let verifiers = build_verifiers(cfg, make_verifier)?;
         let passthrough = cfg.server.client_auth == crate::config::ClientAuth::Passthrough;
         let limit = Arc::new(tokio::sync::Semaphore::new(cfg.upstream.max_concurrent));
         let mut registries = Vec::new();
@@ -117,12 +154,21 @@ impl Proxy {
                     sources.push((SourceSlot::Override(i), make_trust(&r.name, s)?));
                 }
             }
+            let rules: Vec<_> = cfg
+                .policy
+                .iter()
+                .filter(|p| crate::config::rule_covers_registry(p, &r.name))
+                .cloned()
+                .collect();
+            let named = build_named(cfg, &r.name, &rules, &verifiers, make_trust)?;
             let registry = Registry {
                 name: r.name.clone(),
                 upstream: Arc::new(Upstream::new(r, &cfg.upstream, passthrough, limit.clone())?),
                 is_default: r.default || cfg.registries.len() == 1,
                 cfg: r.clone(),
                 sources,
+                rules,
+                named,
             };
             log_posture(&registry);
             registries.push(registry);
@@ -145,6 +191,16 @@ impl Proxy {
             max_manifest: cfg.server.max_manifest_bytes,
             passthrough,
             cache_dir: cfg.cache.dir.clone(),
+            verdicts: crate::trust::verdicts::Cache::new(cfg.signatures.recheck()),
+            discovery: crate::trust::discover::Limits {
+                max_candidates: cfg.signatures.max_candidates,
+                max_manifest_bytes: cfg.signatures.max_manifest_bytes,
+                max_blob_bytes: cfg.signatures.max_blob_bytes,
+                fetch_deadline: std::time::Duration::from_secs(
+                    cfg.upstream.first_byte_timeout_secs.max(1),
+                ),
+                ..Default::default()
+            },
         })
     }
 
@@ -291,6 +347,51 @@ impl Proxy {
     }
 }
 
+/// Every digest-vouching `[trust.<name>]` source, built once and shared by all registries.
+fn build_verifiers(
+    cfg: &Config,
+    make_verifier: &crate::trust::set::VerifierFactory<'_>,
+) -> anyhow::Result<
+    std::collections::HashMap<String, Arc<dyn crate::trust::signature::DigestVerifier>>,
+> {
+    let mut out = std::collections::HashMap::new();
+    for (name, s) in cfg.trust.iter().filter(|(_, s)| !s.binds_tags()) {
+        out.insert(name.clone(), make_verifier(name, s)?);
+    }
+    Ok(out)
+}
+
+/// The named sources `rules` use, for registry `registry`: tag-binding ones built for it (a
+/// Notary GUN and a TUF target name include the registry), digest verifiers shared.
+fn build_named(
+    cfg: &Config,
+    registry: &str,
+    rules: &[crate::config::PolicyRule],
+    verifiers: &std::collections::HashMap<String, Arc<dyn crate::trust::signature::DigestVerifier>>,
+    make_trust: &TrustFactory<'_>,
+) -> anyhow::Result<crate::trust::set::Built> {
+    use crate::config::TrustSourceConfig as T;
+    use crate::trust::set::Named;
+    let mut built = crate::trust::set::Built::default();
+    for name in rules.iter().flat_map(|r| r.any_of.iter().chain(&r.all_of)) {
+        if built.sources.contains_key(name) {
+            continue;
+        }
+        let source = match cfg.trust.get(name) {
+            Some(T::Notary(n)) => Named::Tags(make_trust(registry, SourceConfig::Notary(n))?),
+            Some(T::Tuf(t)) => Named::Tags(make_trust(registry, SourceConfig::Tuf(t))?),
+            Some(_) => match verifiers.get(name) {
+                Some(v) => Named::Digests(v.clone()),
+                None => continue,
+            },
+            // `registry`: the repository's own source, resolved per request.
+            None => continue,
+        };
+        built.sources.insert(name.clone(), source);
+    }
+    Ok(built)
+}
+
 /// The manifest store beside the blob cache. A directory that cannot be used is logged, not
 /// fatal: manifests are then kept in memory only (a restart needs the registry again).
 fn open_manifest_store(cfg: &Config) -> Option<crate::cache::ManifestStore> {
@@ -306,7 +407,8 @@ fn open_manifest_store(cfg: &Config) -> Option<crate::cache::ManifestStore> {
 
 /// Says at start, once per registry, how much it is trusted.
 fn log_posture(r: &Registry) {
-    match (r.cfg.mode, r.cfg.source().is_some()) {
+    // A `[[policy]]` entry can give repositories sources the registry itself lacks.
+    match (r.cfg.mode, r.cfg.source().is_some() || !r.rules.is_empty()) {
         (Mode::Skip, _) => {
             warn!(registry = %r.name, "mode = skip: content from this registry is served WITHOUT trust verification")
         }
@@ -317,6 +419,12 @@ fn log_posture(r: &Registry) {
             warn!(registry = %r.name, "no trust source configured: every pull from this registry will be refused")
         }
         (Mode::Enforce, true) => tracing::info!(registry = %r.name, "enforcing content trust"),
+    }
+    for p in &r.rules {
+        let has_own =
+            r.cfg.source().is_some() || r.cfg.repositories.iter().any(|o| o.source().is_some());
+        crate::trust::set::warn_missing_own(p, &r.name, has_own);
+        tracing::info!(registry = %r.name, patterns = ?p.repositories, any_of = ?p.any_of, all_of = ?p.all_of, mode = ?p.mode, "[[policy]] applies");
     }
     for o in &r.cfg.repositories {
         if o.mode == Some(Mode::Skip) {

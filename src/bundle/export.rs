@@ -3,8 +3,8 @@
 //! Each image is pulled through an in-process [`Proxy`] built from the same config as `serve`:
 //! the tag is resolved by the trust source, the manifest fetched by the signed digest, every
 //! manifest and blob checked against its digest, exactly as for a node's pull (and the
-//! machine's cache is warmed on the way). Only repositories in enforce mode with a Notary
-//! source can be exported: a bundle carries signed content only. The tar is written under a
+//! machine's cache is warmed on the way). Only repositories in enforce mode with a Notary or
+//! TUF source can be exported: a bundle carries signed content only. The tar is written under a
 //! temporary name and renamed when complete.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +19,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
+use super::tuf::TufExports;
 use super::{BUNDLE_JSON, BundleJson, FORMAT, GunMetadata, Image, Progress, human};
 use crate::api::Proxy;
 use crate::body::Body;
@@ -49,11 +50,13 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
         created: now_rfc3339(),
         images: Vec::new(),
         trust: Vec::new(),
+        tuf: Vec::new(),
         manifests: BTreeMap::new(),
     };
     let mut blobs: BTreeSet<(String, RepoName, Digest)> = BTreeSet::new();
     let mut manifest_bytes: BTreeMap<Digest, Bytes> = BTreeMap::new();
     let mut guns: BTreeSet<String> = BTreeSet::new();
+    let mut tuf = TufExports::default();
     for image in images {
         let r = parse_image(image, cfg)?;
         let reg = cfg
@@ -61,9 +64,13 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
             .ok_or_else(|| anyhow!("{image}: registry not configured in portcullis"))?;
         let policy = reg.policy_for(r.repo.as_str());
         let notary = match (policy.mode, policy.source) {
-            (Mode::Enforce, Some((_, SourceConfig::Notary(n)))) => n,
+            (Mode::Enforce, Some((_, SourceConfig::Notary(n)))) => Some(n),
+            (Mode::Enforce, Some((_, SourceConfig::Tuf(t)))) => {
+                tuf.add(&reg.name, t, &r.repo, &r.tag);
+                None
+            }
             (mode, _) => bail!(
-                "{image}: only repositories in enforce mode with a Notary source can be bundled (this one: mode {mode:?}); a bundle carries signed content only"
+                "{image}: only repositories in enforce mode with a Notary or TUF source can be bundled (this one: mode {mode:?}); a bundle carries signed content only"
             ),
         };
         progress.say(format_args!("{image}: resolving the signed digest"));
@@ -92,6 +99,9 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
                 blobs.insert((reg.name.clone(), r.repo.clone(), b));
             }
         }
+        let Some(notary) = notary else {
+            continue;
+        };
         let source = NotarySource::new(&reg.name, notary, &cfg.cache.dir)?;
         let gun = source.gun(&r.repo);
         if guns.insert(gun.clone()) {
@@ -105,6 +115,8 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
             });
         }
     }
+
+    bundle.tuf = tuf.export(&cfg.cache.dir, &progress).await?;
 
     // Blobs (deduplicated across images) to files in the staging directory.
     let mut blob_files: BTreeMap<Digest, (std::path::PathBuf, u64)> = BTreeMap::new();
@@ -125,12 +137,13 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
     std::fs::rename(&tmp_out, out)
         .with_context(|| format!("moving the bundle to {}", out.display()))?;
     Ok(format!(
-        "exported {} image(s), {} manifest(s), {} blob(s) ({}), trust metadata of {} GUN(s) to {}",
+        "exported {} image(s), {} manifest(s), {} blob(s) ({}), trust metadata of {} GUN(s) and {} TUF repository(ies) to {}",
         bundle.images.len(),
         manifest_bytes.len(),
         blob_files.len(),
         human(blob_bytes),
         bundle.trust.len(),
+        bundle.tuf.len(),
         out.display()
     ))
 }

@@ -3,10 +3,12 @@
 //! 1. Unpack into a staging directory inside `cache.dir` (same filesystem, so entries can be
 //!    renamed into the store): only the layout's own names are accepted, each blob is hashed
 //!    while it is copied and must match its name.
-//! 2. Verify each GUN's metadata against this node's pinned roots and stored state (an older
-//!    bundle is a rollback), resolve each image's tag in it (it must give the digest the
-//!    bundle names), and walk every manifest to check that each blob it reaches is there.
-//! 3. Only then commit: trust state per GUN, manifests, blobs (by rename).
+//! 2. Verify each GUN's metadata, and each TUF repository's, against this node's pinned roots
+//!    and stored state (an older bundle is a rollback), resolve each image's tag in it (it
+//!    must give the digest the bundle names), and walk every manifest to check that each blob
+//!    it reaches is there.
+//! 3. Only then commit: manifests, blobs (by rename), trust state per GUN and per TUF
+//!    repository.
 //!
 //! A refusal at 1 or 2 leaves the cache and the trust state as they were: the staging
 //! directory is removed, nothing else was touched.
@@ -21,7 +23,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use sha2::Digest as _;
 
-use super::{BUNDLE_JSON, BundleJson, FORMAT, Progress, human};
+use super::{BUNDLE_JSON, BundleJson, FORMAT, Progress, TufTrust, human};
 use crate::cache::{ManifestStore, adopt_blob};
 use crate::config::{Config, SourceConfig};
 use crate::refs::{Algorithm, Digest, RepoName, Tag};
@@ -66,8 +68,9 @@ struct Unpacked {
 }
 
 /// What verification decided to import.
-struct Plan {
+struct Plan<'a> {
     trust: Vec<Verified>,
+    tuf: TufTrust<'a>,
     manifests: BTreeMap<Digest, String>,
     blobs: BTreeSet<Digest>,
     images: usize,
@@ -172,12 +175,24 @@ fn copy_hashed(entry: &mut impl Read, dest: &Path, d: &Digest) -> anyhow::Result
     Ok(len)
 }
 
-async fn verify(cfg: &Config, u: &Unpacked, progress: &Progress) -> anyhow::Result<Plan> {
+async fn verify<'a>(
+    cfg: &'a Config,
+    u: &'a Unpacked,
+    progress: &Progress,
+) -> anyhow::Result<Plan<'a>> {
     let b64 = base64::engine::general_purpose::STANDARD;
     // Metadata per GUN, verified as if this node's notary server had served it.
     let mut trust: BTreeMap<String, Verified> = BTreeMap::new();
     for g in &u.bundle.trust {
-        let (_, notary) = notary_of(cfg, &g.registry, None)?;
+        let (_, notary) = match source_of(cfg, &g.registry, None)? {
+            Src::Notary(r, n) => (r, n),
+            Src::Tuf(..) => bail!(
+                "the bundle has Notary metadata for {}, whose registry {} uses a TUF source on \
+                 this node",
+                g.gun,
+                g.registry
+            ),
+        };
         let source = NotarySource::new(&g.registry, notary, &cfg.cache.dir)?;
         let mut files = BTreeMap::new();
         for (role, data) in &g.files {
@@ -200,18 +215,26 @@ async fn verify(cfg: &Config, u: &Unpacked, progress: &Progress) -> anyhow::Resu
     let mut manifests = BTreeMap::new();
     let mut blobs = BTreeSet::new();
     let mut used_guns = BTreeSet::new();
+    let mut tuf = TufTrust::new(&u.bundle.tuf, &cfg.cache.dir);
     for img in &u.bundle.images {
         let repo: RepoName = img.repository.parse()?;
         let tag: Tag = img.tag.parse()?;
-        let (registry, notary) = notary_of(cfg, &img.registry, Some(&repo))?;
-        let gun = NotarySource::new(registry, notary, &cfg.cache.dir)?.gun(&repo);
         let shown = format!("{}/{repo}:{tag}", img.registry);
-        let v = trust
-            .get(&gun)
-            .ok_or_else(|| anyhow!("{shown}: the bundle has no trust metadata for {gun}"))?;
-        let target = v
-            .resolve(&repo, &tag)
-            .map_err(|e| anyhow!("{shown}: {e}"))?;
+        let target = match source_of(cfg, &img.registry, Some(&repo))? {
+            Src::Notary(registry, notary) => {
+                let gun = NotarySource::new(registry, notary, &cfg.cache.dir)?.gun(&repo);
+                let v = trust.get(&gun).ok_or_else(|| {
+                    anyhow!("{shown}: the bundle has no trust metadata for {gun}")
+                })?;
+                used_guns.insert(gun);
+                v.resolve(&repo, &tag)
+                    .map_err(|e| anyhow!("{shown}: {e}"))?
+            }
+            Src::Tuf(registry, t) => tuf
+                .resolve(registry, t, &repo, &tag, progress)
+                .await
+                .map_err(|e| anyhow!("{shown}: {e}"))?,
+        };
         if target.digest.to_string() != img.digest {
             bail!(
                 "{shown}: the bundle names {}, but its signed metadata says {}",
@@ -219,7 +242,6 @@ async fn verify(cfg: &Config, u: &Unpacked, progress: &Progress) -> anyhow::Resu
                 target.digest
             );
         }
-        used_guns.insert(gun);
         let root_len = u.blobs.get(&target.digest).map(|(_, n)| *n);
         if let (Some(signed), Some(have)) = (target.length, root_len)
             && signed != have
@@ -228,6 +250,7 @@ async fn verify(cfg: &Config, u: &Unpacked, progress: &Progress) -> anyhow::Resu
         }
         walk(u, &target.digest, &shown, &mut manifests, &mut blobs)?;
     }
+    tuf.check_unread()?;
     let trust = trust
         .into_iter()
         .filter(|(g, _)| used_guns.contains(g))
@@ -235,6 +258,7 @@ async fn verify(cfg: &Config, u: &Unpacked, progress: &Progress) -> anyhow::Resu
         .collect();
     Ok(Plan {
         trust,
+        tuf,
         manifests,
         blobs,
         images: u.bundle.images.len(),
@@ -282,12 +306,18 @@ fn media_type_of(bytes: &[u8]) -> Option<String> {
     v.get("mediaType")?.as_str().map(str::to_string)
 }
 
-/// The Notary config that applies to `registry` (and `repo`, when given) on this node.
-fn notary_of<'a>(
+/// The trust source of a registry (or of one of its repositories) on this node.
+enum Src<'a> {
+    Notary(&'a str, &'a crate::config::NotaryConfig),
+    Tuf(&'a str, &'a crate::config::TufConfig),
+}
+
+/// The trust source that applies to `registry` (and `repo`, when given) on this node.
+fn source_of<'a>(
     cfg: &'a Config,
     registry: &str,
     repo: Option<&RepoName>,
-) -> anyhow::Result<(&'a str, &'a crate::config::NotaryConfig)> {
+) -> anyhow::Result<Src<'a>> {
     let reg = cfg
         .registries
         .iter()
@@ -298,19 +328,16 @@ fn notary_of<'a>(
         None => reg.source(),
     };
     match source {
-        Some(SourceConfig::Notary(n)) => Ok((&reg.name, n)),
-        Some(SourceConfig::Tuf(_)) => bail!(
-            "registry {registry}: bundles carry Notary metadata only; a TUF source is not \
-             bundled yet (use a file:// mirror of the TUF repository on an air-gapped node)"
-        ),
-        None => bail!("registry {registry} has no Notary trust source on this node"),
+        Some(SourceConfig::Notary(n)) => Ok(Src::Notary(&reg.name, n)),
+        Some(SourceConfig::Tuf(t)) => Ok(Src::Tuf(&reg.name, t)),
+        None => bail!("registry {registry} has no trust source on this node"),
     }
 }
 
 async fn commit(
     cfg: &Config,
     u: &Unpacked,
-    plan: &Plan,
+    plan: &Plan<'_>,
     progress: &Progress,
 ) -> anyhow::Result<String> {
     // Content first, trust state last: content without trust is never served, and a failure
@@ -338,14 +365,16 @@ async fn commit(
     for v in &plan.trust {
         v.commit()?;
     }
+    plan.tuf.commit().await?;
     let ignored = u
         .blobs
         .len()
         .saturating_sub(plan.manifests.len() + plan.blobs.len());
     Ok(format!(
-        "imported {} image(s): trust metadata of {} GUN(s), {} manifest(s), {} blob(s) ({}){}",
+        "imported {} image(s): trust metadata of {} GUN(s) and {} TUF repository(ies), {} manifest(s), {} blob(s) ({}){}",
         plan.images,
         plan.trust.len(),
+        plan.tuf.len(),
         plan.manifests.len(),
         plan.blobs.len(),
         human(bytes),

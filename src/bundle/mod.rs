@@ -8,20 +8,25 @@
 //!   checks as `serve`), then writes the tar; a partial bundle never has the final name
 //! - `import`: unpacks into a staging directory, verifies everything against the node's own
 //!   pinned roots and stored trust state, and only then fills the cache and the trust state
+//! - `tuf`: TUF sources in a bundle (export per repository, import verified once per
+//!   repository on the node)
 //!
 //! ```text
 //! oci-layout                  {"imageLayoutVersion": "1.0.0"}
 //! index.json                  OCI index: one descriptor per exported image, with its
 //!                             registry, repository and tag in annotations
 //! blobs/sha256/<hex>          every manifest and blob reachable from the signed digests
-//! portcullis/bundle.json      the images and, per GUN, the exact bytes of every role
+//! portcullis/bundle.json      the images and, per Notary GUN (`trust`) and per TUF
+//!                             repository (`tuf`), the exact bytes of the metadata
 //! ```
 //!
 //! A bundle is not trusted because it exists: the metadata is verified on import as if a
-//! notary server had served it, and every manifest and blob by its digest.
+//! notary server (or the TUF repository) had served it, and every manifest and blob by its
+//! digest.
 
 mod export;
 mod import;
+mod tuf;
 
 use std::collections::BTreeMap;
 
@@ -29,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use export::export;
 pub use import::import;
+use tuf::TufTrust;
 
 /// `format` of bundle.json: a reader refuses any other.
 pub const FORMAT: &str = "portcullis-bundle/1";
@@ -43,6 +49,10 @@ pub struct BundleJson {
     pub created: String,
     pub images: Vec<Image>,
     pub trust: Vec<GunMetadata>,
+    /// Per TUF repository, the exact bytes of its metadata. Absent from bundles without a
+    /// TUF source (and from bundles written before TUF sources were carried).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tuf: Vec<TufMetadata>,
     /// Media type of each manifest in `blobs/`, as the registry served it.
     pub manifests: BTreeMap<String, String>,
 }
@@ -63,6 +73,19 @@ pub struct Image {
 pub struct GunMetadata {
     pub registry: String,
     pub gun: String,
+    pub files: BTreeMap<String, String>,
+}
+
+/// One TUF repository's metadata: store name (`root_history/1.root.json`, `timestamp.json`,
+/// `snapshot.json`, `targets.json`, `<role>.json`) -> base64 of the exact bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TufMetadata {
+    pub registry: String,
+    /// Where the exporting machine read it (informational: a node uses its own config).
+    pub metadata_url: String,
+    /// The image repositories of this bundle it signs tags of.
+    pub repositories: Vec<String>,
     pub files: BTreeMap<String, String>,
 }
 
@@ -99,5 +122,43 @@ pub(crate) fn human(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bundle.json as written before TUF sources were carried.
+    const WITHOUT_TUF: &str = r#"{"format":"portcullis-bundle/1","created":"2026-12-01T00:00:00Z",
+        "images":[{"registry":"r","repository":"demo/app","tag":"v1","digest":"sha256:00"}],
+        "trust":[{"registry":"r","gun":"r/demo/app","files":{"root":"e30="}}],
+        "manifests":{}}"#;
+
+    #[test]
+    fn bundles_without_tuf_metadata_read_and_write_as_before() {
+        let b: BundleJson = serde_json::from_str(WITHOUT_TUF).unwrap();
+        assert!(b.tuf.is_empty());
+        let out = serde_json::to_value(&b).unwrap();
+        assert!(out.get("tuf").is_none(), "{out}");
+        let back: BundleJson = serde_json::from_value(out).unwrap();
+        assert_eq!(back.trust.len(), 1);
+    }
+
+    #[test]
+    fn tuf_metadata_round_trips_and_unknown_fields_are_refused() {
+        let mut b: BundleJson = serde_json::from_str(WITHOUT_TUF).unwrap();
+        b.tuf.push(TufMetadata {
+            registry: "r".into(),
+            metadata_url: "https://tuf.example.com/metadata/".into(),
+            repositories: vec!["demo/app".into()],
+            files: [("timestamp.json".to_owned(), "e30=".to_owned())].into(),
+        });
+        let v = serde_json::to_value(&b).unwrap();
+        let back: BundleJson = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(back.tuf[0].repositories, ["demo/app"]);
+        let mut odd = v;
+        odd["tuf"][0]["extra"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<BundleJson>(odd).is_err());
     }
 }

@@ -15,8 +15,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest as _, Sha256};
 
 /// The reserved repository, the same under every registry.
@@ -115,14 +115,13 @@ pub fn nonce_valid(key: &hmac::Key, nonce: &str) -> bool {
     };
     let mut msg = DOMAIN.to_vec();
     msg.extend_from_slice(body.as_bytes());
-    // ring compares in constant time; a truncated tag is checked against the same prefix.
+    // A truncated tag is checked against the same prefix, compared in constant time
+    // (aws-lc's CRYPTO_memcmp) so that a guesser learns nothing from the timing.
     let want = hmac::sign(key, &msg);
     let fresh = now_secs().abs_diff(t) <= NONCE_TTL.as_secs();
-    fresh && given.len() == 16 && ring_eq(&want.as_ref()[..16], &given)
-}
-
-fn ring_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    fresh
+        && given.len() == 16
+        && aws_lc_rs::constant_time::verify_slices_are_equal(&want.as_ref()[..16], &given).is_ok()
 }
 
 /// The canary image: manifest, config and one uncompressed layer, all constant.

@@ -128,7 +128,7 @@ pub(super) fn tls_acceptor(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> 
                 shown(key).display()
             )
         })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::crypto::tls_provider();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let builder = match &cfg.server.client_auth {

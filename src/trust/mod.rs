@@ -12,9 +12,13 @@
 //! repository). cosign / Notation plug in as siblings.
 
 pub mod cosign;
+pub mod discover;
 pub mod notary;
+pub mod notation;
+pub mod set;
 pub mod signature;
 pub mod tuf;
+pub mod verdicts;
 
 use async_trait::async_trait;
 
@@ -29,6 +33,9 @@ pub enum SourceKind {
     Notary,
     /// A plain TUF 1.0 repository.
     Tuf,
+    /// A signature on the digest (cosign, Notation) under a `[[policy]]`; the tag was bound
+    /// by the registry, not signed.
+    Signature,
 }
 
 impl SourceKind {
@@ -36,6 +43,7 @@ impl SourceKind {
         match self {
             SourceKind::Notary => "notary",
             SourceKind::Tuf => "tuf",
+            SourceKind::Signature => "signature",
         }
     }
 }

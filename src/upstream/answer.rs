@@ -49,6 +49,19 @@ pub fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
+/// The query of a paged answer's next page: the query of a `Link: <...?query>; rel="next"` header, if any (tags list, referrers).
+pub fn next_page_query(h: &HeaderMap) -> Option<String> {
+    h.get_all(header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find(|l| l.contains("rel=\"next\"") || l.contains("rel=next"))
+        .and_then(|l| {
+            let target = l.split_once('<')?.1.split_once('>')?.0;
+            Some(target.split_once('?')?.1.to_string())
+        })
+}
+
 /// `Docker-Content-Digest`, when present and a digest we accept.
 pub fn content_digest(h: &HeaderMap) -> Option<crate::refs::Digest> {
     h.get("docker-content-digest")?.to_str().ok()?.parse().ok()

@@ -89,7 +89,7 @@ async fn server() -> SocketAddr {
 }
 
 fn client() -> HttpClient {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::crypto::tls_provider();
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()

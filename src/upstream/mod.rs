@@ -159,7 +159,7 @@ pub fn tls_config(ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientConfig
             anyhow::bail!("CA file {} holds no PEM certificate", path.display());
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::crypto::tls_provider();
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)

@@ -49,6 +49,12 @@ pub enum Behaviour {
     Status { status: u16, code: String },
     /// A tags/list that pages with `n` and `last` and a relative `Link` header.
     Tags { tags: Vec<String> },
+    /// Pages of a paged answer (the referrers API): `?page=N` (none: the first) is answered
+    /// with `pages[N]`, and a relative `Link` to `?page=N+1` while there is one.
+    Pages {
+        pages: Vec<Bytes>,
+        content_type: String,
+    },
 }
 
 /// The misbehaving registry.
@@ -244,6 +250,10 @@ impl FakeRegistry {
                 r
             }
             Some(Behaviour::Tags { tags }) => tags_page(&path, req.uri().query(), &tags),
+            Some(Behaviour::Pages {
+                pages,
+                content_type,
+            }) => paged(&path, req.uri().query(), &pages, &content_type),
             Some(Behaviour::Status { status, code }) => simple(
                 status,
                 Bytes::from(format!(
@@ -280,6 +290,23 @@ fn tags_page(path: &str, query: Option<&str>, tags: &[String]) -> Response<FakeB
         && let Some(last) = page.last()
     {
         let link = format!("<{path}?last={last}&n={n}>; rel=\"next\"");
+        r.headers_mut().insert("link", link.parse().unwrap());
+    }
+    r
+}
+
+/// One page of a [`Behaviour::Pages`] answer.
+fn paged(path: &str, query: Option<&str>, pages: &[Bytes], ct: &str) -> Response<FakeBody> {
+    let n: usize = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "page")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let Some(body) = pages.get(n) else {
+        return simple(404, Bytes::from_static(b"{}"), "application/json");
+    };
+    let mut r = simple(200, body.clone(), ct);
+    if n + 1 < pages.len() {
+        let link = format!("<{path}?page={}>; rel=\"next\"", n + 1);
         r.headers_mut().insert("link", link.parse().unwrap());
     }
     r
@@ -368,7 +395,7 @@ impl TrustSource for TableTrust {
 
 /// reqwest is built without a default rustls provider: choose ring, as the binary does.
 pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// A client for the in-process proxy (ring as rustls provider, 30 s timeout).
@@ -392,6 +419,24 @@ pub async fn start_proxy_arc(
     toml: &str,
     trust: Option<Arc<dyn TrustSource>>,
 ) -> (String, Arc<portcullis::api::Proxy>) {
+    start_proxy_with(
+        toml,
+        &move |_, _| {
+            trust
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("test gave no trust source"))
+        },
+        &portcullis::trust::set::build_verifier,
+    )
+    .await
+}
+
+/// Like [`start_proxy_arc`], with the trust sources and digest verifiers built by the test.
+pub async fn start_proxy_with(
+    toml: &str,
+    make_trust: &portcullis::api::TrustFactory<'_>,
+    make_verifier: &portcullis::trust::set::VerifierFactory<'_>,
+) -> (String, Arc<portcullis::api::Proxy>) {
     install_crypto();
     let mut defaults = Config::default();
     defaults.cache.dir = tempfile::tempdir().unwrap().keep();
@@ -400,12 +445,7 @@ pub async fn start_proxy_arc(
         .extract()
         .unwrap();
     cfg.validate().unwrap();
-    let proxy = portcullis::api::Proxy::new(&cfg, &|_, _| {
-        trust
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("test gave no trust source"))
-    })
-    .unwrap();
+    let proxy = portcullis::api::Proxy::with_verifiers(&cfg, make_trust, make_verifier).unwrap();
     let proxy = Arc::new(proxy);
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

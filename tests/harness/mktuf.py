@@ -40,6 +40,10 @@ Spec (every key optional):
               threshold, a forged root)
   bad_signature [ROLE...]: each signature of the role replaced by one over other bytes
   meta_hashes true: snapshot and timestamp record length and sha256 of the files too
+  unlisted    [ROLE...]: delegated roles signed and served but left out of snapshot's meta
+              (a stray role the snapshot does not vouch for)
+  orphans     [DELEGATION...]: roles signed, served and listed in snapshot that no role
+              delegates to (a stray role nobody delegated)
   replay      [{"generation": G, "file": "timestamp.json", "as": optional}]: after writing,
               copy a file as generation G had it into metadata/ (rollback, mix-and-match)
   delete      [FILE...]: remove files from metadata/ after writing (an unfetchable snapshot)
@@ -291,6 +295,8 @@ def main() -> None:
     # every targets role, delegated ones included, re-signed with the next version
     b = Builder(spec, keys, now)
     b.targets_role("targets", spec, top["targets"])
+    for o in spec.get("orphans", []):
+        b.targets_role(o["name"], o, o["keys"])
     snap = Snapshot(expires=when(spec, "snapshot", now))
     for role, signed in b.roles.items():
         signed.version = version(role)
@@ -298,7 +304,8 @@ def main() -> None:
         sign(md, role, b.signers[role], spec, keys)
         data = md.to_bytes()
         write(role, signed.version, data)
-        snap.meta[f"{role}.json"] = meta(data, signed.version, spec)
+        if role not in spec.get("unlisted", []):
+            snap.meta[f"{role}.json"] = meta(data, signed.version, spec)
 
     snap.version = version("snapshot")
     md = Metadata(snap)

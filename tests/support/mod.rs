@@ -7,4 +7,5 @@
 
 pub mod cosign;
 pub mod evil_notary;
+pub mod notation_signer;
 pub mod real;

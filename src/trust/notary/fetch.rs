@@ -7,7 +7,6 @@
 //! bytes go to `verify`.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -124,7 +123,7 @@ impl HttpFetcher {
                 ));
             }
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::crypto::tls_provider();
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?

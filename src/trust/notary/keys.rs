@@ -1,13 +1,14 @@
-//! Notary public keys: parsing, key IDs and signature checks (all signatures through `ring`).
+//! Notary public keys: parsing, key IDs and signature checks (all signatures through
+//! `aws_lc_rs`, the binary's one crypto provider: see `crate::crypto`).
 //!
 //! Owns: the five key types notary writes (`ecdsa`, `ecdsa-x509`, `rsa`, `rsa-x509`,
 //! `ed25519`), their key IDs, root-certificate facts (CN, validity, SHA-1, RSA size) and the
 //! signature methods (`ecdsa`, `eddsa`, `rsapss`, `rsapkcs1v15`). It does not decide which key
 //! may sign which role; that is `verify`.
 
+use aws_lc_rs::signature::{self, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ring::signature::{self, UnparsedPublicKey};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
@@ -70,7 +71,7 @@ impl KeyType {
 enum Material {
     /// Uncompressed P-256 point.
     P256(Vec<u8>),
-    /// PKCS#1 RSAPublicKey DER, as ring wants it.
+    /// PKCS#1 RSAPublicKey DER (the SubjectPublicKeyInfo's key bits).
     Rsa(Vec<u8>),
     Ed25519(Vec<u8>),
 }
@@ -185,8 +186,8 @@ impl PublicKey {
                 ("ecdsa", Material::P256(p)) => (&signature::ECDSA_P256_SHA256_FIXED, p),
                 ("eddsa", Material::Ed25519(k)) => (&signature::ED25519, k),
                 // PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt (= hash length, which is
-                // what ring's PSS verifier requires). ring refuses moduli under 2048 bits,
-                // as notary does.
+                // what aws-lc-rs's PSS verifier requires: RSA_PSS_SALTLEN_DIGEST). It refuses
+                // moduli under 2048 bits, as notary does.
                 ("rsapss", Material::Rsa(k)) => (&signature::RSA_PSS_2048_8192_SHA256, k),
                 ("rsapkcs1v15", Material::Rsa(k)) => (&signature::RSA_PKCS1_2048_8192_SHA256, k),
                 _ => return Err(mismatch()),
@@ -212,6 +213,14 @@ fn parse_spki(der: &[u8], keytype: KeyType) -> Result<(Material, Option<usize>),
             if curve.as_ref() != Some(&OID_EC_P256) {
                 return Err(KeyError::Unsupported(
                     "only P-256 ECDSA keys are supported".into(),
+                ));
+            }
+            // Uncompressed points only, as notary (Go's elliptic.Unmarshal) reads them.
+            // aws-lc-rs would also take a compressed point (ring did not): refuse it here
+            // so that the accepted keys stay notary's.
+            if point.len() != 65 || point[0] != 0x04 {
+                return Err(KeyError::Malformed(
+                    "P-256 key is not an uncompressed point".into(),
                 ));
             }
             Ok((Material::P256(point), None))
@@ -390,11 +399,11 @@ mod tests {
         }
     }
 
-    fn ring_ed25519() -> (ring::signature::Ed25519KeyPair, Value) {
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-        let kp = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-        use ring::signature::KeyPair as _;
+    fn new_ed25519() -> (aws_lc_rs::signature::Ed25519KeyPair, Value) {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let kp = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        use aws_lc_rs::signature::KeyPair as _;
         let pubkey = B64.encode(kp.public_key().as_ref());
         (
             kp,
@@ -404,7 +413,7 @@ mod tests {
 
     #[test]
     fn eddsa_verifies_and_refuses_tampering_and_wrong_method() {
-        let (kp, k) = ring_ed25519();
+        let (kp, k) = new_ed25519();
         let key = PublicKey::from_json(&k).unwrap();
         let sig = kp.sign(b"hello");
         key.verify("eddsa", b"hello", sig.as_ref()).unwrap();
@@ -420,11 +429,11 @@ mod tests {
 
     #[test]
     fn ecdsa_fixed_signatures_verify_der_ones_do_not() {
-        let rng = ring::rand::SystemRandom::new();
-        let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-        let kp = ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
-        use ring::signature::KeyPair as _;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let kp = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).unwrap();
+        use aws_lc_rs::signature::KeyPair as _;
         // DER SPKI for a P-256 point: fixed 26-byte header + 65-byte point.
         let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
         spki.extend_from_slice(kp.public_key().as_ref());
@@ -435,10 +444,23 @@ mod tests {
         assert_eq!(sig.as_ref().len(), 64);
         key.verify("ecdsa", b"msg", sig.as_ref()).unwrap();
         assert!(key.verify("ecdsa", b"msg2", sig.as_ref()).is_err());
-        let der_alg = &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING;
-        let kp2 = ring::signature::EcdsaKeyPair::from_pkcs8(der_alg, pkcs8.as_ref(), &rng).unwrap();
+        let der_alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING;
+        let kp2 = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(der_alg, pkcs8.as_ref()).unwrap();
         let der = kp2.sign(&rng, b"msg").unwrap();
         assert!(key.verify("ecdsa", b"msg", der.as_ref()).is_err());
+        // The same key as a compressed point: notary cannot read it, so it is refused here
+        // too (aws-lc-rs alone would verify with it).
+        let point = kp.public_key().as_ref();
+        let mut short =
+            hex::decode("3039301306072a8648ce3d020106082a8648ce3d030107032200").unwrap();
+        short.push(2 | (point[64] & 1));
+        short.extend_from_slice(&point[1..33]);
+        let k =
+            json!({"keytype": "ecdsa", "keyval": {"private": null, "public": B64.encode(&short)}});
+        assert!(matches!(
+            PublicKey::from_json(&k),
+            Err(KeyError::Malformed(_))
+        ));
     }
 
     #[test]

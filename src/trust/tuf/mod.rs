@@ -6,10 +6,12 @@
 //! freeze, thresholds) is sigstore-tuf's. Ours: the transport (`transport`: hyper with size,
 //! deadline and rate limits; `file://` mirrors; the store in front), the durable store and the
 //! versions file (`store`), the signing chain and the checks on a target (`lookup`), and
-//! when to refresh, offline use and memoised lookups (`repo`).
+//! when to refresh, offline use and memoised lookups (`repo`), and the metadata carried by
+//! air-gap bundles (`bundle`).
 //!
 //! State: `cache.dir/tuf/<sha256 of the metadata URL>/` (`metadata/` and `versions.json`).
 
+pub mod bundle;
 pub mod lookup;
 pub mod repo;
 pub mod store;
@@ -116,9 +118,7 @@ impl TufSource {
         }
         let inner = Self::transport(&self.cfg, &url)
             .map_err(|e| TrustError::State(format!("TUF repository {url}: {e}")))?;
-        let dir = self
-            .state_dir
-            .join(hex::encode(sha2::Sha256::digest(url.as_bytes())));
+        let dir = self.state_dir_for(&url);
         let r = Arc::new(TufRepo::open(
             &url,
             inner,
@@ -130,6 +130,12 @@ impl TufSource {
         )?);
         repos.insert(url, r.clone());
         Ok(r)
+    }
+
+    /// `cache.dir/tuf/<sha256 of the metadata URL>/`.
+    fn state_dir_for(&self, url: &str) -> PathBuf {
+        self.state_dir
+            .join(hex::encode(sha2::Sha256::digest(url.as_bytes())))
     }
 
     fn covered(&self, repo: &RepoName) -> Result<(), TrustError> {

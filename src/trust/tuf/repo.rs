@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sigstore_tuf::{Error, Repository, Updater, UpdaterConfig};
 
 use super::lookup::{Walk, chain};
-use super::store::{DurableStore, Versions, check_against};
+use super::store::{DurableStore, Versions, check_against, stored_version};
 use super::transport::{StoreFirst, is_unreachable};
 use crate::trust::TrustError;
 pub use crate::upstream::error_chain as chain_msg;
@@ -40,14 +40,17 @@ struct Status {
     failed: Option<TrustError>,
     /// The repository was unreachable at the last attempt; what is trusted stands in.
     offline: Option<String>,
+    /// `versions.json`'s modification time after the last attempt: another process (a
+    /// bundle import) changing it is a reason to refresh before the retry delay.
+    versions_seen: Option<std::time::SystemTime>,
 }
 
 pub struct TufRepo {
     pub url: String,
     dir: PathBuf,
-    store: Arc<DurableStore>,
+    pub(super) store: Arc<DurableStore>,
     offline: Arc<AtomicBool>,
-    updater: tokio::sync::Mutex<Updater>,
+    pub(super) updater: tokio::sync::Mutex<Updater>,
     pinned_sha: String,
     status: std::sync::Mutex<Status>,
     memo: moka::sync::Cache<String, Arc<Found>>,
@@ -143,6 +146,7 @@ impl TufRepo {
             .lock()
             .map_err(|_| TrustError::State("status lock poisoned".into()))?;
         s.last_try = Some(Instant::now());
+        s.versions_seen = self.versions_mtime();
         match result {
             Ok(offline) => {
                 if offline.is_none() {
@@ -165,9 +169,20 @@ impl TufRepo {
         }
     }
 
+    fn versions_mtime(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.dir.join(super::store::VERSIONS_FILE))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
     fn recent_answer(&self) -> Option<Result<(), TrustError>> {
         let s = self.status.lock().ok()?;
         let since_try = s.last_try.map(|t| t.elapsed());
+        if (s.failed.is_some() || s.offline.is_some()) && self.versions_mtime() != s.versions_seen {
+            // Offline or refused, and the state on disk changed (an air-gap bundle was
+            // imported): look again now rather than after the retry delay.
+            return None;
+        }
         if let Some(f) = &s.failed {
             return since_try.filter(|d| *d < RETRY).map(|_| Err(f.clone()));
         }
@@ -192,22 +207,14 @@ impl TufRepo {
             Ok(()) => {}
             Err(e) if is_unreachable(&e) => {
                 let cause = chain_msg(&e);
-                if updater.trusted().timestamp().is_none() {
-                    // Nothing verified yet in this process: re-verify what the store holds,
-                    // from the pinned root, as a refresh would.
-                    self.offline
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    let r = updater.refresh(now).await;
-                    self.offline
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
-                    r.map_err(|e2| {
-                        TrustError::Unavailable(format!(
-                            "TUF repository {} unreachable ({cause}) and no usable metadata \
-                             stored on this node: {}",
-                            self.url,
-                            chain_msg(&e2)
-                        ))
-                    })?;
+                let in_memory = updater.trusted().timestamp().map(|t| t.version);
+                let stored = stored_version(&self.store, "timestamp.json");
+                if in_memory.is_none() || stored > in_memory {
+                    // Nothing verified yet in this process (a restart), or the store holds a
+                    // newer timestamp than memory (a bundle was imported meanwhile): re-verify
+                    // what the store holds, from the trusted root, as a refresh would.
+                    self.refresh_from_store(updater, now, &cause, in_memory.is_none())
+                        .await?;
                 }
                 tracing::warn!(url = %self.url, cause = %cause, "TUF repository unreachable: using verified metadata until it expires");
                 crate::metrics::tuf_refresh(&self.url, "unreachable");
@@ -245,6 +252,38 @@ impl TufRepo {
         Ok(None)
     }
 
+    /// An offline refresh: the store stands in for the repository (see [`StoreFirst`]).
+    async fn refresh_from_store(
+        &self,
+        updater: &mut Updater,
+        now: jiff::Timestamp,
+        cause: &str,
+        first: bool,
+    ) -> Result<(), TrustError> {
+        self.offline
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let r = updater.refresh(now).await;
+        self.offline
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        r.map_err(|e2| {
+            let url = &self.url;
+            let e2 = chain_msg(&e2);
+            if first {
+                TrustError::Unavailable(format!(
+                    "TUF repository {url} unreachable ({cause}) and no usable metadata stored \
+                     on this node: {e2}"
+                ))
+            } else {
+                TrustError::Invalid(format!(
+                    "TUF repository {url} unreachable ({cause}); the newer metadata stored on \
+                     this node (an imported bundle?) does not verify: {e2}"
+                ))
+            }
+        })?;
+        tracing::info!(url = %self.url, "TUF metadata re-verified from this node's store");
+        Ok(())
+    }
+
     /// The target `name`, verified: from the memo while valid, else walked under the lock.
     pub async fn lookup(&self, name: &str, now: jiff::Timestamp) -> Result<Arc<Found>, TrustError> {
         if let Some(f) = self.memo.get(name)
@@ -260,7 +299,7 @@ impl TufRepo {
         })?;
         let walk = chain(updater.trusted(), name, self.max_roles, now)
             .map_err(|e| TrustError::Invalid(format!("TUF repository {}: {e}", self.url)))?;
-        let found = self.found(&updater, name, info, walk)?;
+        let found = found(&self.url, updater.trusted(), name, info, walk)?;
         crate::metrics::tuf_lookup(&self.url, "walked");
         let found = Arc::new(found);
         self.memo.insert(name.to_owned(), found.clone());
@@ -296,75 +335,24 @@ impl TufRepo {
         names.into_iter().collect()
     }
 
-    fn found(
-        &self,
-        updater: &Updater,
-        name: &str,
-        info: Option<sigstore_tuf::TargetFile>,
-        walk: Walk,
-    ) -> Result<Found, TrustError> {
-        let Some(info) = info else {
-            if let Some(role) = walk.succinct {
-                return Err(TrustError::Invalid(format!(
-                    "TUF repository {}: role `{role}` delegates with succinct_roles (TAP 15 hash \
-                     bins), which Portcullis does not support; {name} cannot be looked up there",
-                    self.url
-                )));
-            }
-            return Err(TrustError::NotSigned(format!(
-                "{name} is not a target of the TUF repository at {}",
-                self.url
-            )));
-        };
-        if walk.target.as_ref() != Some(&info) {
-            return Err(TrustError::Invalid(format!(
-                "TUF repository {}: the delegation walk for {name} found no signing role for the \
-                 target the client found; refusing",
-                self.url
-            )));
-        }
-        let t = updater.trusted();
-        let mut roles = vec![("root".to_owned(), t.root().version, t.root().expires)];
-        if let Some(ts) = t.timestamp() {
-            roles.push(("timestamp".into(), ts.version, ts.expires));
-        }
-        if let Some(sn) = t.snapshot() {
-            roles.push(("snapshot".into(), sn.version, sn.expires));
-        }
-        for r in &walk.chain {
-            if let Some(tr) = t.targets_role(r) {
-                roles.push((r.clone(), tr.version, tr.expires));
-            }
-        }
-        let valid_until = roles
-            .iter()
-            .map(|r| r.2)
-            .min()
-            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        Ok(Found {
-            name: name.to_owned(),
-            target: info,
-            chain: walk.chain,
-            roles,
-            valid_until,
-        })
-    }
-
     fn lookup_error(&self, name: &str, e: &Error) -> TrustError {
         let url = &self.url;
+        // Why the last refresh did not complete, when the repository was unreachable: an
+        // expired role, or a new timestamp whose snapshot never came, is explained by it.
+        let unreachable = self
+            .offline()
+            .map(|c| format!(" (repository unreachable: {c})"))
+            .unwrap_or_default();
         match e {
             Error::Expired { role, expires } => TrustError::Invalid(format!(
-                "TUF repository {url}: role `{role}` expired at {expires}{}",
-                self.offline()
-                    .map(|c| format!(" (repository unreachable: {c})"))
-                    .unwrap_or_default()
+                "TUF repository {url}: role `{role}` expired at {expires}{unreachable}"
             )),
             e if is_unreachable(e) => TrustError::Unavailable(format!(
                 "TUF repository {url} unreachable while looking up {name}: {}",
                 chain_msg(e)
             )),
             e => TrustError::Invalid(format!(
-                "TUF repository {url}: {name}: {} (a refresh is retried within {}s)",
+                "TUF repository {url}: {name}: {}{unreachable} (a refresh is retried within {}s)",
                 chain_msg(e),
                 RETRY.as_secs()
             )),
@@ -372,7 +360,58 @@ impl TufRepo {
     }
 }
 
-fn versions_of(u: &Updater) -> (u64, u64, u64) {
+/// What a lookup verified, from the crate's answer (`info`) and our walk of the same roles.
+pub(super) fn found(
+    url: &str,
+    t: &sigstore_tuf::TrustedMetadataSet,
+    name: &str,
+    info: Option<sigstore_tuf::TargetFile>,
+    walk: Walk,
+) -> Result<Found, TrustError> {
+    let Some(info) = info else {
+        if let Some(role) = walk.succinct {
+            return Err(TrustError::Invalid(format!(
+                "TUF repository {url}: role `{role}` delegates with succinct_roles (TAP 15 hash \
+                 bins), which Portcullis does not support; {name} cannot be looked up there"
+            )));
+        }
+        return Err(TrustError::NotSigned(format!(
+            "{name} is not a target of the TUF repository at {url}"
+        )));
+    };
+    if walk.target.as_ref() != Some(&info) {
+        return Err(TrustError::Invalid(format!(
+            "TUF repository {url}: the delegation walk for {name} found no signing role for the \
+             target the client found; refusing"
+        )));
+    }
+    let mut roles = vec![("root".to_owned(), t.root().version, t.root().expires)];
+    if let Some(ts) = t.timestamp() {
+        roles.push(("timestamp".into(), ts.version, ts.expires));
+    }
+    if let Some(sn) = t.snapshot() {
+        roles.push(("snapshot".into(), sn.version, sn.expires));
+    }
+    for r in &walk.chain {
+        if let Some(tr) = t.targets_role(r) {
+            roles.push((r.clone(), tr.version, tr.expires));
+        }
+    }
+    let valid_until = roles
+        .iter()
+        .map(|r| r.2)
+        .min()
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    Ok(Found {
+        name: name.to_owned(),
+        target: info,
+        chain: walk.chain,
+        roles,
+        valid_until,
+    })
+}
+
+pub(super) fn versions_of(u: &Updater) -> (u64, u64, u64) {
     let t = u.trusted();
     (
         t.root().version,

@@ -198,7 +198,7 @@ fn versioned(name: &str) -> Option<(u64, &str)> {
 }
 
 /// The `version` of a stored metadata file (unverified: only to pick a candidate).
-fn stored_version(bytes: &[u8]) -> Option<u64> {
+pub(super) fn stored_version(bytes: &[u8]) -> Option<u64> {
     #[derive(serde::Deserialize)]
     struct Env {
         signed: Signed,

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use portcullis::trust::cosign::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION};
@@ -14,8 +16,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SigningKey,
 };
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
 
 use super::signer::{SignedSig, simple_signing_payload};
 
@@ -81,7 +81,7 @@ impl TestSigstore {
         let rng = SystemRandom::new();
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).expect("rekor key");
-        let rekor = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+        let rekor = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref())
             .expect("rekor key");
         let mut rekor_spki = P256_SPKI_PREFIX.to_vec();
         rekor_spki.extend_from_slice(rekor.public_key().as_ref());
@@ -95,7 +95,7 @@ impl TestSigstore {
 
     /// The log's id: sha256 of its public key (SPKI DER), as Rekor computes it.
     pub fn log_id(&self) -> Vec<u8> {
-        ring::digest::digest(&ring::digest::SHA256, &self.rekor_spki)
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.rekor_spki)
             .as_ref()
             .to_vec()
     }
@@ -170,7 +170,10 @@ impl TestSigstore {
     /// certificate, and the log's SET over (body, integratedTime, logID, logIndex) in
     /// canonical JSON (keys sorted, no spaces).
     fn rekor_bundle(&self, payload: &[u8], signature: &[u8], cert_pem: &str, at: i64) -> String {
-        let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, payload));
+        let hash = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            payload,
+        ));
         let body = format!(
             r#"{{"apiVersion":"0.0.1","kind":"hashedrekord","spec":{{"data":{{"hash":{{"algorithm":"sha256","value":"{hash}"}}}},"signature":{{"content":"{}","publicKey":{{"content":"{}"}}}}}}}}"#,
             STANDARD.encode(signature),

@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use portcullis::refs::Digest;
 use portcullis::trust::cosign::{SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE};
 use portcullis::trust::signature::{ArtifactKind, Candidate, FoundVia, Layer};
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 
 /// DER prefix of a P-256 SubjectPublicKeyInfo (id-ecPublicKey, prime256v1), before the
 /// 65-byte uncompressed point.
@@ -73,7 +73,7 @@ impl CosignTestKey {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
             .expect("generate P-256 key");
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref())
             .expect("load P-256 key");
         CosignTestKey { pair, rng }
     }
@@ -240,7 +240,7 @@ impl CosignTestKey {
     /// declares), no log entry.
     pub fn sign_bundle_message(&self, manifest: &[u8]) -> Vec<u8> {
         let sig = self.sign(manifest);
-        let digest = ring::digest::digest(&ring::digest::SHA256, manifest);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, manifest);
         key_bundle(serde_json::json!({
             "messageSignature": {
                 "messageDigest": { "algorithm": "SHA2_256", "digest": STANDARD.encode(digest.as_ref()) },

@@ -8,15 +8,15 @@
 //!
 //! Key ID = hex sha256 of the canonical JSON of `{"keytype","keyval":{"private":null,"public"}}`.
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData,
-};
-use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -107,8 +107,8 @@ impl Key {
 
     /// The key ID used in root.json: sha256 of the canonical key object.
     pub fn id(&self) -> String {
-        hex::encode(ring::digest::digest(
-            &ring::digest::SHA256,
+        hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
             &canonical(&self.json()),
         ))
     }
@@ -119,7 +119,10 @@ impl Key {
         match &self.spki {
             Some(spki) => {
                 let k = json!({"keytype": "ecdsa", "keyval": {"private": null, "public": spki}});
-                hex::encode(ring::digest::digest(&ring::digest::SHA256, &canonical(&k)))
+                hex::encode(aws_lc_rs::digest::digest(
+                    &aws_lc_rs::digest::SHA256,
+                    &canonical(&k),
+                ))
             }
             None => self.id(),
         }
@@ -172,10 +175,6 @@ impl Signature {
 }
 
 fn ecdsa_signer(kp: &KeyPair) -> EcdsaKeyPair {
-    EcdsaKeyPair::from_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        &kp.serialize_der(),
-        &SystemRandom::new(),
-    )
-    .expect("rcgen P-256 key as ring pkcs8")
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &kp.serialize_der())
+        .expect("rcgen P-256 key as aws-lc-rs pkcs8")
 }

@@ -57,7 +57,7 @@ pub struct Target {
 impl Target {
     /// The entry for manifest bytes `content`.
     pub fn of(content: &[u8]) -> Target {
-        let d = ring::digest::digest(&ring::digest::SHA256, content);
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, content);
         Target {
             sha256: d.as_ref().try_into().expect("32 bytes"),
             length: content.len() as u64,
@@ -535,8 +535,8 @@ pub fn serve_envelope(signed: &Value, sigs: &[Signature]) -> Vec<u8> {
 
 /// `{"hashes":{"sha256","sha512"},"length"}` over the exact served bytes.
 pub fn file_meta(raw: &[u8]) -> Value {
-    let sha256 = ring::digest::digest(&ring::digest::SHA256, raw);
-    let sha512 = ring::digest::digest(&ring::digest::SHA512, raw);
+    let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, raw);
+    let sha512 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, raw);
     json!({
         "hashes": {"sha256": B64.encode(sha256.as_ref()), "sha512": B64.encode(sha512.as_ref())},
         "length": raw.len(),

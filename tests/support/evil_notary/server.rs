@@ -210,7 +210,8 @@ impl Drop for EvilNotary {
     }
 }
 
-type Body = BoxBody<Bytes, Infallible>;
+/// A response body of this server (and of `real::tuf_mirror`, which reuses [`respond`]).
+pub type Body = BoxBody<Bytes, Infallible>;
 
 async fn answer(st: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
@@ -275,7 +276,9 @@ fn lookup(s: &State, path: &str) -> Option<Behaviour> {
     let current = s.roles.get(&role)?;
     let matches = |b: &Bytes, sel: &Selector| match sel {
         Selector::Current => true,
-        Selector::Sha256(h) => hex::encode(ring::digest::digest(&ring::digest::SHA256, b)) == *h,
+        Selector::Sha256(h) => {
+            hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b)) == *h
+        }
         Selector::Version(v) => version_of(b) == Some(*v),
     };
     match current {
@@ -297,7 +300,8 @@ fn version_of(raw: &[u8]) -> Option<u64> {
     v.get("signed")?.get("version")?.as_u64()
 }
 
-async fn respond(b: Behaviour, sent: Arc<AtomicU64>) -> Response<Body> {
+/// The response `b` describes; streamed body bytes are added to `sent`.
+pub async fn respond(b: Behaviour, sent: Arc<AtomicU64>) -> Response<Body> {
     match b {
         Behaviour::Bytes(bytes) => full(StatusCode::OK, bytes),
         Behaviour::Status(code) => Response::builder()

@@ -17,6 +17,7 @@
 //! assert_eq!(r.digest.as_deref(), Some(img.digest.as_str()));
 //! ```
 
+pub mod bundle;
 pub mod certs;
 pub mod clients;
 pub mod cri;
@@ -30,6 +31,7 @@ pub mod registry;
 pub mod token;
 pub mod tuf;
 pub mod tuf_attack;
+pub mod tuf_mirror;
 
 pub use certs::{CertKey, KeyType, TestCa};
 pub use clients::{ClientResult, Containerd, Podman, SkopeoEnv, skopeo_pull};

@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 
 use super::proc::run_ok;
 
@@ -65,7 +65,7 @@ impl TokenIssuer {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .expect("generate P-256 key");
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
             .expect("load key");
         let key_pem = dir.join("token.key");
         let cert = dir.join("token.crt");
@@ -171,7 +171,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 fn libtrust_key_id(uncompressed_point: &[u8]) -> String {
     let mut spki = hex_decode("3059301306072a8648ce3d020106082a8648ce3d030107034200");
     spki.extend_from_slice(uncompressed_point);
-    let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki);
     let b32 = base32(&digest.as_ref()[..30]);
     b32.as_bytes()
         .chunks(4)

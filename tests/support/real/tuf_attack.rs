@@ -33,6 +33,12 @@ impl AttackBed {
 
     /// Generation 1 = the honest spec with the top-level keys of `extra` set.
     pub fn start_with(extra: Value) -> AttackBed {
+        Self::start_via(extra, |_| TufOpts::default())
+    }
+
+    /// [`AttackBed::start_with`], the proxy configured by `opts` (given the repository, e.g.
+    /// to put a [`super::tuf_mirror::TufMirror`] in front of it).
+    pub fn start_via(extra: Value, opts: impl FnOnce(&TufRepo) -> TufOpts) -> AttackBed {
         let reg = Registry::start(RegistryAuth::None);
         let mut imgs = BTreeMap::new();
         for tag in ["v1", "v2", "new", "evil"] {
@@ -43,7 +49,7 @@ impl AttackBed {
             );
         }
         let repo = TufRepo::new(&with(honest_of(&imgs, &[]), extra));
-        let proxy = repo.start_portcullis(&reg, "enforce", &TufOpts::default());
+        let proxy = repo.start_portcullis(&reg, "enforce", &opts(&repo));
         let bed = AttackBed {
             reg,
             repo,

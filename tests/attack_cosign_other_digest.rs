@@ -7,6 +7,7 @@ use portcullis::refs::Digest;
 use portcullis::trust::cosign::TransparencyLog;
 use support::cosign::dir::bundle_candidate;
 use support::cosign::fixtures::*;
+use support::cosign::signer::statement;
 
 fn other_digest() -> Digest {
     Digest::sha256_of(b"another image")
@@ -53,4 +54,25 @@ fn referrer_whose_subject_is_another_digest_is_refused() {
     c.subject = Some(other_digest());
     let why = refused(verify(&v, &[c], "ghcr.io", KUBEWARDEN_REPO, &digest));
     assert!(why.contains("its manifest's subject is"), "{why}");
+}
+
+#[test]
+fn validly_signed_statement_about_another_digest_is_refused() {
+    // The trusted key signed a statement about another image; attached here as a referrer.
+    let (key, v, _dir) = trusted_test_key();
+    let wanted = Digest::sha256_of(b"this image");
+    let bundle = key.sign_bundle_dsse(&statement(
+        &other_digest(),
+        "https://sigstore.dev/cosign/sign/v1",
+    ));
+    assert_refused(
+        verify(
+            &v,
+            &[bundle_candidate(&bundle, &wanted)],
+            LOCAL,
+            "team/app",
+            &wanted,
+        ),
+        &format!("the statement's subject is not {wanted}"),
+    );
 }

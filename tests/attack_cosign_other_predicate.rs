@@ -7,6 +7,7 @@ mod support;
 use portcullis::refs::Digest;
 use support::cosign::dir::bundle_candidate;
 use support::cosign::fixtures::*;
+use support::cosign::signer::statement;
 
 #[test]
 fn attestation_of_another_predicate_type_never_vouches() {
@@ -35,4 +36,31 @@ fn attestation_of_another_predicate_type_never_vouches() {
         ),
         "{why}"
     );
+}
+
+#[test]
+fn validly_signed_attestation_of_another_predicate_type_never_vouches() {
+    // Signed by the trusted key, about this digest: only the predicate type differs.
+    let (key, v, _dir) = trusted_test_key();
+    let digest = Digest::sha256_of(b"an image manifest");
+    for predicate in [
+        "https://spdx.dev/Document",
+        "https://slsa.dev/provenance/v1",
+    ] {
+        let attestation = key.sign_bundle_dsse(&statement(&digest, predicate));
+        let c = bundle_candidate(&attestation, &digest);
+        assert_refused(
+            verify(&v, &[c], LOCAL, "team/app", &digest),
+            &format!("an attestation of {predicate:?}, not a cosign signature"),
+        );
+    }
+    let signature =
+        key.sign_bundle_dsse(&statement(&digest, "https://sigstore.dev/cosign/sign/v1"));
+    vouched(verify(
+        &v,
+        &[bundle_candidate(&signature, &digest)],
+        LOCAL,
+        "team/app",
+        &digest,
+    ));
 }

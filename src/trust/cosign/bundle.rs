@@ -6,9 +6,13 @@
 use std::time::SystemTime;
 
 use serde::Deserialize;
+use sigstore_types::bundle::VerificationMaterialContent;
 use sigstore_types::{Artifact, Bundle, Sha256Hash, SignatureContent};
+use sigstore_verify::PublicKeyVerificationPolicy;
 
 use super::keyless::CosignKeylessVerifier;
+use super::keys::CosignKey;
+use super::sigstore::{Root, to_system_time};
 use crate::refs::Algorithm;
 use crate::trust::signature::{Layer, Subject};
 
@@ -52,6 +56,7 @@ pub fn parse_checked(
     layer: &Layer,
     subject: &Subject<'_>,
 ) -> Result<(Bundle, &'static str), String> {
+    // Some bundle of another kind might share the prefix; cosign attaches exactly these.
     if !layer.media_type.starts_with(BUNDLE_MEDIA_TYPE_PREFIX) {
         return Err(format!(
             "layer is {:?}, not a Sigstore bundle",
@@ -105,4 +110,76 @@ pub fn verify_layer(
         .verify_bundle(artifact, &bundle, &verifier.policy_for_bundle())?;
     let (who, at) = verifier.accept_result(&result)?;
     Ok((who, at, form.to_string()))
+}
+
+/// A key-signed bundle (cosign 3's `sign --key`): the bundle must carry no certificate; with
+/// `rekor` (transparency_log = "required") sigstore-verify checks the signature, the log entry
+/// (inclusion proof and checkpoint, or SET) and its binding for each key; without, our own
+/// check of the signature: over the digest (message signature, prehashed SHA-256) or over the
+/// DSSE pre-authentication encoding. Returns the key's name, the signing time, the form.
+pub fn verify_key_layer(
+    keys: &[CosignKey],
+    rekor: Option<&Root>,
+    subject: &Subject<'_>,
+    layer: &Layer,
+) -> Result<(String, Option<SystemTime>, String), String> {
+    let (bundle, form) = parse_checked(layer, subject)?;
+    if !matches!(
+        bundle.verification_material.content,
+        VerificationMaterialContent::PublicKey(_)
+    ) {
+        return Err("signed with a certificate, not a configured key".into());
+    }
+    let artifact = artifact_of(subject)?;
+    let Some(root) = rekor else {
+        let key = keys
+            .iter()
+            .find(|k| key_signed(k, &bundle, subject))
+            .ok_or("signature does not verify with any configured key")?;
+        return Ok((key.name.clone(), None, form.to_string()));
+    };
+    // Fail closed: a bundle without entries would pass log checks vacuously.
+    if bundle.verification_material.tlog_entries.is_empty() {
+        return Err("no transparency log entry (transparency_log = \"required\")".into());
+    }
+    let mut last = String::from("no configured key");
+    for key in keys {
+        let policy = PublicKeyVerificationPolicy::new(key.spki.clone());
+        match root.verify_bundle(artifact.clone(), &bundle, &policy) {
+            Ok(result) if result.tlog_verified() => {
+                let at = result
+                    .integrated_time()
+                    .or_else(|| result.verified_timestamps().iter().min().copied())
+                    .map(to_system_time);
+                return Ok((key.name.clone(), at, form.to_string()));
+            }
+            Ok(_) => last = "log entry not verified".into(),
+            Err(e) => last = e,
+        }
+    }
+    Err(format!(
+        "signature does not verify with any configured key ({last})"
+    ))
+}
+
+/// The key-only check: the message signature is over this digest (its `messageDigest`, when
+/// given, must be this digest too), or the DSSE signature is over PAE(payloadType, payload)
+/// of the statement `parse_checked` already bound to this digest.
+fn key_signed(key: &CosignKey, bundle: &Bundle, subject: &Subject<'_>) -> bool {
+    match &bundle.content {
+        SignatureContent::MessageSignature(m) => {
+            let Ok(digest) = hex::decode(subject.digest.hex()) else {
+                return false;
+            };
+            let declared_ok = m
+                .message_digest
+                .as_ref()
+                .is_none_or(|d| d.digest.as_bytes() == digest.as_slice());
+            declared_ok && key.verifies_prehashed(&digest, m.signature.as_bytes())
+        }
+        SignatureContent::DsseEnvelope(env) => {
+            key.verifies(&env.pae(), env.signature.sig.as_bytes())
+        }
+        _ => false,
+    }
 }

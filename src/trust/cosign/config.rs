@@ -289,4 +289,40 @@ mod tests {
         let err = c.validate("trust.rel").unwrap_err().to_string();
         assert!(err.contains("subject_regex"), "{err}");
     }
+
+    /// As `[trust.<name>]` will embed them: an internally tagged enum; the inner
+    /// `deny_unknown_fields` still names a stray key.
+    #[test]
+    fn embeds_under_a_type_tag() {
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "type", rename_all = "kebab-case")]
+        enum Source {
+            CosignKey(CosignKeyConfig),
+            CosignKeyless(CosignKeylessConfig),
+        }
+        #[derive(Debug, Deserialize)]
+        struct Top {
+            trust: std::collections::BTreeMap<String, Source>,
+        }
+        let top: Top = toml::from_str(
+            "[trust.ci-key]\ntype = \"cosign-key\"\nkeys = [\"/k.pub\"]\n\
+             transparency_log = \"not-required\"\n\
+             [trust.release]\ntype = \"cosign-keyless\"\ntrusted_root = \"/r.json\"\n\
+             [[trust.release.identities]]\nissuer = \"https://i\"\nsubject = \"s\"\n",
+        )
+        .unwrap();
+        match (&top.trust["ci-key"], &top.trust["release"]) {
+            (Source::CosignKey(k), Source::CosignKeyless(r)) => {
+                k.validate("trust.ci-key").unwrap();
+                r.validate("trust.release").unwrap();
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = toml::from_str::<Top>(
+            "[trust.ci-key]\ntype = \"cosign-key\"\nkeys = []\nkey = \"x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `key`"), "{err}");
+    }
 }

@@ -1,15 +1,16 @@
 //! `type = "cosign-key"`: a digest is vouched for by a signature made with one of the
-//! configured public keys, in cosign's legacy `.sig` format.
+//! configured public keys, in cosign's legacy `.sig` format or in a Sigstore bundle.
 
 use std::time::SystemTime;
 
+use super::bundle;
 use super::config::SignedIdentity;
 use super::config::{CosignKeyConfig, TransparencyLog};
 use super::keys::{CosignKey, load_keys};
 use super::legacy::LegacySignature;
 use super::payload;
 use super::sigstore::Root;
-use super::{Vouch, first_vouching, identity_rule};
+use super::{by_format, first_vouching, identity_rule};
 use crate::trust::signature::{ArtifactKind, Candidate, DigestVerifier, Subject, Verdict};
 
 /// Verifies cosign signatures made with configured keys.
@@ -85,7 +86,10 @@ impl CosignKeyVerifier {
 
 impl DigestVerifier for CosignKeyVerifier {
     fn accepts(&self, kind: ArtifactKind) -> bool {
-        kind == ArtifactKind::CosignSimpleSigning
+        matches!(
+            kind,
+            ArtifactKind::CosignSimpleSigning | ArtifactKind::SigstoreBundle
+        )
     }
 
     fn verify(&self, subject: Subject<'_>, candidates: &[Candidate], _now: SystemTime) -> Verdict {
@@ -93,23 +97,19 @@ impl DigestVerifier for CosignKeyVerifier {
             &subject,
             candidates,
             |k| self.accepts(k),
-            |_, layer| {
-                let sig = LegacySignature::from_layer(layer)?;
-                let (signer, signed_at, reference) = self.verify_legacy(&subject, &sig)?;
-                let log = if signed_at.is_some() {
-                    "Rekor SET verified"
+            |c, layer| {
+                let mut vouch = by_format(
+                    c.kind,
+                    || bundle::verify_key_layer(&self.keys, self.rekor.as_ref(), &subject, layer),
+                    || self.verify_legacy(&subject, &LegacySignature::from_layer(layer)?),
+                )?;
+                let log = if vouch.signed_at.is_some() {
+                    "verified"
                 } else {
                     "not required"
                 };
-                Ok(Vouch {
-                    signer,
-                    signed_at,
-                    format: "cosign legacy",
-                    details: vec![
-                        ("docker-reference".into(), reference),
-                        ("transparency log".into(), log.into()),
-                    ],
-                })
+                vouch.details.push(("transparency log".into(), log.into()));
+                Ok(vouch)
             },
         )
     }

@@ -13,7 +13,7 @@ use super::identity::{Identity, match_any};
 use super::legacy::LegacySignature;
 use super::payload;
 use super::sigstore::{Root, to_system_time};
-use super::{Vouch, first_vouching, identity_rule};
+use super::{by_format, first_vouching, identity_rule};
 use crate::trust::signature::{ArtifactKind, Candidate, DigestVerifier, Subject, Verdict};
 
 /// Verifies keyless cosign signatures.
@@ -139,33 +139,17 @@ impl DigestVerifier for CosignKeylessVerifier {
             candidates,
             |k| self.accepts(k),
             |c, layer| {
-                let (signer, signed_at, format, detail) = match c.kind {
-                    ArtifactKind::SigstoreBundle => {
-                        let (who, at, form) = bundle::verify_layer(self, &subject, layer)?;
-                        (
-                            who,
-                            at,
-                            "cosign bundle v0.3",
-                            ("signature".to_string(), form),
-                        )
-                    }
-                    _ => {
+                // Keyless always has a signing time; `by_format` takes the key path's Option.
+                let timed =
+                    |(who, at, detail): (String, SystemTime, String)| (who, Some(at), detail);
+                by_format(
+                    c.kind,
+                    || bundle::verify_layer(self, &subject, layer).map(timed),
+                    || {
                         let sig = LegacySignature::from_layer(layer)?;
-                        let (who, at, r) = self.verify_legacy(&subject, &sig)?;
-                        (
-                            who,
-                            at,
-                            "cosign legacy",
-                            ("docker-reference".to_string(), r),
-                        )
-                    }
-                };
-                Ok(Vouch {
-                    signer,
-                    signed_at: Some(signed_at),
-                    format,
-                    details: vec![detail],
-                })
+                        self.verify_legacy(&subject, &sig).map(timed)
+                    },
+                )
             },
         )
     }

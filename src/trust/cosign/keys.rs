@@ -82,6 +82,19 @@ impl CosignKey {
     }
 }
 
+impl CosignKey {
+    /// Whether `signature` is this key's signature over a message whose SHA-256 (or, for
+    /// P-384 / RSA schemes with another hash, that hash) is `digest`: a Sigstore message
+    /// signature over an image is over its manifest digest. Ed25519 cannot verify a
+    /// prehashed message and never passes here.
+    pub fn verifies_prehashed(&self, digest: &[u8], signature: &[u8]) -> bool {
+        let sig = SignatureBytes::new(signature.to_vec());
+        self.keys
+            .iter()
+            .any(|k| k.verify_prehashed(digest, &sig).is_ok())
+    }
+}
+
 /// Loads every configured key, logging each with its fingerprint.
 pub fn load_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<CosignKey>> {
     let mut keys = Vec::with_capacity(paths.len());

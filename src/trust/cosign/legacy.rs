@@ -202,3 +202,161 @@ fn pem_certificates(pem: &str, annotation: &str) -> Result<Vec<Vec<u8>>, String>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    //! One test per annotation of the adapter, on the real keyless fixture's layer.
+    use super::*;
+    use crate::refs::Digest;
+
+    const FIXTURE: &str = "tests/fixtures/signatures/cosign-containers-image/dir-img-cosign-fulcio-rekor-valid/signature-1";
+
+    /// The real layer: containers/image's `\0sigstore-json\n{mimeType, payload, annotations}`.
+    fn real_layer() -> Layer {
+        #[derive(Deserialize)]
+        struct Dir {
+            #[serde(rename = "mimeType")]
+            mime_type: String,
+            payload: String,
+            annotations: std::collections::BTreeMap<String, String>,
+        }
+        let bytes = std::fs::read(FIXTURE).unwrap();
+        let json = bytes
+            .strip_prefix(b"\x00sigstore-json\n".as_slice())
+            .unwrap();
+        let d: Dir = serde_json::from_slice(json).unwrap();
+        let payload = STANDARD.decode(d.payload).unwrap();
+        Layer {
+            media_type: d.mime_type,
+            digest: Digest::sha256_of(&payload),
+            annotations: d.annotations,
+            bytes: payload.into(),
+        }
+    }
+
+    fn with(key: &str, value: Option<&str>) -> Layer {
+        let mut l = real_layer();
+        match value {
+            Some(v) => l.annotations.insert(key.into(), v.into()),
+            None => l.annotations.remove(key),
+        };
+        l
+    }
+
+    #[test]
+    fn media_type_must_be_simple_signing() {
+        let mut l = real_layer();
+        l.media_type = "text/plain".into();
+        let err = LegacySignature::from_layer(&l).unwrap_err();
+        assert!(err.contains("not a cosign simple-signing payload"), "{err}");
+    }
+
+    #[test]
+    fn signature_annotation() {
+        let l = real_layer();
+        let sig = LegacySignature::from_layer(&l).unwrap();
+        assert_eq!(sig.payload, &l.bytes[..]);
+        assert_eq!(sig.signature[0], 0x30, "an ASN.1 DER ECDSA signature");
+        let err = LegacySignature::from_layer(&with(SIGNATURE_ANNOTATION, None)).unwrap_err();
+        assert!(
+            err.contains("has no dev.cosignproject.cosign/signature"),
+            "{err}"
+        );
+        let err =
+            LegacySignature::from_layer(&with(SIGNATURE_ANNOTATION, Some("*not*"))).unwrap_err();
+        assert!(err.contains("is not base64"), "{err}");
+        // Wrapped base64 (Go's decoder skips line breaks) reads as the same bytes.
+        let b64 = l.annotations[SIGNATURE_ANNOTATION].clone();
+        let wrapped = format!("{}\n{}", &b64[..40], &b64[40..]);
+        let w = with(SIGNATURE_ANNOTATION, Some(&wrapped));
+        assert_eq!(
+            LegacySignature::from_layer(&w).unwrap().signature,
+            sig.signature
+        );
+    }
+
+    #[test]
+    fn certificate_annotation() {
+        let l = real_layer();
+        let sig = LegacySignature::from_layer(&l).unwrap();
+        let der = sig.certificate.expect("certificate");
+        let pem = &l.annotations[CERTIFICATE_ANNOTATION];
+        assert_eq!(
+            der,
+            sigstore_types::DerCertificate::from_pem(pem.trim())
+                .unwrap()
+                .as_bytes()
+        );
+        // cosign writes an empty certificate annotation for key signatures.
+        let none =
+            LegacySignature::from_layer(&with(CERTIFICATE_ANNOTATION, Some(""))).unwrap_err();
+        assert!(none.contains("chain without"), "{none}");
+        let two = format!("{pem}\n{pem}");
+        let err =
+            LegacySignature::from_layer(&with(CERTIFICATE_ANNOTATION, Some(&two))).unwrap_err();
+        assert!(err.contains("holds 2 certificates"), "{err}");
+        let bad = "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----";
+        let err =
+            LegacySignature::from_layer(&with(CERTIFICATE_ANNOTATION, Some(bad))).unwrap_err();
+        assert!(err.contains("is not PEM certificates"), "{err}");
+    }
+
+    #[test]
+    fn chain_annotation() {
+        let l = real_layer();
+        let sig = LegacySignature::from_layer(&l).unwrap();
+        assert_eq!(sig.chain.len(), 2, "Fulcio intermediate and root");
+        let l = with(CHAIN_ANNOTATION, None);
+        assert!(LegacySignature::from_layer(&l).unwrap().chain.is_empty());
+        let err = LegacySignature::from_layer(&with(CHAIN_ANNOTATION, Some("junk"))).unwrap_err();
+        assert!(err.contains("holds no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn bundle_annotation_maps_onto_a_v01_bundle() {
+        let l = real_layer();
+        let sig = LegacySignature::from_layer(&l).unwrap();
+        let rekor = sig.rekor.clone().expect("rekor bundle");
+        let b: serde_json::Value = serde_json::from_str(&sig.to_bundle_json().unwrap()).unwrap();
+        let entry = &b["verificationMaterial"]["tlogEntries"][0];
+        assert_eq!(entry["kindVersion"]["kind"], "hashedrekord");
+        assert_eq!(
+            entry["integratedTime"],
+            rekor.payload.integrated_time.to_string()
+        );
+        assert_eq!(entry["logIndex"], rekor.payload.log_index.to_string());
+        let log_id = STANDARD
+            .decode(entry["logId"]["keyId"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(hex::encode(log_id), rekor.payload.log_id);
+        assert_eq!(
+            entry["inclusionPromise"]["signedEntryTimestamp"],
+            rekor.signed_entry_timestamp
+        );
+        let certs = b["verificationMaterial"]["x509CertificateChain"]["certificates"]
+            .as_array()
+            .unwrap();
+        assert_eq!(certs.len(), 3, "leaf then the chain");
+        let digest = STANDARD
+            .decode(
+                b["messageSignature"]["messageDigest"]["digest"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(digest, sha2_256(&l.bytes));
+        // Missing, malformed, or with a field cosign never writes: refused, not guessed.
+        let err = LegacySignature::from_layer(&with(BUNDLE_ANNOTATION, None))
+            .unwrap()
+            .to_bundle_json()
+            .unwrap_err();
+        assert!(err.contains("no Rekor entry"), "{err}");
+        for bad in [
+            "{",
+            r#"{"SignedEntryTimestamp":"x","Payload":{"body":"","integratedTime":1,"logIndex":1,"logID":"00","extra":1}}"#,
+        ] {
+            let err = LegacySignature::from_layer(&with(BUNDLE_ANNOTATION, Some(bad))).unwrap_err();
+            assert!(err.contains("is not a Rekor bundle"), "{err}");
+        }
+    }
+}

@@ -54,6 +54,29 @@ struct Vouch {
     details: Vec<(String, String)>,
 }
 
+/// What a verifier's own check of one layer returns: signer, signing time, and the bundle's
+/// form or the legacy payload's docker-reference.
+type Checked = Result<(String, Option<SystemTime>, String), String>;
+
+/// One layer, by its candidate's kind: a Sigstore bundle or a legacy layer, each checked by
+/// the verifier's own function; names the format and the detail `check` shows.
+fn by_format(
+    kind: ArtifactKind,
+    bundle: impl FnOnce() -> Checked,
+    legacy: impl FnOnce() -> Checked,
+) -> Result<Vouch, String> {
+    let ((signer, signed_at, detail), format, label) = match kind {
+        ArtifactKind::SigstoreBundle => (bundle()?, "cosign bundle v0.3", "signature"),
+        _ => (legacy()?, "cosign legacy", "docker-reference"),
+    };
+    Ok(Vouch {
+        signer,
+        signed_at,
+        format,
+        details: vec![(label.into(), detail)],
+    })
+}
+
 /// The loop both verifiers share: every layer of every candidate of an accepted kind is
 /// checked by `check` until one vouches; otherwise the verdict lists every refusal.
 fn first_vouching(

@@ -228,3 +228,24 @@ pub fn assert_refused(v: Verdict, expected: &str) {
         "expected a refusal naming {expected:?}, got: {why}"
     );
 }
+
+/// A keyless verifier for the test instance's trusted root (no CT log: `sct = "not-required"`)
+/// trusting one e-mail identity.
+pub fn test_keyless_verifier(root_json: &str, email: &str, issuer: &str) -> CosignKeylessVerifier {
+    let config = CosignKeylessConfig {
+        trusted_root: PathBuf::from("test-instance/trusted_root.json"),
+        sct: SctPolicy::NotRequired,
+        identities: vec![KeylessIdentity {
+            issuer: issuer.into(),
+            subject: Some(email.into()),
+            subject_regex: None,
+            claims: Default::default(),
+        }],
+        signed_identity: SignedIdentity::MatchRepository,
+    };
+    CosignKeylessVerifier::with_trusted_root_json(&config, root_json).expect("verifier")
+}
+
+/// The identity the keyless test signer's certificates carry in tests.
+pub const EMAIL: &str = "release@example.com";
+pub const ISSUER: &str = "https://issuer.example.com";

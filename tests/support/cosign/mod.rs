@@ -2,4 +2,5 @@
 //! pushed to a real registry) and readers that turn fixtures into `Candidate`s.
 pub mod dir;
 pub mod fixtures;
+pub mod keyless_signer;
 pub mod signer;

@@ -197,3 +197,66 @@ pub fn layer(media_type: &str, bytes: &[u8], annotations: BTreeMap<String, Strin
 
 /// Unused-kind marker so tests can say which kind they expect.
 pub const LEGACY: ArtifactKind = ArtifactKind::CosignSimpleSigning;
+
+/// The in-toto statement cosign 3 signs for an image (`predicateType` cosign/sign/v1 unless an
+/// attack test says otherwise).
+pub fn statement(digest: &Digest, predicate_type: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "digest": { "sha256": digest.hex() } }],
+        "predicateType": predicate_type,
+    }))
+    .expect("json")
+}
+
+/// DSSE pre-authentication encoding (DSSE v1 protocol).
+fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+impl CosignTestKey {
+    /// A key-signed Sigstore bundle v0.3 with a DSSE envelope over `statement` and no log
+    /// entry (`cosign sign --key --tlog-upload=false` with cosign 3's bundle format).
+    pub fn sign_bundle_dsse(&self, statement: &[u8]) -> Vec<u8> {
+        let payload_type = "application/vnd.in-toto+json";
+        let sig = self.sign(&pae(payload_type, statement));
+        key_bundle(serde_json::json!({
+            "dsseEnvelope": {
+                "payload": STANDARD.encode(statement),
+                "payloadType": payload_type,
+                "signatures": [{ "sig": STANDARD.encode(sig), "keyid": "" }],
+            }
+        }))
+    }
+
+    /// A key-signed bundle v0.3 with a message signature over `manifest` (whose digest it
+    /// declares), no log entry.
+    pub fn sign_bundle_message(&self, manifest: &[u8]) -> Vec<u8> {
+        let sig = self.sign(manifest);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, manifest);
+        key_bundle(serde_json::json!({
+            "messageSignature": {
+                "messageDigest": { "algorithm": "SHA2_256", "digest": STANDARD.encode(digest.as_ref()) },
+                "signature": STANDARD.encode(sig),
+            }
+        }))
+    }
+}
+
+fn key_bundle(content: serde_json::Value) -> Vec<u8> {
+    let mut bundle = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": { "publicKey": { "hint": "" }, "tlogEntries": [] },
+    });
+    for (k, v) in content.as_object().expect("object") {
+        bundle[k] = v.clone();
+    }
+    serde_json::to_vec(&bundle).expect("json")
+}

@@ -52,6 +52,28 @@ mod tests {
         assert!(err.contains("trust_polcy"), "{err}");
     }
 
+    /// `[trust.<name>]` embeds it under `type = "notation"` (an internally tagged enum):
+    /// unknown keys must still be refused by name there.
+    #[test]
+    fn embeds_in_a_tagged_trust_table() {
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "type", rename_all = "kebab-case")]
+        enum Source {
+            Notation(NotationConfig),
+        }
+        let ok: Source =
+            toml::from_str("type = \"notation\"\ntrust_policy = \"/a\"\ntrust_store = \"/b\"\n")
+                .unwrap();
+        let Source::Notation(cfg) = ok;
+        assert_eq!(cfg.trust_store, std::path::Path::new("/b"));
+        let err = toml::from_str::<Source>(
+            "type = \"notation\"\ntrust_policy = \"/a\"\ntrust_store = \"/b\"\nlevel = \"x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("level"), "{err}");
+    }
+
     #[test]
     fn relative_paths_name_the_key() {
         let cfg = NotationConfig {

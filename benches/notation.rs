@@ -18,7 +18,7 @@ use portcullis::trust::signature::{
     ArtifactKind, Candidate, DigestVerifier, FoundVia, Layer, Subject, Verdict,
 };
 
-#[path = "../tests/support/notation_signer.rs"]
+#[path = "../tests/support/notation_signer/mod.rs"]
 #[allow(dead_code)]
 mod notation_signer;
 

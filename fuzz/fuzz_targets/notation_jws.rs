@@ -16,11 +16,15 @@ fuzz_target!(|data: &[u8]| {
         SigningScheme::X509 => assert!(env.times.signing.is_some()),
         SigningScheme::X509SigningAuthority => assert!(env.times.authentic_signing.is_some()),
     }
-    let v: serde_json::Value = serde_json::from_slice(data).unwrap();
-    let expected = format!(
-        "{}.{}",
-        v["protected"].as_str().unwrap(),
-        v["payload"].as_str().unwrap()
-    );
-    assert_eq!(env.signed_bytes, expected.into_bytes());
+    // serde_json validates strings it skips less strictly than ones it keeps (an invalid
+    // `\u` escape in an ignored unprotected header passes the struct parse but not a `Value`
+    // parse: fuzz/artifacts-kept/notation_jws), so the oracle reads only what parses.
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
+        let expected = format!(
+            "{}.{}",
+            v["protected"].as_str().unwrap(),
+            v["payload"].as_str().unwrap()
+        );
+        assert_eq!(env.signed_bytes, expected.into_bytes());
+    }
 });

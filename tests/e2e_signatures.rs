@@ -16,33 +16,8 @@ use support::real::*;
 
 const REPO: &str = "team/app";
 
-/// Writes `sig` as a one-image OCI layout (tag `sig`) and uploads it under its `.sig` tag.
 fn push_sig(reg: &Registry, sig: &SignedSig) {
-    let dir = tempfile::tempdir().unwrap();
-    let blobs = dir.path().join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    for (d, bytes) in [
-        (&sig.payload_digest, &sig.payload),
-        (&sig.config_digest, &sig.config),
-        (&sig.manifest_digest, &sig.manifest),
-    ] {
-        std::fs::write(blobs.join(d.trim_start_matches("sha256:")), bytes).unwrap();
-    }
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": sig.manifest_digest, "size": sig.manifest.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "sig"},
-        }],
-    });
-    std::fs::write(dir.path().join("index.json"), index.to_string()).unwrap();
-    std::fs::write(
-        dir.path().join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    images::upload_layout(reg, REPO, &sig.tag, dir.path(), "sig");
+    support::real::cosign::push_sig(reg, REPO, sig);
 }
 
 fn config(reg: &Registry, notary: &Notary, key: &Path) -> String {
@@ -54,11 +29,7 @@ server = "{server}"
 ca_file = "{ca}"
 trust_pinning = {{ tofu = true }}
 
-[trust.ci-key]
-type = "cosign-key"
-keys = ["{key}"]
-transparency_log = "not-required"
-
+{ci_key}
 [[policy]]
 repositories = ["{host}/team/*"]
 any_of = ["notary-prod", "ci-key"]
@@ -66,7 +37,7 @@ any_of = ["notary-prod", "ci-key"]
         registry = Portcullis::registry_section(reg, "enforce"),
         server = notary.url(),
         ca = notary.ca_path().display(),
-        key = key.display(),
+        ci_key = support::real::cosign::ci_key_source(key),
         host = reg.addr(),
     )
 }

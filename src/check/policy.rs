@@ -27,7 +27,7 @@ struct Line {
 }
 
 /// Builds the rule's members as `serve` would (tag-binding ones for this registry).
-fn members(
+pub(crate) fn members(
     cfg: &Config,
     reg: &RegistryConfig,
     rule: &PolicyRule,
@@ -217,7 +217,10 @@ async fn evaluate(
             max_blob_bytes: cfg.signatures.max_blob_bytes,
             ..Limits::default()
         };
-        let v = verdicts::run(&t, &reg.name, &digest_members, &limits).await;
+        // The node's stored evidence, read only: shown (re-verified) when the registry is
+        // unreachable, never written by `check`.
+        let store = crate::trust::evidence::Store::read_only(&cfg.cache.dir);
+        let v = verdicts::run(&t, &reg.name, &digest_members, &limits, Some(&store)).await;
         for s in v.by_source {
             lines.push(Line {
                 name: s.name.clone(),

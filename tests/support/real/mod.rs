@@ -20,6 +20,7 @@
 pub mod bundle;
 pub mod certs;
 pub mod clients;
+pub mod cosign;
 pub mod cri;
 pub mod dockerd;
 pub mod doctor;

@@ -5,6 +5,8 @@
 
 mod policy;
 
+pub(crate) use policy::members;
+
 use std::process::ExitCode;
 
 use crate::config::{Config, Mode, TagDrift};

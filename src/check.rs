@@ -28,9 +28,19 @@ pub fn parse_image(image: &str, cfg: &Config) -> anyhow::Result<ImageRef> {
         .rsplit_once(':')
         .filter(|(n, t)| !t.contains('/') && !n.is_empty())
         .ok_or_else(|| {
-            anyhow::anyhow!("{image:?}: expected [registry/]repository:tag (check verifies tags)")
+            anyhow::anyhow!("{image:?}: expected [registry/]repository:tag (or repository@digest under a [[policy]] entry)")
         })?;
     let tag: Tag = tag.parse()?;
+    let (registry, repo) = parse_name(name, cfg)?;
+    Ok(ImageRef {
+        registry,
+        repo,
+        tag,
+    })
+}
+
+/// `[registry/]repository`: the registry (see [`parse_image`]) and the repository.
+fn parse_name(name: &str, cfg: &Config) -> anyhow::Result<(Option<String>, RepoName)> {
     let (registry, repo) = match name.split_once('/') {
         Some((first, rest))
             if cfg.registries.iter().any(|r| r.name == first)
@@ -42,11 +52,43 @@ pub fn parse_image(image: &str, cfg: &Config) -> anyhow::Result<ImageRef> {
         }
         _ => (None, name),
     };
-    Ok(ImageRef {
-        registry,
-        repo: repo.parse()?,
-        tag,
+    Ok((registry, repo.parse()?))
+}
+
+/// The configured registry `name` (`None`: the default), or an error listing them.
+fn registry_named<'a>(
+    cfg: &'a Config,
+    name: Option<&str>,
+) -> anyhow::Result<&'a crate::config::RegistryConfig> {
+    cfg.registry(name).ok_or_else(|| {
+        let names: Vec<&str> = cfg.registries.iter().map(|r| r.name.as_str()).collect();
+        anyhow::anyhow!(
+            "registry {:?} is not configured; configured: {}",
+            name.unwrap_or("(default)"),
+            names.join(", ")
+        )
     })
+}
+
+/// `check [registry/]repository@digest`: only under a `[[policy]]` entry, where content by
+/// digest is what cosign and Notation vouch for (and what a node pulls offline).
+async fn run_digest(
+    cfg: &Config,
+    name: &str,
+    digest: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let digest: crate::refs::Digest = digest.parse()?;
+    let (registry, repo) = parse_name(name, cfg)?;
+    let reg = registry_named(cfg, registry.as_deref())?;
+    let Some(rule) = cfg.rule_for(&reg.name, repo.as_str()) else {
+        anyhow::bail!(
+            "{}/{repo}@{digest}: check by digest is for repositories under a [[policy]] entry; \
+             name a tag",
+            reg.name
+        );
+    };
+    policy::run_digest(cfg, reg, rule, &repo, &digest, json).await
 }
 
 /// Prints the trusted digest or the reason for refusal; exit 0 / 1.
@@ -56,15 +98,11 @@ pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
 
 /// [`run`]; `json`: one JSON object instead of text, for a repository under `[[policy]]`.
 pub async fn run_with(cfg: &Config, image: &str, json: bool) -> anyhow::Result<ExitCode> {
+    if let Some((name, digest)) = image.rsplit_once('@') {
+        return run_digest(cfg, name, digest, json).await;
+    }
     let r = parse_image(image, cfg)?;
-    let reg = cfg.registry(r.registry.as_deref()).ok_or_else(|| {
-        let names: Vec<&str> = cfg.registries.iter().map(|r| r.name.as_str()).collect();
-        anyhow::anyhow!(
-            "registry {:?} is not configured; configured: {}",
-            r.registry.as_deref().unwrap_or("(default)"),
-            names.join(", ")
-        )
-    })?;
+    let reg = registry_named(cfg, r.registry.as_deref())?;
     let shown = format!("{}/{}:{}", reg.name, r.repo, r.tag);
     // A `[[policy]]` entry decides first, as in the proxy.
     if let Some(rule) = cfg.rule_for(&reg.name, r.repo.as_str()) {

@@ -46,7 +46,8 @@ enum Command {
         #[arg(long)]
         proxy_addr: Option<String>,
     },
-    /// Resolve IMAGE (registry/repository:tag) through the trust source, as the proxy would.
+    /// Resolve IMAGE (registry/repository:tag, or registry/repository@digest under a
+    /// `[[policy]]` entry) through the trust sources, as the proxy would.
     Check {
         /// Config file (TOML), the one `serve` uses. PORTCULLIS_* environment variables
         /// override it.

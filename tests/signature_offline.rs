@@ -20,6 +20,7 @@ use support::cosign::signer::CosignTestKey;
 use support::real::cosign::KeySigned;
 use support::real::images::{self, ImageSpec};
 use support::real::proc::{http_get, metric_sum, port_open};
+use support::real::tuf::check;
 use support::real::*;
 
 const REPO: &str = "team/app";
@@ -83,6 +84,16 @@ fn stored_signature_evidence_vouches_offline_only_while_it_verifies() {
     );
     assert!(offline >= 1.0, "{metrics}");
 
+    // `portcullis check` by digest reads the node's evidence (without changing it) and says so.
+    let checked = check(&proxy, &by_digest, &proxy.dir().join("cache"));
+    assert!(checked.ok, "{}", checked.combined());
+    assert!(
+        checked.stdout.contains("OFFLINE registry unreachable")
+            && checked.stdout.contains("TRUSTED by any_of: ci-key"),
+        "{}",
+        checked.stdout
+    );
+
     let (status, body) = get(&proxy, &format!("/v2/{REPO}/manifests/{}", unsigned.digest));
     assert_eq!(status, 403, "unsigned, bytes on disk: {body}");
     assert!(body.contains("no stored evidence"), "{body}");
@@ -115,6 +126,13 @@ fn stored_signature_evidence_vouches_offline_only_while_it_verifies() {
     );
     skopeo_pull(&proxy.addr(), &by_digest, None)
         .assert_refused("skopeo after the key changed", "does not vouch now");
+    let checked = check(&proxy, &by_digest, &proxy.dir().join("cache"));
+    assert!(!checked.ok, "{}", checked.combined());
+    assert!(
+        checked.stdout.contains("does not vouch now"),
+        "{}",
+        checked.stdout
+    );
 }
 
 fn evidence_files(proxy: &Portcullis) -> Vec<PathBuf> {

@@ -9,49 +9,14 @@
 mod fake;
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
+use fake::toy::{REPO, image, legacy_sig};
 use fake::{Behaviour, FakeRegistry, TableTrust};
 use portcullis::config::SourceConfig;
 use portcullis::refs::Digest;
 use portcullis::trust::TrustSource;
-use portcullis::trust::signature::{
-    ArtifactKind, Candidate, DigestVerifier, Evidence, Subject, Verdict,
-};
 
 const REG: &str = "fake.example:5000";
-const REPO: &str = "team/app";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const SIMPLE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
-
-/// Vouches when a simple-signing layer holds `<key>:<digest>` (a stand-in for a signature
-/// made with `key`).
-struct ToyKey(&'static str);
-
-impl DigestVerifier for ToyKey {
-    fn accepts(&self, kind: ArtifactKind) -> bool {
-        kind == ArtifactKind::CosignSimpleSigning
-    }
-    fn verify(&self, s: Subject<'_>, candidates: &[Candidate], _now: SystemTime) -> Verdict {
-        let want = format!("{}:{}", self.0, s.digest);
-        for c in candidates {
-            if c.layers.iter().any(|l| l.bytes == want.as_bytes()) {
-                return Verdict::Vouched(Evidence {
-                    candidate: c.manifest_digest.clone(),
-                    format: "toy".into(),
-                    signer: format!("key {}", self.0),
-                    signed_at: None,
-                    details: vec![],
-                });
-            }
-        }
-        Verdict::No(format!(
-            "none of {} signatures is by key {}",
-            candidates.len(),
-            self.0
-        ))
-    }
-}
 
 fn policy(any_of: &str) -> String {
     policy_with(&format!("any_of = [{any_of}]"))
@@ -81,37 +46,6 @@ repositories = ["{REG}/team/*"]
     )
 }
 
-/// An image (config + one layer) under `tag`; returns (manifest digest, layer digest).
-fn image(reg: &FakeRegistry, tag: &str, note: &str) -> (Digest, String) {
-    let config = reg.blob(REPO, format!("{{\"note\":\"{note}\"}}").as_bytes());
-    let layer = reg.blob(REPO, format!("layer {note}").as_bytes());
-    let m = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":1}}]}}"#
-    );
-    let d = reg.manifest(REPO, Some(tag), m.as_bytes(), OCI_MANIFEST);
-    (d.parse().unwrap(), layer)
-}
-
-/// cosign's legacy `.sig` manifest for `d` whose one layer says `payload`; returns the
-/// signature manifest's digest and its layer's.
-fn legacy_sig(reg: &FakeRegistry, d: &Digest, payload: &str) -> (String, String) {
-    let layer = reg.blob(REPO, payload.as_bytes());
-    let m = serde_json::json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": reg.blob(REPO, b"{}"), "size": 2},
-        "layers": [{"mediaType": SIMPLE, "digest": layer, "size": payload.len(),
-                    "annotations": {"dev.cosignproject.cosign/signature": "toy"}}],
-    });
-    let bytes = serde_json::to_vec(&m).unwrap();
-    let sd = reg.manifest(
-        REPO,
-        Some(&format!("sha256-{}.sig", d.hex())),
-        &bytes,
-        OCI_MANIFEST,
-    );
-    (sd, layer)
-}
-
 /// A proxy with `any_of` over `ci-key` (ToyKey("ci")) and two table-backed Notary sources.
 async fn proxy(reg: &FakeRegistry, any_of: &str, a: Arc<TableTrust>, b: Arc<TableTrust>) -> String {
     proxy_with(reg, &policy(any_of), a, b).await
@@ -134,11 +68,7 @@ async fn proxy_with(
             SourceConfig::Tuf(_) => anyhow::bail!("no tuf here"),
         }
     };
-    let make_verifier =
-        |_: &str,
-         _: &portcullis::config::TrustSourceConfig|
-         -> anyhow::Result<Arc<dyn DigestVerifier>> { Ok(Arc::new(ToyKey("ci"))) };
-    fake::start_proxy_with(&toml, &make_trust, &make_verifier)
+    fake::start_proxy_with(&toml, &make_trust, &fake::toy::ci_verifier)
         .await
         .0
 }

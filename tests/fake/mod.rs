@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod blobs;
+pub mod toy;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -329,3 +329,109 @@ fn candidate(c: StoredCandidate, subject: &Digest) -> Result<Candidate, String> 
         layers,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// A referrer of `subject` holding one simple-signing blob `payload`, as discovery makes it.
+    fn candidate(subject: &Digest, payload: &[u8]) -> Candidate {
+        let blob = Digest::sha256_of(payload);
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": Digest::sha256_of(b"{}").to_string(), "size": 2},
+            "layers": [{"mediaType": parse::SIMPLE_SIGNING, "digest": blob.to_string(),
+                        "size": payload.len()}],
+            "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": subject.to_string(), "size": 1},
+        });
+        let manifest = Bytes::from(serde_json::to_vec(&m).unwrap());
+        let parsed = parse::manifest(&manifest).unwrap();
+        Candidate {
+            manifest_digest: Digest::sha256_of(&manifest),
+            kind: parsed.kind,
+            subject: parsed.subject,
+            annotations: parsed.annotations,
+            found_via: FoundVia::Referrers,
+            layers: vec![Layer {
+                media_type: parse::SIMPLE_SIGNING.to_owned(),
+                digest: blob,
+                annotations: BTreeMap::new(),
+                bytes: Bytes::copy_from_slice(payload),
+            }],
+            manifest,
+        }
+    }
+
+    const REG: &str = "registry.example.com";
+
+    async fn saved(dir: &Path, d: &Digest, c: &Candidate) -> (Store, RepoName, Vec<u8>) {
+        let store = Store::open(dir).unwrap();
+        let repo: RepoName = "team/app".parse().unwrap();
+        store
+            .save(
+                REG,
+                &repo,
+                d,
+                "referrers API: 1 found",
+                std::slice::from_ref(c),
+            )
+            .await
+            .unwrap();
+        let raw = fs::read(store.path(REG, &repo, d)).unwrap();
+        (store, repo, raw)
+    }
+
+    #[tokio::test]
+    async fn stored_evidence_reads_back_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Digest::sha256_of(b"image");
+        let c = candidate(&d, b"payload");
+        let (store, repo, _) = saved(dir.path(), &d, &c).await;
+        let got = store.load(REG, &repo, &d).await.unwrap().unwrap();
+        assert_eq!(got.candidates.len(), 1);
+        assert_eq!(got.candidates[0].manifest, c.manifest);
+        assert_eq!(got.candidates[0].layers[0].bytes, c.layers[0].bytes);
+        assert_eq!(got.candidates[0].kind, ArtifactKind::CosignSimpleSigning);
+        let mode = fs::metadata(dir.path().join("signatures"))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o700
+        );
+        store.remove(REG, &repo, &d).await.unwrap();
+        assert!(store.load(REG, &repo, &d).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn evidence_of_another_digest_or_altered_bytes_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Digest::sha256_of(b"a"), Digest::sha256_of(b"b"));
+        let (store, repo, raw) = saved(dir.path(), &a, &candidate(&a, b"payload")).await;
+        // Renamed to another digest's file.
+        let e = decode(&raw, REG, &repo, &b).unwrap_err();
+        assert!(e.contains("not of"), "{e}");
+        // Truncated.
+        let e = decode(&raw[..raw.len() / 2], REG, &repo, &a).unwrap_err();
+        assert!(e.contains("not an evidence file"), "{e}");
+        // A blob's bytes changed (still valid base64).
+        let mut f: EvidenceFile = serde_json::from_slice(&raw).unwrap();
+        f.candidates[0].blobs[0] = b64().encode(b"pay1oad");
+        let e = decode(&serde_json::to_vec(&f).unwrap(), REG, &repo, &a).unwrap_err();
+        assert!(e.contains("hashing to"), "{e}");
+        // A referrer of another digest, its key rewritten to match: the subject decides.
+        let (_, _, other) = saved(dir.path(), &b, &candidate(&b, b"payload")).await;
+        let mut f: EvidenceFile = serde_json::from_slice(&other).unwrap();
+        f.digest = a.to_string();
+        let e = decode(&serde_json::to_vec(&f).unwrap(), REG, &repo, &a).unwrap_err();
+        assert!(e.contains("its subject is"), "{e}");
+        // Through the store: an error, never a candidate.
+        fs::write(store.path(REG, &repo, &a), &raw[..10]).unwrap();
+        assert!(store.load(REG, &repo, &a).await.is_err());
+    }
+}

@@ -42,13 +42,7 @@ dir = "{}"
 }
 
 async fn get(url: String) -> (u16, String) {
-    let r = fake::client()
-        .get(&url)
-        .header("Accept", fake::toy::OCI_MANIFEST)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    fake::get_accepting(&url, fake::toy::OCI_MANIFEST).await
 }
 
 #[tokio::test]

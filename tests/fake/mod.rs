@@ -408,6 +408,17 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// GET `url` accepting `accept`: (status, body).
+pub async fn get_accepting(url: &str, accept: &str) -> (u16, String) {
+    let r = client()
+        .get(url)
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
 /// An in-process Portcullis on an ephemeral port. Returns its base URL.
 pub async fn start_proxy(toml: &str, trust: Option<Arc<dyn TrustSource>>) -> String {
     start_proxy_arc(toml, trust).await.0

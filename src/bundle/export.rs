@@ -41,6 +41,10 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
         crate::trust::build(registry, source, &cache_dir)
     })?;
     let progress = Progress::new();
+    // Signature evidence must come from this run's own pulls (see `signatures::export`).
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty());
     let staging = tempfile::Builder::new()
         .prefix(".portcullis-bundle-")
@@ -91,7 +95,14 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
         });
         if by_signature {
             // The pull above verified the signatures online and stored what vouched.
-            let ev = super::signatures::export(&cfg.cache.dir, &reg.name, &r.repo, &digest, image)?;
+            let ev = super::signatures::export(
+                &cfg.cache.dir,
+                &reg.name,
+                &r.repo,
+                &digest,
+                image,
+                started,
+            )?;
             progress.say(format_args!("{image}: signature evidence of {digest}"));
             bundle.signatures.push(ev);
         }

@@ -39,16 +39,20 @@ pub(super) fn rule<'a>(
     (digest_vouching && enforced).then_some(rule)
 }
 
-/// Export: the evidence the in-process pull just verified online and stored.
+/// Export: the evidence the in-process pull just verified online and stored. A file older
+/// than `since` (the export's start) is another run's (a signature since deleted upstream
+/// would travel in it) and is not used.
 pub(super) fn export(
     cache_dir: &std::path::Path,
     registry: &str,
     repo: &RepoName,
     digest: &Digest,
     image: &str,
+    since: u64,
 ) -> anyhow::Result<SignatureEvidence> {
     let raw = Store::read_only(cache_dir)
         .read_raw(registry, repo, digest)
+        .filter(|raw| evidence::saved_at(raw).is_some_and(|t| t >= since))
         .ok_or_else(|| {
             anyhow!(
                 "{image}: no cosign or Notation signature vouched for {digest} (the policy was \

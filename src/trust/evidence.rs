@@ -233,6 +233,13 @@ fn via_label(v: FoundVia) -> &'static str {
     }
 }
 
+/// When an evidence file says it was verified online (seconds since the epoch), unchecked.
+pub fn saved_at(raw: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<EvidenceFile>(raw)
+        .ok()
+        .map(|f| f.saved_at)
+}
+
 /// Parses and checks an evidence file for the key asked about (see the module comment).
 pub fn decode(
     raw: &[u8],

@@ -112,15 +112,15 @@ impl Report {
                 "trusted": self.trusted,
                 "result": self.result,
             });
-            println!("{v}");
+            crate::outln!("{v}");
             return;
         }
         match (&self.digest, &self.bound_by) {
-            (Some(d), Some(b)) => println!("{}  {d}  (tag bound by: {b})", self.shown),
-            _ => println!("{}", self.shown),
+            (Some(d), Some(b)) => crate::outln!("{}  {d}  (tag bound by: {b})", self.shown),
+            _ => crate::outln!("{}", self.shown),
         }
         print_lines(&self.lines);
-        println!("  {}", self.result);
+        crate::outln!("  {}", self.result);
     }
 }
 
@@ -271,6 +271,6 @@ fn print_lines(lines: &[Line]) {
     let w = lines.iter().map(|l| l.name.len()).max().unwrap_or(0);
     for l in lines {
         let v = if l.yes { "yes" } else { "no " };
-        println!("  {:<w$}  {v}  {}", l.name, l.text);
+        crate::outln!("  {:<w$}  {v}  {}", l.name, l.text);
     }
 }

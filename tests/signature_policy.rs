@@ -136,7 +136,8 @@ async fn proxy_with(
     };
     let make_verifier =
         |_: &str,
-         _: &portcullis::config::TrustSourceConfig|
+         _: &portcullis::config::TrustSourceConfig,
+         _: &std::path::Path|
          -> anyhow::Result<Arc<dyn DigestVerifier>> { Ok(Arc::new(ToyKey("ci"))) };
     fake::start_proxy_with(&toml, &make_trust, &make_verifier)
         .await

@@ -50,7 +50,9 @@ fn members(
                 crate::config::SourceConfig::Tuf(c),
                 &cfg.cache.dir,
             )?),
-            (_, Some(other)) => Named::Digests(crate::trust::set::build_verifier(n, other)?),
+            (_, Some(other)) => {
+                Named::Digests(crate::trust::set::build_verifier(n, other, &cfg.cache.dir)?)
+            }
             (_, None) => anyhow::bail!("unknown trust source {n:?}"),
         };
         Ok(Some(Member {

@@ -17,7 +17,8 @@ use crate::refs::{Digest, RepoName};
 pub struct SourceVerdict {
     pub name: String,
     pub verdict: Verdict,
-    /// Metric label: `signature` (vouched), `none_found`, `refused`, `discovery_failed`.
+    /// Metric label: `signature` (vouched), `none_found`, `refused`, `discovery_failed`,
+    /// `trust_material` (the source's own keys or roots could not be brought up to date).
     pub reason: &'static str,
 }
 
@@ -136,6 +137,8 @@ pub async fn run(
                         Verdict::No(format!("no signature found ({})", d.summary())),
                         "none_found",
                     )
+                } else if let Err(why) = v.prepare().await {
+                    (Verdict::No(why), "trust_material")
                 } else {
                     match v.verify(subject, &mine, now) {
                         Verdict::Vouched(e) => (Verdict::Vouched(e), "signature"),

@@ -219,3 +219,48 @@ fn config_names_the_key_for_both_neither_or_a_file_url() {
     base(None, Some("https://tuf-repo-cdn.sigstore.dev/")).expect("https is fine");
     base(Some("/r.json"), None).expect("a file is fine");
 }
+
+/// `cosign-key` with the log required takes its Rekor keys from the same kind of TUF target:
+/// containers/image's real key + SET signature vouches with public-good's trusted root served
+/// by TUF, and vouches for nothing while the TUF metadata does not verify (expired).
+#[tokio::test(flavor = "multi_thread")]
+async fn cosign_key_takes_its_rekor_keys_from_tuf_and_fails_closed_when_it_expires() {
+    use portcullis::trust::cosign::{CosignKeyConfig, CosignKeyVerifier, TransparencyLog};
+    use support::cosign::fixtures::{HOST, ci, trusted_root, verify_dir};
+    let public_good = std::fs::read_to_string(trusted_root()).unwrap();
+    let mut repo = TufRepo::new(&json!({"targets": {}}));
+    publish_root(&mut repo, &public_good, json!({}));
+    let mut cfg = config(&repo);
+    let tuf = cfg.sigstore_tuf.take();
+    let key = CosignKeyConfig {
+        keys: vec![ci("cosign2.pub")],
+        transparency_log: TransparencyLog::Required,
+        trusted_root: None,
+        sigstore_tuf: tuf,
+        signed_identity: SignedIdentity::MatchRepository,
+    };
+    key.validate("trust.ci-key").expect("valid");
+    let state = tempfile::tempdir().unwrap();
+    let v = CosignKeyVerifier::new(&key, state.path()).expect("verifier");
+    let (dir, repository) = ("dir-img-cosign-key-rekor-valid", "cosign-signed/key-1");
+    assert_refused(
+        verify_dir(&v, dir, HOST, repository),
+        "no Sigstore trusted root in use",
+    );
+    v.prepare().await.expect("trusted root from TUF");
+    let e = vouched(verify_dir(&v, dir, HOST, repository));
+    assert!(e.signed_at.is_some(), "the SET's time: {e:?}");
+
+    publish_root(
+        &mut repo,
+        &public_good,
+        json!({"expires": {"timestamp": "-1h"}}),
+    );
+    after_interval();
+    let err = v.prepare().await.expect_err("expired");
+    assert!(err.contains("timestamp metadata expired"), "{err}");
+    assert_refused(
+        verify_dir(&v, dir, HOST, repository),
+        "no Sigstore trusted root in use",
+    );
+}

@@ -183,7 +183,7 @@ pub fn build_verifier(
 ) -> anyhow::Result<Arc<dyn DigestVerifier>> {
     match cfg {
         TrustSourceConfig::CosignKey(k) => Ok(Arc::new(
-            super::cosign::CosignKeyVerifier::new(k)
+            super::cosign::CosignKeyVerifier::new(k, cache_dir)
                 .map_err(|e| anyhow::anyhow!("trust.{name}: {e}"))?,
         )),
         TrustSourceConfig::CosignKeyless(k) => Ok(Arc::new(

@@ -22,6 +22,9 @@ pub struct CosignKeyConfig {
     /// `transparency_log = "required"`.
     #[serde(default)]
     pub trusted_root: Option<PathBuf>,
+    /// Or the same from a TUF repository, as for `cosign-keyless`.
+    #[serde(default)]
+    pub sigstore_tuf: Option<SigstoreTuf>,
     /// How the legacy payload's `critical.identity.docker-reference` must relate to the
     /// repository being pulled.
     #[serde(default)]
@@ -237,13 +240,24 @@ impl CosignKeyConfig {
                 "at least one public key file",
             ));
         }
-        if self.transparency_log == TransparencyLog::Required && self.trusted_root.is_none() {
-            return Err(invalid(
-                format!("{at}.trusted_root"),
-                "transparency_log = \"required\" (the default) needs a trusted_root.json for \
-                 the Rekor keys; or set transparency_log = \"not-required\" for key-only \
-                 signatures",
-            ));
+        let required = self.transparency_log == TransparencyLog::Required;
+        match (&self.trusted_root, &self.sigstore_tuf) {
+            (None, None) if required => {
+                return Err(invalid(
+                    format!("{at}.trusted_root"),
+                    "transparency_log = \"required\" (the default) needs a trusted_root.json \
+                     for the Rekor keys (trusted_root or sigstore_tuf); or set \
+                     transparency_log = \"not-required\" for key-only signatures",
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    format!("{at}.trusted_root"),
+                    "give at most one of trusted_root and sigstore_tuf",
+                ));
+            }
+            (None, Some(t)) => t.validate(&format!("{at}.sigstore_tuf"))?,
+            _ => {}
         }
         validate_identity(at, &self.signed_identity)
     }

@@ -17,15 +17,9 @@ use super::identity::{Identity, match_any};
 use super::legacy::LegacySignature;
 use super::payload;
 use super::sigstore::{Root, to_system_time};
-use super::tuf_root::TufRoot;
+use super::tuf_root::RootSource;
 use super::{by_format, first_vouching, identity_rule};
 use crate::trust::signature::{ArtifactKind, Candidate, DigestVerifier, Subject, Verdict};
-
-/// Where the trusted root comes from.
-enum RootSource {
-    File(Arc<Root>),
-    Tuf(TufRoot),
-}
 
 /// Verifies keyless cosign signatures.
 pub struct CosignKeylessVerifier {
@@ -40,11 +34,12 @@ impl CosignKeylessVerifier {
     /// `cache_dir`) and compiles the identities (regexes anchored, logged). Validate the
     /// config first (`CosignKeylessConfig::validate`).
     pub fn new(config: &CosignKeylessConfig, cache_dir: &Path) -> anyhow::Result<Self> {
-        let root = match (&config.trusted_root, &config.sigstore_tuf) {
-            (Some(path), _) => RootSource::File(Arc::new(Root::load(path)?)),
-            (None, Some(t)) => RootSource::Tuf(TufRoot::new(t, cache_dir)?),
-            (None, None) => anyhow::bail!("cosign-keyless needs trusted_root or sigstore_tuf"),
-        };
+        let root = RootSource::from_config(
+            config.trusted_root.as_deref(),
+            config.sigstore_tuf.as_ref(),
+            cache_dir,
+        )?
+        .ok_or_else(|| anyhow::anyhow!("cosign-keyless needs trusted_root or sigstore_tuf"))?;
         Self::with_root(config, root)
     }
 
@@ -67,10 +62,7 @@ impl CosignKeylessVerifier {
         }
         if config.sct == SctPolicy::NotRequired {
             tracing::warn!(
-                root = %match &root {
-                    RootSource::File(r) => r.describe.clone(),
-                    RootSource::Tuf(_) => "trusted_root.json from TUF".into(),
-                },
+                root = %root.describe(),
                 "cosign-keyless: sct = \"not-required\": certificates vouch without a CT log entry"
             );
         }
@@ -146,12 +138,7 @@ impl CosignKeylessVerifier {
 
 impl DigestVerifier for CosignKeylessVerifier {
     fn prepare(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            match &self.root {
-                RootSource::File(_) => Ok(()),
-                RootSource::Tuf(t) => t.refresh().await,
-            }
-        })
+        Box::pin(self.root.refresh())
     }
 
     fn accepts(&self, kind: ArtifactKind) -> bool {
@@ -187,10 +174,7 @@ impl CosignKeylessVerifier {
     /// The trusted root in use: the file's, or the one TUF trusts now (none after a failed
     /// refresh: then nothing vouches).
     pub(super) fn root(&self) -> Result<Arc<Root>, String> {
-        match &self.root {
-            RootSource::File(r) => Ok(r.clone()),
-            RootSource::Tuf(t) => t.current(),
-        }
+        self.root.current()
     }
 
     pub(super) fn policy_for_bundle(&self) -> VerificationPolicy {

@@ -122,3 +122,49 @@ impl TufRoot {
             })
     }
 }
+
+/// Where a cosign source's trusted root comes from: a file, read once at start, or TUF.
+pub enum RootSource {
+    File(Arc<Root>),
+    Tuf(TufRoot),
+}
+
+impl RootSource {
+    /// From `trusted_root` / `sigstore_tuf` (validation allows at most one); `None` if neither.
+    pub fn from_config(
+        file: Option<&Path>,
+        tuf: Option<&SigstoreTuf>,
+        cache_dir: &Path,
+    ) -> anyhow::Result<Option<RootSource>> {
+        Ok(match (file, tuf) {
+            (Some(path), _) => Some(RootSource::File(Arc::new(Root::load(path)?))),
+            (None, Some(t)) => Some(RootSource::Tuf(TufRoot::new(t, cache_dir)?)),
+            (None, None) => None,
+        })
+    }
+
+    /// The root in use: the file's, or the one TUF trusts now (none after a failed refresh:
+    /// then nothing vouches).
+    pub fn current(&self) -> Result<Arc<Root>, String> {
+        match self {
+            RootSource::File(r) => Ok(r.clone()),
+            RootSource::Tuf(t) => t.current(),
+        }
+    }
+
+    /// Brings a TUF root up to date (a file has nothing to do).
+    pub async fn refresh(&self) -> Result<(), String> {
+        match self {
+            RootSource::File(_) => Ok(()),
+            RootSource::Tuf(t) => t.refresh().await,
+        }
+    }
+
+    /// For log lines.
+    pub fn describe(&self) -> String {
+        match self {
+            RootSource::File(r) => r.describe.clone(),
+            RootSource::Tuf(t) => format!("{TRUSTED_ROOT_TARGET} from TUF {}", t.url),
+        }
+    }
+}

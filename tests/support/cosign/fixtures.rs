@@ -35,10 +35,11 @@ pub fn key_verifier(key: &str, log: TransparencyLog) -> CosignKeyVerifier {
         keys: vec![ci(key)],
         transparency_log: log,
         trusted_root: Some(trusted_root()),
+        sigstore_tuf: None,
         signed_identity: SignedIdentity::MatchRepository,
     };
     config.validate("trust.test").expect("valid config");
-    CosignKeyVerifier::new(&config).expect("verifier")
+    CosignKeyVerifier::new(&config, &std::env::temp_dir()).expect("verifier")
 }
 
 pub fn keyless_verifier(issuer: &str, subject: &str) -> CosignKeylessVerifier {
@@ -152,10 +153,11 @@ pub fn key_verifier_with(key: &str, signed_identity: SignedIdentity) -> CosignKe
         keys: vec![ci(key)],
         transparency_log: TransparencyLog::NotRequired,
         trusted_root: None,
+        sigstore_tuf: None,
         signed_identity,
     };
     config.validate("trust.test").expect("valid config");
-    CosignKeyVerifier::new(&config).expect("verifier")
+    CosignKeyVerifier::new(&config, &std::env::temp_dir()).expect("verifier")
 }
 
 /// Sets (or with `None` removes) an annotation on every layer of a legacy candidate.
@@ -190,9 +192,10 @@ pub fn test_key_verifier(path: &Path) -> CosignKeyVerifier {
         keys: vec![path.to_path_buf()],
         transparency_log: TransparencyLog::NotRequired,
         trusted_root: None,
+        sigstore_tuf: None,
         signed_identity: SignedIdentity::MatchRepository,
     };
-    CosignKeyVerifier::new(&config).expect("verifier")
+    CosignKeyVerifier::new(&config, &std::env::temp_dir()).expect("verifier")
 }
 
 /// A fresh test key and a key-only verifier that trusts it (the temp dir holds its `.pub`).

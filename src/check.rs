@@ -119,7 +119,7 @@ pub async fn run_with(cfg: &Config, image: &str, json: bool) -> anyhow::Result<E
     let policy = reg.policy_for(r.repo.as_str());
     let mode = policy.mode;
     let Some((_, source)) = policy.source else {
-        println!(
+        crate::outln!(
             "REFUSED {shown}: no trust source is configured for {} (mode = {mode:?})",
             reg.name
         );
@@ -128,31 +128,31 @@ pub async fn run_with(cfg: &Config, image: &str, json: bool) -> anyhow::Result<E
     let source = crate::trust::build(&reg.name, source, &cfg.cache.dir)?;
     match source.check(&r.repo, &r.tag).await {
         Ok(rep) => {
-            println!("TRUSTED {shown}");
-            println!("  digest     {}", rep.target.digest);
+            crate::outln!("TRUSTED {shown}");
+            crate::outln!("  digest     {}", rep.target.digest);
             if let Some(len) = rep.target.length {
-                println!("  length     {len}");
+                crate::outln!("  length     {len}");
             }
-            println!("  signed in  {}", rep.target.signer);
-            println!("  source     {}", rep.target.source);
+            crate::outln!("  signed in  {}", rep.target.signer);
+            crate::outln!("  source     {}", rep.target.source);
             for (label, value) in &rep.facts {
-                println!("  {label:<20} {value}");
+                crate::outln!("  {label:<20} {value}");
             }
             registry_line(cfg, reg, &r, &rep.target.digest, policy.on_tag_drift).await;
             if let Some(cause) = &rep.offline {
-                println!(
+                crate::outln!(
                     "  OFFLINE: the trust server could not be reached ({cause}); used cached metadata"
                 );
             }
             if mode != Mode::Enforce {
-                println!(
+                crate::outln!(
                     "  note: mode = {mode:?} for this repository; the proxy does not enforce this result"
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("REFUSED {shown}: {e}");
+            crate::outln!("REFUSED {shown}: {e}");
             Ok(ExitCode::FAILURE)
         }
     }
@@ -171,12 +171,14 @@ async fn registry_line(
     let upstream = match crate::upstream::Upstream::new(reg, &cfg.upstream, false, limit) {
         Ok(u) => u,
         Err(e) => {
-            println!("  registry   not asked: {e:#}");
+            crate::outln!("  registry   not asked: {e:#}");
             return;
         }
     };
     match upstream.tag_digest(&r.repo, &r.tag, None).await {
-        Ok(Some(d)) if d == *signed => println!("  registry   the tag points to the signed digest"),
+        Ok(Some(d)) if d == *signed => {
+            crate::outln!("  registry   the tag points to the signed digest")
+        }
         Ok(Some(d)) => {
             let what = match on_drift {
                 TagDrift::ServeSigned => {
@@ -184,10 +186,10 @@ async fn registry_line(
                 }
                 TagDrift::Refuse => "pulls of the tag are refused (on_tag_drift = \"refuse\")",
             };
-            println!("  DRIFT: the registry maps the tag to {d}; {what}");
+            crate::outln!("  DRIFT: the registry maps the tag to {d}; {what}");
         }
-        Ok(None) => println!("  registry   has no such tag (or does not say its digest)"),
-        Err(e) => println!("  registry   unreachable: {e}"),
+        Ok(None) => crate::outln!("  registry   has no such tag (or does not say its digest)"),
+        Err(e) => crate::outln!("  registry   unreachable: {e}"),
     }
 }
 

@@ -248,9 +248,9 @@ async fn doctor(
     let cfg = Config::load(config.as_deref())?;
     let report = portcullis::doctor::run(&cfg, &opts).await;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        portcullis::outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.text());
+        portcullis::out!("{}", report.text());
     }
     Ok(if report.ok {
         ExitCode::SUCCESS
@@ -274,7 +274,7 @@ async fn bundle(action: BundleAction) -> anyhow::Result<ExitCode> {
         BundleAction::Import { file, .. } => portcullis::bundle::import(&cfg, &file).await,
     }
     .map_err(|e| e.context(format!("bundle {what}")))?;
-    println!("{summary}");
+    portcullis::outln!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -291,7 +291,7 @@ fn cache_verify(config: Option<&std::path::Path>) -> ExitCode {
     init_tracing(&cfg);
     match portcullis::cache::verify(&cfg.cache.dir) {
         Ok(report) => {
-            println!("{}", report.summary(&cfg.cache.dir));
+            portcullis::outln!("{}", report.summary(&cfg.cache.dir));
             if report.removed.is_empty() {
                 ExitCode::SUCCESS
             } else {
@@ -327,7 +327,7 @@ fn node_config(
                 eprintln!("wrote {}", dir.join(&f.path).display());
             }
         }
-        None => print!("{}", output.stdout_text()),
+        None => portcullis::out!("{}", output.stdout_text()),
     }
     Ok(())
 }

@@ -360,7 +360,7 @@ fn build_verifiers(
 > {
     let mut out = std::collections::HashMap::new();
     for (name, s) in cfg.trust.iter().filter(|(_, s)| !s.binds_tags()) {
-        out.insert(name.clone(), make_verifier(name, s)?);
+        out.insert(name.clone(), make_verifier(name, s, &cfg.cache.dir)?);
     }
     Ok(out)
 }

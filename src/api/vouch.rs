@@ -272,9 +272,17 @@ impl Ctx<'_> {
                 client_auth: self.headers.get(header::AUTHORIZATION),
             };
             let store = self.proxy.evidence.as_ref();
-            verdicts::run(&t, &self.reg.name, &members, &self.proxy.discovery, store)
-                .instrument(info_span!("signatures", %d))
-                .await
+            // Boxed: discovery, verification and the evidence store make a future too large
+            // to sit on the request's stack inside moka's (a debug build overflowed 2 MiB).
+            Box::pin(verdicts::run(
+                &t,
+                &self.reg.name,
+                &members,
+                &self.proxy.discovery,
+                store,
+            ))
+            .instrument(info_span!("signatures", %d))
+            .await
         };
         Some(self.proxy.verdicts.get(key, compute).await)
     }

@@ -229,7 +229,7 @@ async fn verify<'a>(
             (&e.registry, &e.repository, &e.digest) == (&img.registry, &img.repository, &img.digest)
         }) {
             progress.say(format_args!("verifying the signature evidence of {shown}"));
-            let raw = super::signatures::verify(cfg, ev, &shown)?;
+            let raw = super::signatures::verify(cfg, ev, &shown).await?;
             signatures.push((ev.clone(), raw));
             walk(u, &img.digest.parse()?, &shown, &mut manifests, &mut blobs)?;
             continue;

@@ -70,7 +70,11 @@ pub(super) fn export(
 
 /// Import: the evidence of one image checked and verified with this node's configured
 /// verifiers; its bytes, to be written at commit.
-pub(super) fn verify(cfg: &Config, ev: &SignatureEvidence, shown: &str) -> anyhow::Result<Vec<u8>> {
+pub(super) async fn verify(
+    cfg: &Config,
+    ev: &SignatureEvidence,
+    shown: &str,
+) -> anyhow::Result<Vec<u8>> {
     let reg = cfg
         .registries
         .iter()
@@ -103,7 +107,8 @@ pub(super) fn verify(cfg: &Config, ev: &SignatureEvidence, shown: &str) -> anyho
         &stored.candidates,
         stored.discovery,
         "signature",
-    );
+    )
+    .await;
     let vouched = |n: &str| v.get(n).is_some_and(|s| s.vouched());
     if !set.satisfied(&vouched) {
         let why: Vec<String> = v

@@ -51,7 +51,9 @@ pub(crate) fn members(
                 crate::config::SourceConfig::Tuf(c),
                 &cfg.cache.dir,
             )?),
-            (_, Some(other)) => Named::Digests(crate::trust::set::build_verifier(n, other)?),
+            (_, Some(other)) => {
+                Named::Digests(crate::trust::set::build_verifier(n, other, &cfg.cache.dir)?)
+            }
             (_, None) => anyhow::bail!("unknown trust source {n:?}"),
         };
         Ok(Some(Member {
@@ -113,15 +115,15 @@ impl Report {
                 "trusted": self.trusted,
                 "result": self.result,
             });
-            println!("{v}");
+            crate::outln!("{v}");
             return;
         }
         match (&self.digest, &self.bound_by) {
-            (Some(d), Some(b)) => println!("{}  {d}  (tag bound by: {b})", self.shown),
-            _ => println!("{}", self.shown),
+            (Some(d), Some(b)) => crate::outln!("{}  {d}  (tag bound by: {b})", self.shown),
+            _ => crate::outln!("{}", self.shown),
         }
         print_lines(&self.lines);
-        println!("  {}", self.result);
+        crate::outln!("  {}", self.result);
     }
 }
 
@@ -246,7 +248,15 @@ async fn signature_lines(
     // The node's stored evidence, read only: shown (re-verified) when the registry is
     // unreachable, never written by `check`.
     let store = crate::trust::evidence::Store::read_only(&cfg.cache.dir);
-    let v = verdicts::run(&t, &reg.name, &digest_members, &limits, Some(&store)).await;
+    // Boxed, as in the proxy: a large future.
+    let v = Box::pin(verdicts::run(
+        &t,
+        &reg.name,
+        &digest_members,
+        &limits,
+        Some(&store),
+    ))
+    .await;
     for s in v.by_source {
         lines.push(Line {
             name: s.name.clone(),
@@ -360,6 +370,6 @@ fn print_lines(lines: &[Line]) {
     let w = lines.iter().map(|l| l.name.len()).max().unwrap_or(0);
     for l in lines {
         let v = if l.yes { "yes" } else { "no " };
-        println!("  {:<w$}  {v}  {}", l.name, l.text);
+        crate::outln!("  {:<w$}  {v}  {}", l.name, l.text);
     }
 }

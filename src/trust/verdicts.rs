@@ -20,7 +20,8 @@ pub struct SourceVerdict {
     pub verdict: Verdict,
     /// Metric label: `signature` (vouched), `offline_evidence` (vouched from stored evidence,
     /// re-verified, while the registry is unreachable), `none_found`, `refused`,
-    /// `discovery_failed`.
+    /// `discovery_failed`, `trust_material` (the source's own keys or roots could not be
+    /// brought up to date).
     pub reason: &'static str,
 }
 
@@ -120,7 +121,7 @@ pub async fn run(
         },
         Ok(d) => {
             let summary = d.summary();
-            let out = judge(subject, members, &d.candidates, summary, "signature");
+            let out = judge(subject, members, &d.candidates, summary, "signature").await;
             if let Some(s) = store {
                 persist(s, subject, &out, &d.candidates).await;
             }
@@ -135,9 +136,10 @@ pub async fn run(
     out
 }
 
-/// Every member's verdict on `candidates`; a "yes" is counted under `yes_reason`. Pure but
-/// for the clock: no request, no log, no metric (bundle import uses it as is).
-pub fn judge(
+/// Every member's verdict on `candidates`; a "yes" is counted under `yes_reason`. No log, no
+/// metric (bundle import uses it as is); a member first brings its own trust material up to
+/// date (`DigestVerifier::prepare`: a keyless source's trusted root from TUF).
+pub async fn judge(
     subject: Subject<'_>,
     members: &[(&str, &Arc<dyn DigestVerifier>)],
     candidates: &[Candidate],
@@ -161,6 +163,8 @@ pub fn judge(
                 Verdict::No(format!("no signature found ({summary})")),
                 "none_found",
             )
+        } else if let Err(why) = v.prepare().await {
+            (Verdict::No(why), "trust_material")
         } else {
             match v.verify(subject, &mine, now) {
                 Verdict::Vouched(e) => (Verdict::Vouched(e), yes_reason),
@@ -259,7 +263,8 @@ async fn offline(
         &stored.candidates,
         summary,
         "offline_evidence",
-    );
+    )
+    .await;
     let mut any = false;
     for v in &mut out.by_source {
         match &mut v.verdict {

@@ -21,6 +21,7 @@ const SIMPLE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub fn ci_verifier(
     _: &str,
     _: &portcullis::config::TrustSourceConfig,
+    _: &std::path::Path,
 ) -> anyhow::Result<std::sync::Arc<dyn DigestVerifier>> {
     Ok(std::sync::Arc::new(ToyKey("ci")))
 }

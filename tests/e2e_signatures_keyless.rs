@@ -4,8 +4,8 @@
 //! stores them there: the legacy `sha256-<hex>.sig` manifest, and a v0.3 bundle as a referrer
 //! (by digest, listed in the referrers tag schema index `sha256-<hex>`). Portcullis enforces a
 //! `[[policy]]` with a `cosign-keyless` source for one identity; skopeo, podman and containerd
-//! pull through it. Both formats pull; a signature by another identity is refused with the
-//! proxy's reason.
+//! pull through it. Both formats pull; signatures by another identity (in either format) are
+//! refused with the proxy's reason.
 
 mod support;
 
@@ -61,13 +61,19 @@ fn bundle_referrer(sigstore: &TestSigstore, img: &ImageInfo, email: &str) -> Art
 #[test]
 fn keyless_legacy_and_bundle_pull_and_another_identity_is_refused() {
     let reg = Registry::start(RegistryAuth::None);
-    let [legacy, bundle, mallory] =
-        push_tags(&reg, REPO, "keyless e2e", ["legacy", "bundle", "mallory"]);
+    let [legacy, bundle, mallory, mallory_bundle] = push_tags(
+        &reg,
+        REPO,
+        "keyless e2e",
+        ["legacy", "bundle", "mallory", "mallory-bundle"],
+    );
     let sigstore = TestSigstore::new();
     push_legacy(&reg, &sigstore, &legacy, EMAIL);
     let bundle_sig = bundle_referrer(&sigstore, &bundle, EMAIL);
     push_referrers(&reg, REPO, &bundle.digest, &[&bundle_sig]);
     push_legacy(&reg, &sigstore, &mallory, "mallory@example.com");
+    let other = bundle_referrer(&sigstore, &mallory_bundle, "mallory@example.com");
+    push_referrers(&reg, REPO, &mallory_bundle.digest, &[&other]);
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("trusted_root.json");
@@ -91,6 +97,18 @@ fn keyless_legacy_and_bundle_pull_and_another_identity_is_refused() {
             &mallory.digest,
         ],
     );
+
+    // The same for a v0.3 bundle by another identity.
+    skopeo_pull(
+        &proxy.addr(),
+        &format!("{}/{REPO}:mallory-bundle", reg.addr()),
+        None,
+    )
+    .assert_refused(
+        "skopeo bundle by another identity",
+        "no configured identity matches",
+    )
+    .assert_refused("skopeo bundle: the digest", &mallory_bundle.digest);
 
     // cosign 3 behind the mirror finds the bundle through the tag schema tag, then fetches it.
     let at = |method: &str, path: &str| through(&proxy.url(), REPO, method, path);

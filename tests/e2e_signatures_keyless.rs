@@ -5,7 +5,8 @@
 //! (by digest, listed in the referrers tag schema index `sha256-<hex>`). Portcullis enforces a
 //! `[[policy]]` with a `cosign-keyless` source for one identity; skopeo, podman and containerd
 //! pull through it. Both formats pull; signatures by another identity (in either format) are
-//! refused with the proxy's reason.
+//! refused with the proxy's reason. In passthrough mode, the tag schema tag goes only to a
+//! client whose own credentials the registry accepts.
 
 mod support;
 
@@ -15,6 +16,7 @@ use support::real::artifacts::{
     schema_tag, through,
 };
 use support::real::images::ImageInfo;
+use support::real::proc::http_status;
 use support::real::*;
 
 const REPO: &str = "team/app";
@@ -140,4 +142,50 @@ fn keyless_legacy_and_bundle_pull_and_another_identity_is_refused() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("dev.sigstore.cosign/bundle"), "{body}");
+}
+
+/// `client_auth = passthrough`: the tag schema index is built from cached verdicts, so the
+/// registry must accept the asking client's own credentials first, as for cached manifests.
+#[test]
+fn passthrough_serves_the_tag_schema_tag_only_to_clients_the_registry_accepts() {
+    let reg = Registry::start(RegistryAuth::htpasswd("puller", "pull-pass"));
+    let [img] = push_tags(&reg, REPO, "keyless passthrough", ["bundle"]);
+    let sigstore = TestSigstore::new();
+    let sig = bundle_referrer(&sigstore, &img, EMAIL);
+    push_referrers(&reg, REPO, &img.digest, &[&sig]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("trusted_root.json");
+    std::fs::write(&root, sigstore.trusted_root_json()).unwrap();
+    // The proxy holds no registry credentials: each client's own are forwarded.
+    let config = format!(
+        "[server]\nclient_auth = {{ mode = \"passthrough\" }}\n\n[[registries]]\n\
+         name = \"{host}\"\nupstream = \"{url}\"\ndefault = true\nmode = \"enforce\"\n\n\
+         [trust.release]\ntype = \"cosign-keyless\"\ntrusted_root = {root:?}\n\
+         sct = \"not-required\"\n[[trust.release.identities]]\nissuer = \"{ISSUER}\"\n\
+         subject = \"{EMAIL}\"\n\n[[policy]]\nrepositories = [\"{host}/team/*\"]\n\
+         any_of = [\"release\"]\n",
+        host = reg.addr(),
+        url = reg.url(),
+        root = root.display().to_string(),
+    );
+    let proxy = Portcullis::start(&config);
+    let url = format!(
+        "{}/v2/{REPO}/manifests/{}",
+        proxy.url(),
+        schema_tag(&img.digest)
+    );
+    let accept = "Accept: application/vnd.oci.image.index.v1+json";
+    let puller = ["-u", "puller:pull-pass", "-H", accept];
+    assert_eq!(
+        http_status(&url, &puller),
+        Some(200),
+        "the puller reads it: {}",
+        proxy.log()
+    );
+    // The verdict is cached now; a client without credentials, or with wrong ones, still
+    // gets the registry's 401, not the index.
+    assert_eq!(http_status(&url, &["-H", accept]), Some(401), "anonymous");
+    let wrong = ["-u", "puller:wrong", "-H", accept];
+    assert_eq!(http_status(&url, &wrong), Some(401), "wrong password");
+    assert_eq!(http_status(&url, &puller), Some(200), "the puller again");
 }

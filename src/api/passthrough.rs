@@ -202,6 +202,10 @@ pub async fn schema_tag(cx: &Ctx<'_>, subject: &Digest) -> Result<Option<Reply>,
         return Ok(None);
     }
     cx.authorize_manifest(subject).await?;
+    // Built from cached verdicts, not fetched: in passthrough mode the registry must first
+    // accept this client's own credentials for the repository (as for a cached manifest).
+    let path = format!("/v2/{}/manifests/{subject}", cx.repo);
+    cx.client_may_read(&path, Kind::Manifest).await?;
     let Some((bytes, _)) = cx.referrers_from_signatures(subject, None).await else {
         return Ok(None);
     };

@@ -249,9 +249,16 @@ impl Ctx<'_> {
                 digest: d,
                 client_auth: self.headers.get(header::AUTHORIZATION),
             };
-            verdicts::run(&t, &self.reg.name, &members, &self.proxy.discovery)
-                .instrument(info_span!("signatures", %d))
-                .await
+            // Boxed: discovery and every verifier's future are large, and a debug build's
+            // worker stack (2 MiB) overflowed with them inline under the passthrough check.
+            Box::pin(verdicts::run(
+                &t,
+                &self.reg.name,
+                &members,
+                &self.proxy.discovery,
+            ))
+            .instrument(info_span!("signatures", %d))
+            .await
         };
         Some(self.proxy.verdicts.get(key, compute).await)
     }

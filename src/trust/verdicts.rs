@@ -98,7 +98,8 @@ pub async fn run(
     limits: &Limits,
 ) -> Verdicts {
     let wanted = |k: ArtifactKind| members.iter().any(|(_, v)| v.accepts(k));
-    let found = discover::discover(t, &wanted, limits).await;
+    // Boxed: a large future (paged referrers, tag schema, .sig, blobs), kept off the stack.
+    let found = Box::pin(discover::discover(t, &wanted, limits)).await;
     let subject = Subject {
         registry,
         repository: t.repo,

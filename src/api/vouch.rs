@@ -272,8 +272,8 @@ impl Ctx<'_> {
                 client_auth: self.headers.get(header::AUTHORIZATION),
             };
             let store = self.proxy.evidence.as_ref();
-            // Boxed: discovery, verification and the evidence store make a future too large
-            // to sit on the request's stack inside moka's (a debug build overflowed 2 MiB).
+            // Boxed: discovery, every verifier's future and the evidence store are large, and
+            // a debug build's worker stack (2 MiB) overflowed with them inline.
             Box::pin(verdicts::run(
                 &t,
                 &self.reg.name,

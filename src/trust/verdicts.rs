@@ -108,7 +108,8 @@ pub async fn run(
     store: Option<&evidence::Store>,
 ) -> Verdicts {
     let wanted = |k: ArtifactKind| members.iter().any(|(_, v)| v.accepts(k));
-    let found = discover::discover_or_offline(t, &wanted, limits).await;
+    // Boxed: a large future (paged referrers, tag schema, .sig, blobs), kept off the stack.
+    let found = Box::pin(discover::discover_or_offline(t, &wanted, limits)).await;
     let subject = Subject {
         registry,
         repository: t.repo,

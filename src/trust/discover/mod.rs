@@ -243,7 +243,7 @@ async fn fetch_hint(
 ) -> Fetched {
     if h.size > limits.max_manifest_bytes as u64 {
         return Err(format!(
-            "{}: index says {} bytes, more than {} (signature manifest limit)",
+            "{}: index says {} bytes, more than {} (signature manifest limit, signatures.max_manifest_bytes)",
             h.digest, h.size, limits.max_manifest_bytes
         ));
     }
@@ -378,7 +378,7 @@ async fn get_manifest(
 async fn get_blob(t: &Target<'_>, l: parse::LayerRef, limits: &Limits) -> Result<Layer, String> {
     if l.size > limits.max_blob_bytes as u64 {
         return Err(format!(
-            "layer {} is {} bytes, more than {} (signature blob limit)",
+            "layer {} is {} bytes, more than {} (signature blob limit, signatures.max_blob_bytes)",
             l.digest, l.size, limits.max_blob_bytes
         ));
     }
@@ -445,8 +445,14 @@ async fn get(
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {
                 let h = resp.inner.headers().clone();
+                // The refusal names the [signatures] limit that applies, not the server's.
+                let setting = if kind == Kind::Blob {
+                    "signatures.max_blob_bytes"
+                } else {
+                    "signatures.max_manifest_bytes"
+                };
                 let b = up
-                    .read_limited(resp, kind, limit)
+                    .read_limited_by(resp, kind, limit, setting)
                     .await
                     .map_err(|e| Failure::answered(e.message))?;
                 Ok(Some((h, b)))

@@ -17,6 +17,7 @@
 //! assert_eq!(r.digest.as_deref(), Some(img.digest.as_str()));
 //! ```
 
+pub mod artifacts;
 pub mod bundle;
 pub mod certs;
 pub mod clients;

@@ -10,40 +10,11 @@ mod support;
 
 use std::path::Path;
 
-use support::cosign::signer::{CosignTestKey, SignedSig};
+use support::cosign::signer::CosignTestKey;
 use support::real::images::{self, ImageSpec};
 use support::real::*;
 
 const REPO: &str = "team/app";
-
-/// Writes `sig` as a one-image OCI layout (tag `sig`) and uploads it under its `.sig` tag.
-fn push_sig(reg: &Registry, sig: &SignedSig) {
-    let dir = tempfile::tempdir().unwrap();
-    let blobs = dir.path().join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    for (d, bytes) in [
-        (&sig.payload_digest, &sig.payload),
-        (&sig.config_digest, &sig.config),
-        (&sig.manifest_digest, &sig.manifest),
-    ] {
-        std::fs::write(blobs.join(d.trim_start_matches("sha256:")), bytes).unwrap();
-    }
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": sig.manifest_digest, "size": sig.manifest.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "sig"},
-        }],
-    });
-    std::fs::write(dir.path().join("index.json"), index.to_string()).unwrap();
-    std::fs::write(
-        dir.path().join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    images::upload_layout(reg, REPO, &sig.tag, dir.path(), "sig");
-}
 
 fn config(reg: &Registry, notary: &Notary, key: &Path) -> String {
     format!(
@@ -93,8 +64,8 @@ fn key_signed_and_notary_signed_tags_pull_and_the_rest_are_refused() {
     let trusted = CosignTestKey::generate();
     let attacker = CosignTestKey::generate();
     let reference = format!("{}/{REPO}", reg.addr());
-    push_sig(&reg, &trusted.sign_image(&reference, &signed.digest));
-    push_sig(&reg, &attacker.sign_image(&reference, &other.digest));
+    images::push_sig(&reg, REPO, &trusted.sign_image(&reference, &signed.digest));
+    images::push_sig(&reg, REPO, &attacker.sign_image(&reference, &other.digest));
     Signer::new(&notary).sign(&reg.gun(REPO), "notary-only", &notary_only, &Role::Targets);
     let keydir = tempfile::tempdir().unwrap();
     let key = keydir.path().join("ci.pub");

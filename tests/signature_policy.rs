@@ -9,6 +9,7 @@
 mod fake;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use fake::{Behaviour, FakeRegistry, TableTrust};
@@ -25,14 +26,15 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const SIMPLE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 
 /// Vouches when a simple-signing layer holds `<key>:<digest>` (a stand-in for a signature
-/// made with `key`).
-struct ToyKey(&'static str);
+/// made with `key`); counts its verifications.
+struct ToyKey(&'static str, Arc<AtomicUsize>);
 
 impl DigestVerifier for ToyKey {
     fn accepts(&self, kind: ArtifactKind) -> bool {
         kind == ArtifactKind::CosignSimpleSigning
     }
     fn verify(&self, s: Subject<'_>, candidates: &[Candidate], _now: SystemTime) -> Verdict {
+        self.1.fetch_add(1, Ordering::SeqCst);
         let want = format!("{}:{}", self.0, s.digest);
         for c in candidates {
             if c.layers.iter().any(|l| l.bytes == want.as_bytes()) {
@@ -123,6 +125,17 @@ async fn proxy_with(
     a: Arc<TableTrust>,
     b: Arc<TableTrust>,
 ) -> String {
+    proxy_counting(reg, policy, a, b, Arc::default()).await
+}
+
+/// [`proxy_with`], whose ToyKey counts its verifications in `calls`.
+async fn proxy_counting(
+    reg: &FakeRegistry,
+    policy: &str,
+    a: Arc<TableTrust>,
+    b: Arc<TableTrust>,
+    calls: Arc<AtomicUsize>,
+) -> String {
     let addr = reg.start().await;
     let toml = fake::config(addr, "enforce", false, policy);
     let make_trust = move |_: &str, s: SourceConfig<'_>| -> anyhow::Result<Arc<dyn TrustSource>> {
@@ -134,10 +147,11 @@ async fn proxy_with(
             SourceConfig::Tuf(_) => anyhow::bail!("no tuf here"),
         }
     };
-    let make_verifier =
-        |_: &str,
-         _: &portcullis::config::TrustSourceConfig|
-         -> anyhow::Result<Arc<dyn DigestVerifier>> { Ok(Arc::new(ToyKey("ci"))) };
+    let make_verifier = move |_: &str,
+                              _: &portcullis::config::TrustSourceConfig|
+          -> anyhow::Result<Arc<dyn DigestVerifier>> {
+        Ok(Arc::new(ToyKey("ci", calls.clone())))
+    };
     fake::start_proxy_with(&toml, &make_trust, &make_verifier)
         .await
         .0
@@ -293,13 +307,24 @@ async fn two_tag_binding_sources_that_disagree_are_refused_naming_both() {
     );
 }
 
+/// 200 concurrent cold pulls of one tag (issue 13's benchmark load; the timings are in
+/// bench/results/*-signatures.md): one discovery (one referrers request, one `.sig` request)
+/// and one verification, all served.
 #[tokio::test]
 async fn concurrent_cold_pulls_make_one_discovery() {
     let reg = FakeRegistry::default();
     let (signed, _) = image(&reg, "signed", "s");
     legacy_sig(&reg, &signed, &format!("ci:{signed}"));
-    let url = proxy(&reg, "\"ci-key\"", Arc::default(), Arc::default()).await;
-    let pulls = (0..50).map(|_| get(format!("{url}/v2/{REPO}/manifests/signed")));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let url = proxy_counting(
+        &reg,
+        &policy("\"ci-key\""),
+        Arc::default(),
+        Arc::default(),
+        calls.clone(),
+    )
+    .await;
+    let pulls = (0..200).map(|_| get(format!("{url}/v2/{REPO}/manifests/signed")));
     for (status, body) in futures_util::future::join_all(pulls).await {
         assert_eq!(status, 200, "{body}");
     }
@@ -308,6 +333,7 @@ async fn concurrent_cold_pulls_make_one_discovery() {
         reg.hits(&format!("/v2/{REPO}/manifests/sha256-{}.sig", signed.hex())),
         1
     );
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one verification");
 }
 
 #[tokio::test]

@@ -382,6 +382,32 @@ mod tests {
     }
 
     #[test]
+    fn select_bounds_what_is_fetched_and_keeps_the_sig_slot() {
+        let hint = |c: char| Hint {
+            digest: d(c).parse().unwrap(),
+            size: 1,
+            artifact_type: None,
+        };
+        let hints: Vec<_> = "aabcd".chars().map(|c| (hint(c), ())).collect();
+        // Deduplicated, in order, within the bound: nothing cut.
+        let (kept, listed, note) = select(hints.clone(), None, 4);
+        assert_eq!(kept.len(), 4);
+        assert!(!listed && note.is_none());
+        // Over the bound: the .sig keeps its slot, even when the index lists it beyond.
+        let sig: Digest = d('d').parse().unwrap();
+        let (kept, listed, note) = select(hints.clone(), Some(&sig), 3);
+        let kept: Vec<String> = kept.iter().map(|(h, _)| h.digest.to_string()).collect();
+        assert_eq!(kept, [d('a'), d('b')]);
+        assert!(!listed, "cut from the hints, so fetched by its tag");
+        assert!(note.unwrap().contains("4 hints, only the first 3"));
+        // Listed and kept: fetched once, as the hint.
+        let sig: Digest = d('b').parse().unwrap();
+        let (kept, listed, _) = select(hints, Some(&sig), 10);
+        assert_eq!(kept.len(), 4);
+        assert!(listed);
+    }
+
+    #[test]
     fn tags() {
         let x: Digest = d('a').parse().unwrap();
         assert_eq!(schema_tag(&x), format!("sha256-{}", "a".repeat(64)));

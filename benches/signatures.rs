@@ -127,8 +127,10 @@ fn kind(path: &str) -> &'static str {
         ".sig tag"
     } else if path.contains("/manifests/sha256-") {
         "tag schema"
+    } else if path.contains("/manifests/sha256:") {
+        "manifest by digest"
     } else if path.contains("/manifests/") {
-        "manifest"
+        "manifest by tag"
     } else if path.contains("/blobs/") {
         "blob"
     } else {

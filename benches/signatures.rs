@@ -97,7 +97,7 @@ fn signed(reg: &Registry, sigstore: &TestSigstore, tag: &str) -> String {
     );
     let reference = format!("{}/{REPO}", reg.addr());
     let sig = sigstore.sign_image(EMAIL, ISSUER, &reference, &img.digest, Timing::recent());
-    images::push_sig(reg, REPO, &sig);
+    cosign::push_sig(reg, REPO, &sig);
     img.digest
 }
 

@@ -5,6 +5,8 @@
 
 mod policy;
 
+pub(crate) use policy::members;
+
 use std::process::ExitCode;
 
 use crate::config::{Config, Mode, TagDrift};
@@ -26,9 +28,19 @@ pub fn parse_image(image: &str, cfg: &Config) -> anyhow::Result<ImageRef> {
         .rsplit_once(':')
         .filter(|(n, t)| !t.contains('/') && !n.is_empty())
         .ok_or_else(|| {
-            anyhow::anyhow!("{image:?}: expected [registry/]repository:tag (check verifies tags)")
+            anyhow::anyhow!("{image:?}: expected [registry/]repository:tag (or repository@digest under a [[policy]] entry)")
         })?;
     let tag: Tag = tag.parse()?;
+    let (registry, repo) = parse_name(name, cfg)?;
+    Ok(ImageRef {
+        registry,
+        repo,
+        tag,
+    })
+}
+
+/// `[registry/]repository`: the registry (see [`parse_image`]) and the repository.
+fn parse_name(name: &str, cfg: &Config) -> anyhow::Result<(Option<String>, RepoName)> {
     let (registry, repo) = match name.split_once('/') {
         Some((first, rest))
             if cfg.registries.iter().any(|r| r.name == first)
@@ -40,11 +52,43 @@ pub fn parse_image(image: &str, cfg: &Config) -> anyhow::Result<ImageRef> {
         }
         _ => (None, name),
     };
-    Ok(ImageRef {
-        registry,
-        repo: repo.parse()?,
-        tag,
+    Ok((registry, repo.parse()?))
+}
+
+/// The configured registry `name` (`None`: the default), or an error listing them.
+fn registry_named<'a>(
+    cfg: &'a Config,
+    name: Option<&str>,
+) -> anyhow::Result<&'a crate::config::RegistryConfig> {
+    cfg.registry(name).ok_or_else(|| {
+        let names: Vec<&str> = cfg.registries.iter().map(|r| r.name.as_str()).collect();
+        anyhow::anyhow!(
+            "registry {:?} is not configured; configured: {}",
+            name.unwrap_or("(default)"),
+            names.join(", ")
+        )
     })
+}
+
+/// `check [registry/]repository@digest`: only under a `[[policy]]` entry, where content by
+/// digest is what cosign and Notation vouch for (and what a node pulls offline).
+async fn run_digest(
+    cfg: &Config,
+    name: &str,
+    digest: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let digest: crate::refs::Digest = digest.parse()?;
+    let (registry, repo) = parse_name(name, cfg)?;
+    let reg = registry_named(cfg, registry.as_deref())?;
+    let Some(rule) = cfg.rule_for(&reg.name, repo.as_str()) else {
+        anyhow::bail!(
+            "{}/{repo}@{digest}: check by digest is for repositories under a [[policy]] entry; \
+             name a tag",
+            reg.name
+        );
+    };
+    policy::run_digest(cfg, reg, rule, &repo, &digest, json).await
 }
 
 /// Prints the trusted digest or the reason for refusal; exit 0 / 1.
@@ -54,15 +98,11 @@ pub async fn run(cfg: &Config, image: &str) -> anyhow::Result<ExitCode> {
 
 /// [`run`]; `json`: one JSON object instead of text, for a repository under `[[policy]]`.
 pub async fn run_with(cfg: &Config, image: &str, json: bool) -> anyhow::Result<ExitCode> {
+    if let Some((name, digest)) = image.rsplit_once('@') {
+        return run_digest(cfg, name, digest, json).await;
+    }
     let r = parse_image(image, cfg)?;
-    let reg = cfg.registry(r.registry.as_deref()).ok_or_else(|| {
-        let names: Vec<&str> = cfg.registries.iter().map(|r| r.name.as_str()).collect();
-        anyhow::anyhow!(
-            "registry {:?} is not configured; configured: {}",
-            r.registry.as_deref().unwrap_or("(default)"),
-            names.join(", ")
-        )
-    })?;
+    let reg = registry_named(cfg, r.registry.as_deref())?;
     let shown = format!("{}/{}:{}", reg.name, r.repo, r.tag);
     // A `[[policy]]` entry decides first, as in the proxy.
     if let Some(rule) = cfg.rule_for(&reg.name, r.repo.as_str()) {
@@ -79,7 +119,7 @@ pub async fn run_with(cfg: &Config, image: &str, json: bool) -> anyhow::Result<E
     let policy = reg.policy_for(r.repo.as_str());
     let mode = policy.mode;
     let Some((_, source)) = policy.source else {
-        println!(
+        crate::outln!(
             "REFUSED {shown}: no trust source is configured for {} (mode = {mode:?})",
             reg.name
         );
@@ -88,31 +128,31 @@ pub async fn run_with(cfg: &Config, image: &str, json: bool) -> anyhow::Result<E
     let source = crate::trust::build(&reg.name, source, &cfg.cache.dir)?;
     match source.check(&r.repo, &r.tag).await {
         Ok(rep) => {
-            println!("TRUSTED {shown}");
-            println!("  digest     {}", rep.target.digest);
+            crate::outln!("TRUSTED {shown}");
+            crate::outln!("  digest     {}", rep.target.digest);
             if let Some(len) = rep.target.length {
-                println!("  length     {len}");
+                crate::outln!("  length     {len}");
             }
-            println!("  signed in  {}", rep.target.signer);
-            println!("  source     {}", rep.target.source);
+            crate::outln!("  signed in  {}", rep.target.signer);
+            crate::outln!("  source     {}", rep.target.source);
             for (label, value) in &rep.facts {
-                println!("  {label:<20} {value}");
+                crate::outln!("  {label:<20} {value}");
             }
             registry_line(cfg, reg, &r, &rep.target.digest, policy.on_tag_drift).await;
             if let Some(cause) = &rep.offline {
-                println!(
+                crate::outln!(
                     "  OFFLINE: the trust server could not be reached ({cause}); used cached metadata"
                 );
             }
             if mode != Mode::Enforce {
-                println!(
+                crate::outln!(
                     "  note: mode = {mode:?} for this repository; the proxy does not enforce this result"
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("REFUSED {shown}: {e}");
+            crate::outln!("REFUSED {shown}: {e}");
             Ok(ExitCode::FAILURE)
         }
     }
@@ -131,12 +171,14 @@ async fn registry_line(
     let upstream = match crate::upstream::Upstream::new(reg, &cfg.upstream, false, limit) {
         Ok(u) => u,
         Err(e) => {
-            println!("  registry   not asked: {e:#}");
+            crate::outln!("  registry   not asked: {e:#}");
             return;
         }
     };
     match upstream.tag_digest(&r.repo, &r.tag, None).await {
-        Ok(Some(d)) if d == *signed => println!("  registry   the tag points to the signed digest"),
+        Ok(Some(d)) if d == *signed => {
+            crate::outln!("  registry   the tag points to the signed digest")
+        }
         Ok(Some(d)) => {
             let what = match on_drift {
                 TagDrift::ServeSigned => {
@@ -144,10 +186,10 @@ async fn registry_line(
                 }
                 TagDrift::Refuse => "pulls of the tag are refused (on_tag_drift = \"refuse\")",
             };
-            println!("  DRIFT: the registry maps the tag to {d}; {what}");
+            crate::outln!("  DRIFT: the registry maps the tag to {d}; {what}");
         }
-        Ok(None) => println!("  registry   has no such tag (or does not say its digest)"),
-        Err(e) => println!("  registry   unreachable: {e}"),
+        Ok(None) => crate::outln!("  registry   has no such tag (or does not say its digest)"),
+        Err(e) => crate::outln!("  registry   unreachable: {e}"),
     }
 }
 

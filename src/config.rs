@@ -15,6 +15,7 @@ pub use policy::{
 };
 pub(crate) use preflight::shown;
 pub use registry::*;
+pub(crate) use tuf::check_tuf;
 pub use tuf::{TufConfig, TufLimits};
 
 use std::net::SocketAddr;

@@ -20,6 +20,7 @@
 //! - `error`    the one mapping from failures to OCI error responses
 //! - `metrics`  Prometheus counters and histograms for `/metrics`
 //! - `check`    `portcullis check IMAGE`
+//! - `out`      report output that survives a closed pipe (`outln!`)
 //! - `node`     `portcullis config`: the node files, one module per runtime (hosts.toml,
 //!   registries.conf, daemon.json)
 //! - `doctor`   `portcullis doctor`: proves each runtime on the node pulls through the proxy
@@ -39,6 +40,7 @@ pub mod doctor;
 pub mod error;
 pub mod metrics;
 pub mod node;
+pub mod out;
 pub mod policy;
 pub mod refs;
 pub mod server;

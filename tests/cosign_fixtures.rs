@@ -202,9 +202,10 @@ fn test_signer_artifacts_vouch_under_their_key_and_repository() {
         keys: vec![pub_path],
         transparency_log: TransparencyLog::NotRequired,
         trusted_root: None,
+        sigstore_tuf: None,
         signed_identity: SignedIdentity::MatchRepository,
     };
-    let v = CosignKeyVerifier::new(&config).unwrap();
+    let v = CosignKeyVerifier::new(&config, &std::env::temp_dir()).unwrap();
     let c = sig.candidate();
     vouched(verify(
         &v,

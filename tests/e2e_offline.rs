@@ -12,7 +12,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::real::images::{self, ImageSpec};
@@ -135,19 +134,7 @@ fn a_signature_removed_upstream_makes_the_cached_image_unpullable_after_the_next
 
 /// GET through the proxy with every manifest type accepted: (status, body).
 fn get(proxy: &Portcullis, path: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "-m", "20", "-w", "\n%{http_code}"])
-        .args([
-            "-H",
-            "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
-        ])
-        .arg(format!("{}{path}", proxy.url()))
-        .stdin(Stdio::null())
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
+    proxy.get_manifest(path)
 }
 
 fn metric(text: &str, name: &str) -> f64 {

@@ -10,11 +10,15 @@ mod support;
 
 use std::path::Path;
 
-use support::cosign::signer::CosignTestKey;
+use support::cosign::signer::{CosignTestKey, SignedSig};
 use support::real::images::{self, ImageSpec};
 use support::real::*;
 
 const REPO: &str = "team/app";
+
+fn push_sig(reg: &Registry, sig: &SignedSig) {
+    support::real::cosign::push_sig(reg, REPO, sig);
+}
 
 fn config(reg: &Registry, notary: &Notary, key: &Path) -> String {
     format!(
@@ -25,11 +29,7 @@ server = "{server}"
 ca_file = "{ca}"
 trust_pinning = {{ tofu = true }}
 
-[trust.ci-key]
-type = "cosign-key"
-keys = ["{key}"]
-transparency_log = "not-required"
-
+{ci_key}
 [[policy]]
 repositories = ["{host}/team/*"]
 any_of = ["notary-prod", "ci-key"]
@@ -37,7 +37,7 @@ any_of = ["notary-prod", "ci-key"]
         registry = Portcullis::registry_section(reg, "enforce"),
         server = notary.url(),
         ca = notary.ca_path().display(),
-        key = key.display(),
+        ci_key = support::real::cosign::ci_key_source(key),
         host = reg.addr(),
     )
 }
@@ -64,8 +64,8 @@ fn key_signed_and_notary_signed_tags_pull_and_the_rest_are_refused() {
     let trusted = CosignTestKey::generate();
     let attacker = CosignTestKey::generate();
     let reference = format!("{}/{REPO}", reg.addr());
-    images::push_sig(&reg, REPO, &trusted.sign_image(&reference, &signed.digest));
-    images::push_sig(&reg, REPO, &attacker.sign_image(&reference, &other.digest));
+    push_sig(&reg, &trusted.sign_image(&reference, &signed.digest));
+    push_sig(&reg, &attacker.sign_image(&reference, &other.digest));
     Signer::new(&notary).sign(&reg.gun(REPO), "notary-only", &notary_only, &Role::Targets);
     let keydir = tempfile::tempdir().unwrap();
     let key = keydir.path().join("ci.pub");

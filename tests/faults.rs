@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fake::{Behaviour, FakeRegistry};
 use support::real::Portcullis;
+use support::real::proc::metric_sum as metric;
 
 const MIB: usize = 1024 * 1024;
 /// Concurrent requests for the faulty blob, and as many for a good one, per round.
@@ -57,16 +58,6 @@ async fn metrics(p: &Portcullis) -> String {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     }
-}
-
-/// The sum of every sample of `name` whose labels contain all of `labels`.
-fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| labels.iter().all(|x| l.contains(x)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// What a client got: the status, and the body if it arrived whole.

@@ -116,6 +116,15 @@ async fn run(
     discover::discover(&t, wanted, limits).await
 }
 
+/// Limits small enough to cross: 4 KiB manifests, 64-byte blobs.
+fn small_limits() -> Limits {
+    Limits {
+        max_manifest_bytes: 4096,
+        max_blob_bytes: 64,
+        ..Limits::default()
+    }
+}
+
 fn referrers_path(d: &Digest) -> String {
     format!("/v2/{REPO}/referrers/{d}")
 }
@@ -275,11 +284,7 @@ async fn a_referrer_of_another_digest_is_dropped() {
 async fn oversized_manifests_and_blobs_and_wrong_bytes_are_dropped() {
     let reg = FakeRegistry::default();
     let d = subject(&reg);
-    let limits = Limits {
-        max_manifest_bytes: 4096,
-        max_blob_bytes: 64,
-        ..Limits::default()
-    };
+    let limits = small_limits();
     // a manifest the index says is large
     let (big, _) = signature(&reg, BUNDLE, BUNDLE, b"x", Some(&d));
     // a manifest with a blob over the limit
@@ -354,5 +359,47 @@ async fn blobs_of_kinds_nobody_verifies_are_not_fetched_and_candidates_are_bound
         got.dropped[0].contains("only the first 3"),
         "{:?}",
         got.dropped
+    );
+}
+
+/// A registry that sends more than it declared: the refusal names the `[signatures]` limit
+/// that applied, not `server.max_manifest_bytes` (which an operator would raise in vain).
+#[tokio::test]
+async fn bodies_over_the_limit_name_the_signatures_setting() {
+    let reg = FakeRegistry::default();
+    let d = subject(&reg);
+    let limits = small_limits();
+    // The manifest declares an 8-byte layer; the registry sends 100 bytes for it.
+    let (fat, fb) = signature(&reg, BUNDLE, BUNDLE, b"8 bytes!", Some(&d));
+    let layer = Digest::sha256_of(b"8 bytes!");
+    reg.set(
+        &format!("/v2/{REPO}/blobs/{layer}"),
+        Behaviour::Serve {
+            body: Bytes::from(vec![b'y'; 100]),
+            content_type: "application/octet-stream".into(),
+        },
+    );
+    reg.set(&referrers_path(&d), pages(vec![index(&[(&fat, fb.len())])]));
+    let got = run(&reg, &d, &all, &limits).await.unwrap();
+    assert!(got.candidates.is_empty(), "{:?}", got.candidates);
+    let dropped = got.dropped.join("\n");
+    assert!(
+        dropped.contains("larger than 64 bytes (signatures.max_blob_bytes)"),
+        "{dropped}"
+    );
+    assert!(!dropped.contains("server."), "{dropped}");
+
+    // A referrers page over the manifest limit is an error naming that setting.
+    let reg = FakeRegistry::default();
+    let d = subject(&reg);
+    let many: Vec<(String, usize)> = (0..100)
+        .map(|i| (Digest::sha256_of(format!("{i}").as_bytes()).to_string(), 1))
+        .collect();
+    let entries: Vec<(&str, usize)> = many.iter().map(|(d, s)| (d.as_str(), *s)).collect();
+    reg.set(&referrers_path(&d), pages(vec![index(&entries)]));
+    let e = run(&reg, &d, &all, &limits).await.unwrap_err();
+    assert!(
+        e.contains("larger than 4096 bytes (signatures.max_manifest_bytes)"),
+        "{e}"
     );
 }

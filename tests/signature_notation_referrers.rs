@@ -5,79 +5,16 @@
 //! an untrusted CA and an unsigned one are refused with the source's reason.
 
 mod fake;
+mod notation_fake;
 mod support;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use fake::{Behaviour, FakeRegistry};
+use notation_fake::{OCI_INDEX, REG, REPO, attach, image, signature};
 use portcullis::refs::Digest;
 use support::notation_signer::*;
-
-const REG: &str = "fake.example:5000";
-const REPO: &str = "team/app";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-fn image(reg: &FakeRegistry, tag: &str) -> (Digest, u64) {
-    let config = reg.blob(REPO, format!("{{\"tag\":\"{tag}\"}}").as_bytes());
-    let m = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{MANIFEST_TYPE}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1}},"layers":[]}}"#
-    );
-    let d = reg.manifest(REPO, Some(tag), m.as_bytes(), MANIFEST_TYPE);
-    (d.parse().unwrap(), m.len() as u64)
-}
-
-/// Attaches a Notation signature by `signer` to `d` as a referrer, on the second page of the
-/// referrers answer (the first page is empty but links on); returns the signature manifest's
-/// digest.
-fn attach(
-    reg: &FakeRegistry,
-    signer: &NotationSigner,
-    d: &Digest,
-    size: u64,
-    cose: bool,
-) -> String {
-    let (md, entry) = signature(reg, signer, d, size, cose);
-    let index = |entries: serde_json::Value| {
-        Bytes::from(serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})).unwrap())
-    };
-    reg.set(
-        &format!("/v2/{REPO}/referrers/{d}"),
-        Behaviour::Pages {
-            pages: vec![
-                index(serde_json::json!([])),
-                index(serde_json::json!([entry])),
-            ],
-            content_type: OCI_INDEX.into(),
-        },
-    );
-    md
-}
-
-/// A Notation signature manifest for `d` in the registry: its digest and index entry.
-fn signature(
-    reg: &FakeRegistry,
-    signer: &NotationSigner,
-    d: &Digest,
-    size: u64,
-    cose: bool,
-) -> (String, serde_json::Value) {
-    let o = SignOptions {
-        size,
-        ..SignOptions::default()
-    };
-    let (envelope, ty) = if cose {
-        (signer.cose(d, &o), "application/cose")
-    } else {
-        (signer.jws(d, &o), "application/jose+json")
-    };
-    reg.blob(REPO, &envelope);
-    reg.blob(REPO, b"{}");
-    let manifest = signer.manifest(d, size, &envelope, ty, None);
-    let md = reg.manifest(REPO, None, &manifest, MANIFEST_TYPE);
-    let entry = serde_json::json!({"mediaType": MANIFEST_TYPE, "digest": md, "size": manifest.len(), "artifactType": SIGNATURE_TYPE});
-    (md, entry)
-}
 
 #[tokio::test]
 async fn notation_signed_images_pull_through_the_referrers_api() {
@@ -131,19 +68,9 @@ async fn notation_signed_images_pull_through_the_referrers_api() {
     };
     let (url, _) =
         fake::start_proxy_with(&toml, &no_tags, &portcullis::trust::set::build_verifier).await;
-    let c = fake::client();
     let get = |path: String| {
-        let c = c.clone();
         let url = url.clone();
-        async move {
-            let r = c
-                .get(format!("{url}/v2/{REPO}/{path}"))
-                .header("accept", MANIFEST_TYPE)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        }
+        async move { fake::get_accepting(&format!("{url}/v2/{REPO}/{path}"), MANIFEST_TYPE).await }
     };
     for (tag, d) in [("jws", &jws), ("cose", &cose)] {
         let (status, body) = get(format!("manifests/{tag}")).await;

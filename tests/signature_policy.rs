@@ -12,48 +12,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
+use fake::toy::{REPO, ToyKey, image, legacy_sig};
 use fake::{Behaviour, FakeRegistry, TableTrust};
 use portcullis::config::SourceConfig;
 use portcullis::refs::Digest;
 use portcullis::trust::TrustSource;
-use portcullis::trust::signature::{
-    ArtifactKind, Candidate, DigestVerifier, Evidence, Subject, Verdict,
-};
+use portcullis::trust::set::VerifierFactory;
+use portcullis::trust::signature::{ArtifactKind, Candidate, DigestVerifier, Subject, Verdict};
 
 const REG: &str = "fake.example:5000";
-const REPO: &str = "team/app";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const SIMPLE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
-
-/// Vouches when a simple-signing layer holds `<key>:<digest>` (a stand-in for a signature
-/// made with `key`); counts its verifications.
-struct ToyKey(&'static str, Arc<AtomicUsize>);
-
-impl DigestVerifier for ToyKey {
-    fn accepts(&self, kind: ArtifactKind) -> bool {
-        kind == ArtifactKind::CosignSimpleSigning
-    }
-    fn verify(&self, s: Subject<'_>, candidates: &[Candidate], _now: SystemTime) -> Verdict {
-        self.1.fetch_add(1, Ordering::SeqCst);
-        let want = format!("{}:{}", self.0, s.digest);
-        for c in candidates {
-            if c.layers.iter().any(|l| l.bytes == want.as_bytes()) {
-                return Verdict::Vouched(Evidence {
-                    candidate: c.manifest_digest.clone(),
-                    format: "toy".into(),
-                    signer: format!("key {}", self.0),
-                    signed_at: None,
-                    details: vec![],
-                });
-            }
-        }
-        Verdict::No(format!(
-            "none of {} signatures is by key {}",
-            candidates.len(),
-            self.0
-        ))
-    }
-}
 
 fn policy(any_of: &str) -> String {
     policy_with(&format!("any_of = [{any_of}]"))
@@ -83,37 +50,6 @@ repositories = ["{REG}/team/*"]
     )
 }
 
-/// An image (config + one layer) under `tag`; returns (manifest digest, layer digest).
-fn image(reg: &FakeRegistry, tag: &str, note: &str) -> (Digest, String) {
-    let config = reg.blob(REPO, format!("{{\"note\":\"{note}\"}}").as_bytes());
-    let layer = reg.blob(REPO, format!("layer {note}").as_bytes());
-    let m = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":1}}]}}"#
-    );
-    let d = reg.manifest(REPO, Some(tag), m.as_bytes(), OCI_MANIFEST);
-    (d.parse().unwrap(), layer)
-}
-
-/// cosign's legacy `.sig` manifest for `d` whose one layer says `payload`; returns the
-/// signature manifest's digest and its layer's.
-fn legacy_sig(reg: &FakeRegistry, d: &Digest, payload: &str) -> (String, String) {
-    let layer = reg.blob(REPO, payload.as_bytes());
-    let m = serde_json::json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": reg.blob(REPO, b"{}"), "size": 2},
-        "layers": [{"mediaType": SIMPLE, "digest": layer, "size": payload.len(),
-                    "annotations": {"dev.cosignproject.cosign/signature": "toy"}}],
-    });
-    let bytes = serde_json::to_vec(&m).unwrap();
-    let sd = reg.manifest(
-        REPO,
-        Some(&format!("sha256-{}.sig", d.hex())),
-        &bytes,
-        OCI_MANIFEST,
-    );
-    (sd, layer)
-}
-
 /// A proxy with `any_of` over `ci-key` (ToyKey("ci")) and two table-backed Notary sources.
 async fn proxy(reg: &FakeRegistry, any_of: &str, a: Arc<TableTrust>, b: Arc<TableTrust>) -> String {
     proxy_with(reg, &policy(any_of), a, b).await
@@ -125,16 +61,16 @@ async fn proxy_with(
     a: Arc<TableTrust>,
     b: Arc<TableTrust>,
 ) -> String {
-    proxy_counting(reg, policy, a, b, Arc::default()).await
+    proxy_verifying(reg, policy, a, b, &fake::toy::ci_verifier).await
 }
 
-/// [`proxy_with`], whose ToyKey counts its verifications in `calls`.
-async fn proxy_counting(
+/// [`proxy_with`] with another factory for the digest-vouching sources.
+async fn proxy_verifying(
     reg: &FakeRegistry,
     policy: &str,
     a: Arc<TableTrust>,
     b: Arc<TableTrust>,
-    calls: Arc<AtomicUsize>,
+    make_verifier: &VerifierFactory<'_>,
 ) -> String {
     let addr = reg.start().await;
     let toml = fake::config(addr, "enforce", false, policy);
@@ -147,12 +83,7 @@ async fn proxy_counting(
             SourceConfig::Tuf(_) => anyhow::bail!("no tuf here"),
         }
     };
-    let make_verifier = move |_: &str,
-                              _: &portcullis::config::TrustSourceConfig|
-          -> anyhow::Result<Arc<dyn DigestVerifier>> {
-        Ok(Arc::new(ToyKey("ci", calls.clone())))
-    };
-    fake::start_proxy_with(&toml, &make_trust, &make_verifier)
+    fake::start_proxy_with(&toml, &make_trust, make_verifier)
         .await
         .0
 }
@@ -307,6 +238,19 @@ async fn two_tag_binding_sources_that_disagree_are_refused_naming_both() {
     );
 }
 
+/// The toy key "ci", counting its verifications.
+struct Counted(ToyKey, Arc<AtomicUsize>);
+
+impl DigestVerifier for Counted {
+    fn accepts(&self, kind: ArtifactKind) -> bool {
+        self.0.accepts(kind)
+    }
+    fn verify(&self, s: Subject<'_>, candidates: &[Candidate], now: SystemTime) -> Verdict {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0.verify(s, candidates, now)
+    }
+}
+
 /// 200 concurrent cold pulls of one tag (issue 13's benchmark load; the timings are in
 /// bench/results/*-signatures.md): one discovery (one referrers request, one `.sig` request)
 /// and one verification, all served.
@@ -316,12 +260,20 @@ async fn concurrent_cold_pulls_make_one_discovery() {
     let (signed, _) = image(&reg, "signed", "s");
     legacy_sig(&reg, &signed, &format!("ci:{signed}"));
     let calls = Arc::new(AtomicUsize::new(0));
-    let url = proxy_counting(
+    let counted = calls.clone();
+    let make_verifier = move |_: &str,
+                              _: &portcullis::config::TrustSourceConfig,
+                              _: &std::path::Path|
+          -> anyhow::Result<Arc<dyn DigestVerifier>> {
+        Ok(Arc::new(Counted(ToyKey("ci"), counted.clone())))
+    };
+    let policy = policy("\"ci-key\"");
+    let url = proxy_verifying(
         &reg,
-        &policy("\"ci-key\""),
+        &policy,
         Arc::default(),
         Arc::default(),
-        calls.clone(),
+        &make_verifier,
     )
     .await;
     let pulls = (0..200).map(|_| get(format!("{url}/v2/{REPO}/manifests/signed")));

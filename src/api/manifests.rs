@@ -50,6 +50,14 @@ pub(super) fn new_cache() -> Cache {
 
 /// `GET|HEAD /v2/<name>/manifests/<tag>`.
 pub async fn by_tag(cx: &Ctx<'_>, tag: &Tag) -> Result<Reply, ApiError> {
+    // The referrers tag schema's tag under a policy: the proxy's own index, never the registry's.
+    // Boxed: its discovery and credential check would otherwise grow every tag pull's future
+    // (a debug build overflowed a worker's stack).
+    if let Some(subject) = super::passthrough::schema_tag_subject(tag)
+        && let Some(reply) = Box::pin(super::passthrough::schema_tag(cx, &subject)).await?
+    {
+        return Ok(reply);
+    }
     let Some(target) = cx.authorize_tag(tag).await? else {
         // Skip mode, or audit mode with no trusted digest: pass the tag through, still
         // checking that the bytes match the digest the registry claims.

@@ -126,6 +126,9 @@ pub struct Proxy {
     verdicts: crate::trust::verdicts::Cache,
     /// Bounds on signature discovery.
     discovery: crate::trust::discover::Limits,
+    /// The evidence behind signature verdicts on disk (`<cache.dir>/signatures/`); `None` when
+    /// the directory is not usable (then verdicts are in memory only, as logged at start).
+    evidence: Option<crate::trust::evidence::Store>,
 }
 
 impl Proxy {
@@ -192,6 +195,7 @@ impl Proxy {
             passthrough,
             cache_dir: cfg.cache.dir.clone(),
             verdicts: crate::trust::verdicts::Cache::new(cfg.signatures.recheck()),
+            evidence: open_evidence(cfg),
             discovery: crate::trust::discover::Limits {
                 max_candidates: cfg.signatures.max_candidates,
                 max_manifest_bytes: cfg.signatures.max_manifest_bytes,
@@ -356,7 +360,7 @@ fn build_verifiers(
 > {
     let mut out = std::collections::HashMap::new();
     for (name, s) in cfg.trust.iter().filter(|(_, s)| !s.binds_tags()) {
-        out.insert(name.clone(), make_verifier(name, s)?);
+        out.insert(name.clone(), make_verifier(name, s, &cfg.cache.dir)?);
     }
     Ok(out)
 }
@@ -400,6 +404,19 @@ fn open_manifest_store(cfg: &Config) -> Option<crate::cache::ManifestStore> {
         Err(e) => {
             crate::metrics::cache_write_failure("io");
             tracing::error!(dir = %cfg.cache.dir.display(), error = %e, "manifest cache: directory not usable; manifests are kept in memory only");
+            None
+        }
+    }
+}
+
+/// The signature evidence store under `cache.dir`. A directory that cannot be used is logged,
+/// not fatal: verdicts are then in memory only (an offline restart cannot vouch by signature).
+fn open_evidence(cfg: &Config) -> Option<crate::trust::evidence::Store> {
+    match crate::trust::evidence::Store::open(&cfg.cache.dir) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            crate::metrics::cache_write_failure("io");
+            tracing::error!(dir = %cfg.cache.dir.display(), error = %e, "signature evidence: directory not usable; verdicts are kept in memory only");
             None
         }
     }

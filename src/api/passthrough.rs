@@ -1,4 +1,5 @@
-//! The small endpoints: `/v2/` (the API version check), tags lists and referrers.
+//! The small endpoints: `/v2/` (the API version check), tags lists and referrers (the API,
+//! and the referrers tag schema's tag for a registry without it).
 //!
 //! In `enforce` mode with `tags_list = "trusted"` (the default) a tags list names only the
 //! registry's tags that the trust source signs: what a client can actually pull. The whole
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use super::ctx::{Ctx, Reply, copy_headers};
-use super::{API_VERSION, Proxy, Registry, header_value};
+use super::{API_VERSION, DOCKER_CONTENT_DIGEST, Proxy, Registry, header_value};
 use crate::body::full;
 use crate::config::{Mode, TagsList};
 use crate::error::ApiError;
@@ -183,6 +184,40 @@ pub async fn referrers(
     }
 }
 
+/// The subject a referrers tag schema tag names (distribution-spec 1.1 "Referrers Tag
+/// Schema": `<alg>-<hex>`, what clients read on a registry without the referrers API), if
+/// `tag` is one. cosign's `sha256-<hex>.sig` is not (its `.` is no hex digit).
+pub fn schema_tag_subject(tag: &Tag) -> Option<Digest> {
+    let (alg, hex) = tag.as_str().split_once('-')?;
+    format!("{alg}:{hex}").parse().ok()
+}
+
+/// `GET|HEAD /v2/<name>/manifests/<alg>-<hex>` under a `[[policy]]` with a digest-vouching
+/// member: the tag schema's index for `subject`, built from the signatures discovery verified
+/// (as `/referrers` is on a 404), never the registry's own index, which nothing verified and
+/// which could list anything. The subject must be trusted (else DENIED, as for `/referrers`).
+/// `None`: no such member, so the tag is an ordinary tag and the usual path decides.
+pub async fn schema_tag(cx: &Ctx<'_>, subject: &Digest) -> Result<Option<Reply>, ApiError> {
+    if !cx.set.from_policy || cx.mode == Mode::Skip || cx.set.digest_sources().is_empty() {
+        return Ok(None);
+    }
+    cx.authorize_manifest(subject).await?;
+    // Built from cached verdicts, not fetched: in passthrough mode the registry must first
+    // accept this client's own credentials for the repository (as for a cached manifest).
+    let path = format!("/v2/{}/manifests/{subject}", cx.repo);
+    cx.client_may_read(&path, Kind::Manifest).await?;
+    let Some((bytes, _)) = cx.referrers_from_signatures(subject, None).await else {
+        return Ok(None);
+    };
+    // A manifest by tag carries its digest (clients check it, and may fetch by it next).
+    let digest = Digest::sha256_of(&bytes).to_string();
+    let mut reply = index_reply(bytes, false);
+    reply
+        .headers
+        .insert(DOCKER_CONTENT_DIGEST, header_value(&digest)?);
+    Ok(Some(reply))
+}
+
 /// An OCI image index answer (HEAD drops the body in `Reply::into_response`).
 fn index_reply(bytes: Bytes, filtered: bool) -> Reply {
     let mut h = HeaderMap::new();
@@ -228,6 +263,22 @@ async fn small(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_tags_name_their_subject() {
+        let hex = "a".repeat(64);
+        let subject = |t: &str| schema_tag_subject(&t.parse().unwrap()).map(|d| d.to_string());
+        assert_eq!(
+            subject(&format!("sha256-{hex}")),
+            Some(format!("sha256:{hex}"))
+        );
+        // cosign's `.sig`, another length, uppercase, an unknown algorithm: ordinary tags.
+        assert_eq!(subject(&format!("sha256-{hex}.sig")), None);
+        assert_eq!(subject(&format!("sha256-{}", &hex[1..])), None);
+        assert_eq!(subject(&format!("sha256-{}", hex.to_uppercase())), None);
+        assert_eq!(subject(&format!("md5-{hex}")), None);
+        assert_eq!(subject("v1-2"), None);
+    }
 
     #[test]
     fn pages() {

@@ -26,6 +26,9 @@ use crate::trust::{SourceKind, TrustedTarget};
 /// only one).
 const MAX_ROOTS_ASKED: usize = 16;
 
+/// Roots whose signature verdicts a refusal by digest quotes.
+const SAID_SHOWN: usize = 3;
+
 fn deny(reason: Reason, message: String) -> Decision {
     Decision::Deny { reason, message }
 }
@@ -148,7 +151,9 @@ impl Ctx<'_> {
             roots.push(digest.clone());
         }
         let mut trusted = self.tag_trusted().await;
-        if let Some(d) = self.first_satisfied(&roots, &trusted).await {
+        // What the signature members said about each root asked, for the refusal.
+        let mut said = Vec::new();
+        if let Some(d) = self.first_satisfied(&roots, &trusted, &mut said).await {
             return d;
         }
         // Unknown content after a restart: walk the tag-binding members' targets once.
@@ -164,26 +169,37 @@ impl Ctx<'_> {
                 .into_iter()
                 .take(MAX_ROOTS_ASKED)
                 .collect();
-            if let Some(d) = self.first_satisfied(&roots, &trusted).await {
+            if let Some(d) = self.first_satisfied(&roots, &trusted, &mut said).await {
                 return d;
             }
         }
+        // The first few roots' reasons: enough to act on, a bounded message.
+        let said = match said.len() {
+            0 => String::new(),
+            n if n <= SAID_SHOWN => format!(" ({})", said.join("; ")),
+            n => format!(
+                " ({}; and {} more)",
+                said[..SAID_SHOWN].join("; "),
+                n - SAID_SHOWN
+            ),
+        };
         deny(
             Reason::NotInTrustedClosure,
             format!(
                 "{digest} in {reg}/{repo} is not vouched for under {} and is not reachable from \
-                 content that is; pull a trusted tag, or sign this content",
+                 content that is; pull a trusted tag, or sign this content{said}",
                 self.set.describe()
             ),
         )
     }
 
     /// `Allow` for the first root that satisfies the set (joining its signatures to the
-    /// closure), `None` if none does.
+    /// closure), `None` if none does; each refusing root's member reasons go to `said`.
     async fn first_satisfied(
         &self,
         roots: &[Digest],
         trusted: &HashMap<String, Vec<TrustedTarget>>,
+        said: &mut Vec<String>,
     ) -> Option<Decision> {
         for r in roots {
             let by_tag = |name: &str| {
@@ -204,6 +220,12 @@ impl Ctx<'_> {
                 self.join_closure(r, Some(&v));
                 return Some(Decision::Allow);
             }
+            let why: Vec<String> = v
+                .by_source
+                .iter()
+                .map(|s| format!("{}: {}", s.name, verdicts::describe(&s.verdict)))
+                .collect();
+            said.push(format!("{r}: {}", why.join("; ")));
         }
         None
     }
@@ -249,9 +271,18 @@ impl Ctx<'_> {
                 digest: d,
                 client_auth: self.headers.get(header::AUTHORIZATION),
             };
-            verdicts::run(&t, &self.reg.name, &members, &self.proxy.discovery)
-                .instrument(info_span!("signatures", %d))
-                .await
+            let store = self.proxy.evidence.as_ref();
+            // Boxed: discovery, every verifier's future and the evidence store are large, and
+            // a debug build's worker stack (2 MiB) overflowed with them inline.
+            Box::pin(verdicts::run(
+                &t,
+                &self.reg.name,
+                &members,
+                &self.proxy.discovery,
+                store,
+            ))
+            .instrument(info_span!("signatures", %d))
+            .await
         };
         Some(self.proxy.verdicts.get(key, compute).await)
     }

@@ -4,7 +4,9 @@
 //! the tag is resolved by the trust source, the manifest fetched by the signed digest, every
 //! manifest and blob checked against its digest, exactly as for a node's pull (and the
 //! machine's cache is warmed on the way). Only repositories in enforce mode with a Notary or
-//! TUF source can be exported: a bundle carries signed content only. The tar is written under a
+//! TUF source, or under an enforced `[[policy]]` with a cosign or Notation source (then the
+//! signature evidence the pull verified is carried), can be exported: a bundle carries signed
+//! content only. The tar is written under a
 //! temporary name and renamed when complete.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +41,10 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
         crate::trust::build(registry, source, &cache_dir)
     })?;
     let progress = Progress::new();
+    // Signature evidence must come from this run's own pulls (see `signatures::export`).
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty());
     let staging = tempfile::Builder::new()
         .prefix(".portcullis-bundle-")
@@ -51,6 +57,7 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
         images: Vec::new(),
         trust: Vec::new(),
         tuf: Vec::new(),
+        signatures: Vec::new(),
         manifests: BTreeMap::new(),
     };
     let mut blobs: BTreeSet<(String, RepoName, Digest)> = BTreeSet::new();
@@ -63,14 +70,18 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
             .registry(r.registry.as_deref())
             .ok_or_else(|| anyhow!("{image}: registry not configured in portcullis"))?;
         let policy = reg.policy_for(r.repo.as_str());
-        let notary = match (policy.mode, policy.source) {
-            (Mode::Enforce, Some((_, SourceConfig::Notary(n)))) => Some(n),
-            (Mode::Enforce, Some((_, SourceConfig::Tuf(t)))) => {
+        // Under a `[[policy]]` with a cosign or Notation source, the signature evidence goes
+        // in the bundle instead of tag metadata.
+        let by_signature = super::signatures::rule(cfg, &reg.name, &r.repo, policy.mode).is_some();
+        let notary = match (by_signature, policy.mode, policy.source) {
+            (true, ..) => None,
+            (false, Mode::Enforce, Some((_, SourceConfig::Notary(n)))) => Some(n),
+            (false, Mode::Enforce, Some((_, SourceConfig::Tuf(t)))) => {
                 tuf.add(&reg.name, t, &r.repo, &r.tag);
                 None
             }
-            (mode, _) => bail!(
-                "{image}: only repositories in enforce mode with a Notary or TUF source can be bundled (this one: mode {mode:?}); a bundle carries signed content only"
+            (false, mode, _) => bail!(
+                "{image}: only repositories in enforce mode with a Notary or TUF source, or under an enforced [[policy]] with a cosign or Notation source, can be bundled (this one: mode {mode:?}); a bundle carries signed content only"
             ),
         };
         progress.say(format_args!("{image}: resolving the signed digest"));
@@ -82,6 +93,19 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
             tag: r.tag.to_string(),
             digest: digest.to_string(),
         });
+        if by_signature {
+            // The pull above verified the signatures online and stored what vouched.
+            let ev = super::signatures::export(
+                &cfg.cache.dir,
+                &reg.name,
+                &r.repo,
+                &digest,
+                image,
+                started,
+            )?;
+            progress.say(format_args!("{image}: signature evidence of {digest}"));
+            bundle.signatures.push(ev);
+        }
         // Walk index -> manifests -> blobs.
         let mut queue = vec![(digest, media_type, bytes)];
         while let Some((d, mt, bytes)) = queue.pop() {
@@ -137,15 +161,24 @@ pub async fn export(cfg: &Config, images: &[String], out: &Path) -> anyhow::Resu
     std::fs::rename(&tmp_out, out)
         .with_context(|| format!("moving the bundle to {}", out.display()))?;
     Ok(format!(
-        "exported {} image(s), {} manifest(s), {} blob(s) ({}), trust metadata of {} GUN(s) and {} TUF repository(ies) to {}",
+        "exported {} image(s), {} manifest(s), {} blob(s) ({}), trust metadata of {} GUN(s) and {} TUF repository(ies){} to {}",
         bundle.images.len(),
         manifest_bytes.len(),
         blob_files.len(),
         human(blob_bytes),
         bundle.trust.len(),
         bundle.tuf.len(),
+        signature_count(&bundle),
         out.display()
     ))
+}
+
+/// `, signature evidence of N image(s)` when there is any (older summaries unchanged).
+fn signature_count(b: &BundleJson) -> String {
+    match b.signatures.len() {
+        0 => String::new(),
+        n => format!(", signature evidence of {n} image(s)"),
+    }
 }
 
 /// GET through the in-process proxy: the response, or the OCI error's message.

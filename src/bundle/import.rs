@@ -5,10 +5,11 @@
 //!    while it is copied and must match its name.
 //! 2. Verify each GUN's metadata, and each TUF repository's, against this node's pinned roots
 //!    and stored state (an older bundle is a rollback), resolve each image's tag in it (it
-//!    must give the digest the bundle names), and walk every manifest to check that each blob
-//!    it reaches is there.
-//! 3. Only then commit: manifests, blobs (by rename), trust state per GUN and per TUF
-//!    repository.
+//!    must give the digest the bundle names), or verify an image's signature evidence with
+//!    this node's cosign / Notation verifiers under its own `[[policy]]`, and walk every
+//!    manifest to check that each blob it reaches is there.
+//! 3. Only then commit: manifests, blobs (by rename), signature evidence, trust state per GUN
+//!    and per TUF repository.
 //!
 //! A refusal at 1 or 2 leaves the cache and the trust state as they were: the staging
 //! directory is removed, nothing else was touched.
@@ -71,6 +72,8 @@ struct Unpacked {
 struct Plan<'a> {
     trust: Vec<Verified>,
     tuf: TufTrust<'a>,
+    /// Signature evidence verified with this node's verifiers, and its bytes.
+    signatures: Vec<(super::SignatureEvidence, Vec<u8>)>,
     manifests: BTreeMap<Digest, String>,
     blobs: BTreeSet<Digest>,
     images: usize,
@@ -216,10 +219,21 @@ async fn verify<'a>(
     let mut blobs = BTreeSet::new();
     let mut used_guns = BTreeSet::new();
     let mut tuf = TufTrust::new(&u.bundle.tuf, &cfg.cache.dir);
+    let mut signatures = Vec::new();
     for img in &u.bundle.images {
         let repo: RepoName = img.repository.parse()?;
         let tag: Tag = img.tag.parse()?;
         let shown = format!("{}/{repo}:{tag}", img.registry);
+        // Vouched by signatures on the digest: the evidence must satisfy this node's policy.
+        if let Some(ev) = u.bundle.signatures.iter().find(|e| {
+            (&e.registry, &e.repository, &e.digest) == (&img.registry, &img.repository, &img.digest)
+        }) {
+            progress.say(format_args!("verifying the signature evidence of {shown}"));
+            let raw = super::signatures::verify(cfg, ev, &shown).await?;
+            signatures.push((ev.clone(), raw));
+            walk(u, &img.digest.parse()?, &shown, &mut manifests, &mut blobs)?;
+            continue;
+        }
         let target = match source_of(cfg, &img.registry, Some(&repo))? {
             Src::Notary(registry, notary) => {
                 let gun = NotarySource::new(registry, notary, &cfg.cache.dir)?.gun(&repo);
@@ -256,9 +270,13 @@ async fn verify<'a>(
         .filter(|(g, _)| used_guns.contains(g))
         .map(|(_, v)| v)
         .collect();
+    if signatures.len() != u.bundle.signatures.len() {
+        bail!("the bundle carries signature evidence for a digest none of its images names");
+    }
     Ok(Plan {
         trust,
         tuf,
+        signatures,
         manifests,
         blobs,
         images: u.bundle.images.len(),
@@ -362,6 +380,7 @@ async fn commit(
             human(*len)
         ));
     }
+    super::signatures::commit(&cfg.cache.dir, &plan.signatures)?;
     for v in &plan.trust {
         v.commit()?;
     }
@@ -371,10 +390,14 @@ async fn commit(
         .len()
         .saturating_sub(plan.manifests.len() + plan.blobs.len());
     Ok(format!(
-        "imported {} image(s): trust metadata of {} GUN(s) and {} TUF repository(ies), {} manifest(s), {} blob(s) ({}){}",
+        "imported {} image(s): trust metadata of {} GUN(s) and {} TUF repository(ies), {}{} manifest(s), {} blob(s) ({}){}",
         plan.images,
         plan.trust.len(),
         plan.tuf.len(),
+        match plan.signatures.len() {
+            0 => String::new(),
+            n => format!("signature evidence of {n} image(s), "),
+        },
         plan.manifests.len(),
         plan.blobs.len(),
         human(bytes),

@@ -8,6 +8,8 @@
 //!   checks as `serve`), then writes the tar; a partial bundle never has the final name
 //! - `import`: unpacks into a staging directory, verifies everything against the node's own
 //!   pinned roots and stored trust state, and only then fills the cache and the trust state
+//! - `signatures`: cosign / Notation evidence in a bundle (export from the export's own
+//!   verified pull, import verified with the node's own verifiers)
 //! - `tuf`: TUF sources in a bundle (export per repository, import verified once per
 //!   repository on the node)
 //!
@@ -17,7 +19,8 @@
 //!                             registry, repository and tag in annotations
 //! blobs/sha256/<hex>          every manifest and blob reachable from the signed digests
 //! portcullis/bundle.json      the images and, per Notary GUN (`trust`) and per TUF
-//!                             repository (`tuf`), the exact bytes of the metadata
+//!                             repository (`tuf`), the exact bytes of the metadata; per
+//!                             signature-vouched image (`signatures`), the evidence
 //! ```
 //!
 //! A bundle is not trusted because it exists: the metadata is verified on import as if a
@@ -26,6 +29,7 @@
 
 mod export;
 mod import;
+mod signatures;
 mod tuf;
 
 use std::collections::BTreeMap;
@@ -53,6 +57,11 @@ pub struct BundleJson {
     /// TUF source (and from bundles written before TUF sources were carried).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tuf: Vec<TufMetadata>,
+    /// Per image under a `[[policy]]` entry with a cosign or Notation source, the evidence
+    /// that vouched for its digest. Absent from bundles without one (and from bundles written
+    /// before signatures were carried, which therefore still import).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<SignatureEvidence>,
     /// Media type of each manifest in `blobs/`, as the registry served it.
     pub manifests: BTreeMap<String, String>,
 }
@@ -87,6 +96,17 @@ pub struct TufMetadata {
     /// The image repositories of this bundle it signs tags of.
     pub repositories: Vec<String>,
     pub files: BTreeMap<String, String>,
+}
+
+/// One image's signature evidence: the evidence file of `trust::evidence`, base64 of its
+/// exact bytes (its signature manifests and blobs are inside it, checked on import).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureEvidence {
+    pub registry: String,
+    pub repository: String,
+    pub digest: String,
+    pub evidence: String,
 }
 
 /// Progress lines on stderr, only for a person at a terminal (a CI log gets the summary).

@@ -121,3 +121,23 @@ impl Layout {
 pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+/// Creates `dirs` (mode 0700, parents too) and empties `tmp`, the writes in progress a crash
+/// left behind (never entries: only a verified rename makes one). `what` names the store in
+/// the log. For the stores beside the blobs (manifests, signature evidence).
+pub fn open_private(dirs: &[PathBuf], tmp: &Path, what: &str) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true).mode(0o700);
+    for dir in dirs {
+        b.create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    for e in std::fs::read_dir(tmp)? {
+        let p = e?.path();
+        if let Err(e) = std::fs::remove_file(&p) {
+            tracing::warn!(path = %p.display(), error = %e, "{what}: leftover temp file not removed");
+        }
+    }
+    Ok(())
+}

@@ -18,9 +18,8 @@
 //! and they are what the closure of trusted content is rebuilt from when the registry is
 //! down. `portcullis cache verify` and an operator's `rm -r` are the ways to shrink it.
 
-use std::fs::{self, DirBuilder, File};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -49,23 +48,13 @@ impl ManifestStore {
         let s = ManifestStore {
             root: cache_dir.join("manifests"),
         };
-        let mut b = DirBuilder::new();
-        b.recursive(true).mode(0o700);
-        for dir in [
+        let dirs = [
             s.root.clone(),
             s.tmp(),
             s.alg_dir(Algorithm::Sha256),
             s.alg_dir(Algorithm::Sha512),
-        ] {
-            b.create(&dir)?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
-        }
-        for e in fs::read_dir(s.tmp())? {
-            let p = e?.path();
-            if let Err(e) = fs::remove_file(&p) {
-                tracing::warn!(path = %p.display(), error = %e, "manifest cache: leftover temp file not removed");
-            }
-        }
+        ];
+        super::layout::open_private(&dirs, &s.tmp(), "manifest cache")?;
         Ok(s)
     }
 

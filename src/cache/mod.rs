@@ -57,6 +57,7 @@ pub use flight::{Following, Joined, Lead, Ready};
 pub use follow::FollowError;
 use index::Index;
 use layout::Layout;
+pub use layout::open_private;
 pub use manifest_store::{ManifestStore, StoredManifest};
 pub use read::Hit;
 pub use verify::{Report as VerifyReport, verify};

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use super::ImageRef;
 use crate::config::{Config, PolicyRule, REGISTRY_SOURCE, RegistryConfig, TrustSourceConfig as T};
+use crate::refs::{Digest, RepoName};
 use crate::trust::discover::{Limits, Target};
 use crate::trust::set::{Member, Named, SourceSet};
 use crate::trust::verdicts;
@@ -27,7 +28,7 @@ struct Line {
 }
 
 /// Builds the rule's members as `serve` would (tag-binding ones for this registry).
-fn members(
+pub(crate) fn members(
     cfg: &Config,
     reg: &RegistryConfig,
     rule: &PolicyRule,
@@ -50,7 +51,9 @@ fn members(
                 crate::config::SourceConfig::Tuf(c),
                 &cfg.cache.dir,
             )?),
-            (_, Some(other)) => Named::Digests(crate::trust::set::build_verifier(n, other)?),
+            (_, Some(other)) => {
+                Named::Digests(crate::trust::set::build_verifier(n, other, &cfg.cache.dir)?)
+            }
             (_, None) => anyhow::bail!("unknown trust source {n:?}"),
         };
         Ok(Some(Member {
@@ -77,7 +80,7 @@ fn members(
 /// What `check` found, printed as text or JSON.
 struct Report {
     shown: String,
-    digest: Option<crate::refs::Digest>,
+    digest: Option<Digest>,
     bound_by: Option<String>,
     lines: Vec<Line>,
     trusted: bool,
@@ -112,15 +115,15 @@ impl Report {
                 "trusted": self.trusted,
                 "result": self.result,
             });
-            println!("{v}");
+            crate::outln!("{v}");
             return;
         }
         match (&self.digest, &self.bound_by) {
-            (Some(d), Some(b)) => println!("{}  {d}  (tag bound by: {b})", self.shown),
-            _ => println!("{}", self.shown),
+            (Some(d), Some(b)) => crate::outln!("{}  {d}  (tag bound by: {b})", self.shown),
+            _ => crate::outln!("{}", self.shown),
         }
         print_lines(&self.lines);
-        println!("  {}", self.result);
+        crate::outln!("  {}", self.result);
     }
 }
 
@@ -158,7 +161,7 @@ async fn evaluate(
         return Ok(Report::refused(&shown, Vec::new(), why));
     }
     let mut lines: Vec<Line> = Vec::new();
-    let mut bound: Vec<(String, crate::refs::Digest)> = Vec::new();
+    let mut bound: Vec<(String, Digest)> = Vec::new();
     for (name, s) in set.tag_sources() {
         match s.check(&r.repo, &r.tag).await {
             Ok(rep) => {
@@ -203,29 +206,7 @@ async fn evaluate(
             Err(e) => anyhow::bail!("{shown}: the registry cannot be asked: {e}"),
         },
     };
-    let digest_members = set.digest_sources();
-    if !digest_members.is_empty() {
-        let t = Target {
-            upstream: &upstream,
-            repo: &r.repo,
-            digest: &digest,
-            client_auth: None,
-        };
-        let limits = Limits {
-            max_candidates: cfg.signatures.max_candidates,
-            max_manifest_bytes: cfg.signatures.max_manifest_bytes,
-            max_blob_bytes: cfg.signatures.max_blob_bytes,
-            ..Limits::default()
-        };
-        let v = verdicts::run(&t, &reg.name, &digest_members, &limits).await;
-        for s in v.by_source {
-            lines.push(Line {
-                name: s.name.clone(),
-                yes: s.vouched(),
-                text: verdicts::describe(&s.verdict),
-            });
-        }
-    }
+    signature_lines(cfg, reg, &upstream, &r.repo, &digest, &set, &mut lines).await;
     // The tag-binding members vouch only for the digest they bind.
     for l in lines.iter_mut() {
         if let Some((_, d)) = bound.iter().find(|(n, _)| *n == l.name)
@@ -234,6 +215,65 @@ async fn evaluate(
             l.yes = false;
         }
     }
+    Ok(finish(&set, lines, shown, digest, Some(bound_by)))
+}
+
+/// The digest-vouching members' lines for `digest` (discovery, or the node's stored evidence
+/// re-verified when the registry is unreachable).
+async fn signature_lines(
+    cfg: &Config,
+    reg: &RegistryConfig,
+    upstream: &crate::upstream::Upstream,
+    repo: &RepoName,
+    digest: &Digest,
+    set: &SourceSet,
+    lines: &mut Vec<Line>,
+) {
+    let digest_members = set.digest_sources();
+    if digest_members.is_empty() {
+        return;
+    }
+    let t = Target {
+        upstream,
+        repo,
+        digest,
+        client_auth: None,
+    };
+    let limits = Limits {
+        max_candidates: cfg.signatures.max_candidates,
+        max_manifest_bytes: cfg.signatures.max_manifest_bytes,
+        max_blob_bytes: cfg.signatures.max_blob_bytes,
+        ..Limits::default()
+    };
+    // The node's stored evidence, read only: shown (re-verified) when the registry is
+    // unreachable, never written by `check`.
+    let store = crate::trust::evidence::Store::read_only(&cfg.cache.dir);
+    // Boxed, as in the proxy: a large future.
+    let v = Box::pin(verdicts::run(
+        &t,
+        &reg.name,
+        &digest_members,
+        &limits,
+        Some(&store),
+    ))
+    .await;
+    for s in v.by_source {
+        lines.push(Line {
+            name: s.name.clone(),
+            yes: s.vouched(),
+            text: verdicts::describe(&s.verdict),
+        });
+    }
+}
+
+/// The report: lines in configured order, and whether the set is satisfied.
+fn finish(
+    set: &SourceSet,
+    mut lines: Vec<Line>,
+    shown: String,
+    digest: Digest,
+    bound_by: Option<String>,
+) -> Report {
     // Members in configured order.
     let order: Vec<&str> = set.members().iter().map(|m| m.name.as_str()).collect();
     lines.sort_by_key(|l| order.iter().position(|n| *n == l.name));
@@ -245,17 +285,76 @@ async fn evaluate(
         .map(|l| l.name.as_str())
         .collect();
     let result = if trusted {
-        format!("TRUSTED by {}: {}", which(&set), vouching.join(", "))
+        format!("TRUSTED by {}: {}", which(set), vouching.join(", "))
     } else {
         format!("REFUSED: {} not satisfied", set.describe())
     };
-    Ok(Report {
+    Report {
         shown,
         digest: Some(digest),
-        bound_by: Some(bound_by),
+        bound_by,
         lines,
         trusted,
         result,
+    }
+}
+
+/// `check REPOSITORY@DIGEST` under a `[[policy]]` entry: what the proxy decides for content
+/// pulled by digest. A tag-binding member vouches when one of its signed tags names the
+/// digest; digest-vouching members as for a tag.
+pub async fn run_digest(
+    cfg: &Config,
+    reg: &RegistryConfig,
+    rule: &PolicyRule,
+    repo: &RepoName,
+    digest: &Digest,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let shown = format!("{}/{repo}@{digest}", reg.name);
+    let set = members(cfg, reg, rule, repo.as_str())?;
+    let rep = if set.is_empty() {
+        let why = format!(
+            "NOT VERIFIED: the [[policy]] entry names no source (mode = {:?})",
+            rule.mode.unwrap_or(reg.mode)
+        );
+        Report::refused(&shown, Vec::new(), why)
+    } else {
+        let mut lines = Vec::new();
+        for (name, s) in set.tag_sources() {
+            let (yes, text) = match s.trusted_targets(repo).await {
+                Ok(ts) => {
+                    let tags: Vec<&str> = ts
+                        .iter()
+                        .filter(|t| t.digest == *digest)
+                        .map(|t| t.name.as_str())
+                        .collect();
+                    if tags.is_empty() {
+                        (
+                            false,
+                            "none of its signed tags names this digest".to_owned(),
+                        )
+                    } else {
+                        (true, format!("signed as {}", tags.join(", ")))
+                    }
+                }
+                Err(e) => (false, e.to_string()),
+            };
+            lines.push(Line {
+                name: name.to_owned(),
+                yes,
+                text,
+            });
+        }
+        let limit = Arc::new(tokio::sync::Semaphore::new(4));
+        let upstream = crate::upstream::Upstream::new(reg, &cfg.upstream, false, limit)?;
+        signature_lines(cfg, reg, &upstream, repo, digest, &set, &mut lines).await;
+        finish(&set, lines, shown, digest.clone(), None)
+    };
+    rep.print(json);
+    Ok(if rep.trusted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 
@@ -271,6 +370,6 @@ fn print_lines(lines: &[Line]) {
     let w = lines.iter().map(|l| l.name.len()).max().unwrap_or(0);
     for l in lines {
         let v = if l.yes { "yes" } else { "no " };
-        println!("  {:<w$}  {v}  {}", l.name, l.text);
+        crate::outln!("  {:<w$}  {v}  {}", l.name, l.text);
     }
 }

@@ -87,7 +87,7 @@ impl TufConfig {
     }
 }
 
-pub(super) fn check_tuf(t: &TufConfig, key: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_tuf(t: &TufConfig, key: &str) -> Result<(), ConfigError> {
     let url_key = format!("{key}.metadata_url");
     let probe = t.metadata_url_for("probe");
     let url = url::Url::parse(&probe)

@@ -13,6 +13,7 @@
 
 pub mod cosign;
 pub mod discover;
+pub mod evidence;
 pub mod notary;
 pub mod notation;
 pub mod set;

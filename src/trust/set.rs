@@ -171,21 +171,23 @@ pub fn mode_for(rule: Option<&PolicyRule>, own: Mode) -> Mode {
 }
 
 /// Builds a digest verifier from its configuration.
-pub type VerifierFactory<'a> =
-    dyn Fn(&str, &TrustSourceConfig) -> anyhow::Result<Arc<dyn DigestVerifier>> + 'a;
+pub type VerifierFactory<'a> = dyn Fn(&str, &TrustSourceConfig, &std::path::Path) -> anyhow::Result<Arc<dyn DigestVerifier>>
+    + 'a;
 
-/// The default verifier factory: every digest-vouching type this build verifies.
+/// The default verifier factory: every digest-vouching type this build verifies. State a
+/// verifier keeps (a trusted root fetched through TUF) goes under `cache_dir`.
 pub fn build_verifier(
     name: &str,
     cfg: &TrustSourceConfig,
+    cache_dir: &std::path::Path,
 ) -> anyhow::Result<Arc<dyn DigestVerifier>> {
     match cfg {
         TrustSourceConfig::CosignKey(k) => Ok(Arc::new(
-            super::cosign::CosignKeyVerifier::new(k)
+            super::cosign::CosignKeyVerifier::new(k, cache_dir)
                 .map_err(|e| anyhow::anyhow!("trust.{name}: {e}"))?,
         )),
         TrustSourceConfig::CosignKeyless(k) => Ok(Arc::new(
-            super::cosign::CosignKeylessVerifier::new(k)
+            super::cosign::CosignKeylessVerifier::new(k, cache_dir)
                 .map_err(|e| anyhow::anyhow!("trust.{name}: {e}"))?,
         )),
         TrustSourceConfig::Notation(n) => Ok(Arc::new(

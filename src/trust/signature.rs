@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 
 use crate::refs::{Digest, RepoName};
 
@@ -108,6 +109,13 @@ pub enum Verdict {
 /// A source that vouches for digests (cosign key, cosign keyless, Notation), as opposed to a
 /// [`super::TrustSource`], which binds tags to digests.
 pub trait DigestVerifier: Send + Sync {
+    /// Brings trust material fetched at run time up to date before [`Self::verify`] (a
+    /// keyless source's trusted root from TUF); `Err` says why the source cannot vouch now.
+    /// Sources configured from files only have nothing to do.
+    fn prepare(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Whether candidates of this kind are this verifier's business (discovery skips fetching
     /// blobs nobody asked for).
     fn accepts(&self, kind: ArtifactKind) -> bool;

@@ -76,6 +76,19 @@ impl Upstream {
         kind: Kind,
         limit: usize,
     ) -> Result<Bytes, ApiError> {
+        self.read_limited_by(resp, kind, limit, "server.max_manifest_bytes")
+            .await
+    }
+
+    /// [`Self::read_limited`] under another limit, named by its `setting` in the refusal, so
+    /// an operator raises the limit that actually refused (e.g. `signatures.max_blob_bytes`).
+    pub async fn read_limited_by(
+        &self,
+        resp: Response,
+        kind: Kind,
+        limit: usize,
+        setting: &str,
+    ) -> Result<Bytes, ApiError> {
         let what = kind.as_str();
         // The permit is held until the body is read.
         let Response {
@@ -87,7 +100,7 @@ impl Upstream {
             .read_limited(limit)
             .await
             .map_err(|e| match e {
-                BodyError::TooLarge(_) => self.too_large(what, limit),
+                BodyError::TooLarge(_) => self.too_large(what, limit, setting),
                 e => ApiError::upstream(
                     StatusCode::BAD_GATEWAY,
                     format!("registry {} failed while sending a {what}: {e}", self.name),
@@ -95,13 +108,13 @@ impl Upstream {
             })
     }
 
-    fn too_large(&self, what: &str, limit: usize) -> ApiError {
+    fn too_large(&self, what: &str, limit: usize, setting: &str) -> ApiError {
         ApiError::new(
             StatusCode::BAD_GATEWAY,
             Code::SizeInvalid,
             Side::Upstream,
             format!(
-                "registry {} sent a {what} larger than {limit} bytes (server.max_manifest_bytes)",
+                "registry {} sent a {what} larger than {limit} bytes ({setting})",
                 self.name
             ),
         )

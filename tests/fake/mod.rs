@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod blobs;
+pub mod toy;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -405,6 +406,17 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// GET `url` accepting `accept`: (status, body).
+pub async fn get_accepting(url: &str, accept: &str) -> (u16, String) {
+    let r = client()
+        .get(url)
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 /// An in-process Portcullis on an ephemeral port. Returns its base URL.

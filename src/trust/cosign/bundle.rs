@@ -105,9 +105,10 @@ pub fn verify_layer(
 ) -> Result<(String, SystemTime, String), String> {
     let (bundle, form) = parse_checked(layer, subject)?;
     let artifact = artifact_of(subject)?;
-    let result = verifier
-        .root()
-        .verify_bundle(artifact, &bundle, &verifier.policy_for_bundle())?;
+    let result =
+        verifier
+            .root()?
+            .verify_bundle(artifact, &bundle, &verifier.policy_for_bundle())?;
     let (who, at) = verifier.accept_result(&result)?;
     Ok((who, at, form.to_string()))
 }

@@ -22,6 +22,9 @@ pub struct CosignKeyConfig {
     /// `transparency_log = "required"`.
     #[serde(default)]
     pub trusted_root: Option<PathBuf>,
+    /// Or the same from a TUF repository, as for `cosign-keyless`.
+    #[serde(default)]
+    pub sigstore_tuf: Option<SigstoreTuf>,
     /// How the legacy payload's `critical.identity.docker-reference` must relate to the
     /// repository being pulled.
     #[serde(default)]
@@ -34,9 +37,13 @@ pub struct CosignKeyConfig {
 #[serde(deny_unknown_fields)]
 pub struct CosignKeylessConfig {
     /// Sigstore `trusted_root.json` (Fulcio CAs, Rekor and CT log keys with their validity
-    /// windows). Fetching it through Sigstore's TUF repository (`sigstore_tuf`) is not
-    /// implemented yet.
-    pub trusted_root: PathBuf,
+    /// windows), as a file. Exactly one of this and `sigstore_tuf`.
+    #[serde(default)]
+    pub trusted_root: Option<PathBuf>,
+    /// The same, as the target `trusted_root.json` of a TUF repository (Sigstore's, or a
+    /// private instance's), verified from a pinned root and refreshed.
+    #[serde(default)]
+    pub sigstore_tuf: Option<SigstoreTuf>,
     /// Whether the certificate's embedded SCT must verify against the CT logs.
     #[serde(default)]
     pub sct: SctPolicy,
@@ -45,6 +52,79 @@ pub struct CosignKeylessConfig {
     /// As for `cosign-key`.
     #[serde(default)]
     pub signed_identity: SignedIdentity,
+}
+
+/// `[trust.<name>.sigstore_tuf]`: where a keyless source gets its `trusted_root.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SigstoreTuf {
+    /// The TUF metadata base URL (`https://tuf-repo-cdn.sigstore.dev/` for public-good).
+    pub metadata_url: String,
+    /// Where target files are; default `<metadata_url>targets/` (Sigstore's layout).
+    #[serde(default)]
+    pub targets_url: Option<String>,
+    /// The pinned initial root (no trust on first use).
+    pub root_file: PathBuf,
+    /// Optional sha256 (hex) the root file must have.
+    #[serde(default)]
+    pub root_sha256: Option<String>,
+    /// How long verified metadata is used before the repository is asked again.
+    #[serde(default = "default_sigstore_refresh")]
+    pub refresh_interval: String,
+    /// CA bundle (PEM) for the repository's TLS certificate, besides the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_sigstore_refresh() -> String {
+    "1h".into()
+}
+
+/// The TUF target that holds the trusted root.
+pub const TRUSTED_ROOT_TARGET: &str = "trusted_root.json";
+
+impl SigstoreTuf {
+    /// As a TUF source's config (the same transport, limits, store and checks).
+    pub fn tuf_config(&self) -> crate::config::TufConfig {
+        crate::config::TufConfig {
+            metadata_url: self.metadata_url.clone(),
+            prefix: String::new(),
+            root_file: self.root_file.clone(),
+            root_sha256: self.root_sha256.clone(),
+            target_name: "{repository}:{tag}".into(),
+            required_roles: vec![],
+            refresh_interval: self.refresh_interval.clone(),
+            ca_file: self.ca_file.clone(),
+            max_bytes: Default::default(),
+            fetch: Default::default(),
+        }
+    }
+
+    /// `targets_url`, or `<metadata_url>targets/`.
+    pub fn targets_url(&self) -> String {
+        match &self.targets_url {
+            Some(u) => u.clone(),
+            None => format!("{}/targets/", self.metadata_url.trim_end_matches('/')),
+        }
+    }
+
+    fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        crate::config::check_tuf(&self.tuf_config(), at)?;
+        for (key, u) in [
+            ("metadata_url", self.metadata_url.clone()),
+            ("targets_url", self.targets_url()),
+        ] {
+            let ok = url::Url::parse(&u)
+                .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host_str().is_some());
+            if !ok || u.contains("{repository}") {
+                return Err(invalid(
+                    format!("{at}.{key}"),
+                    format!("{u:?}: an http:// or https:// URL with a host, no {{repository}}"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[[trust.<name>.identities]]`.
@@ -160,13 +240,24 @@ impl CosignKeyConfig {
                 "at least one public key file",
             ));
         }
-        if self.transparency_log == TransparencyLog::Required && self.trusted_root.is_none() {
-            return Err(invalid(
-                format!("{at}.trusted_root"),
-                "transparency_log = \"required\" (the default) needs a trusted_root.json for \
-                 the Rekor keys; or set transparency_log = \"not-required\" for key-only \
-                 signatures",
-            ));
+        let required = self.transparency_log == TransparencyLog::Required;
+        match (&self.trusted_root, &self.sigstore_tuf) {
+            (None, None) if required => {
+                return Err(invalid(
+                    format!("{at}.trusted_root"),
+                    "transparency_log = \"required\" (the default) needs a trusted_root.json \
+                     for the Rekor keys (trusted_root or sigstore_tuf); or set \
+                     transparency_log = \"not-required\" for key-only signatures",
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    format!("{at}.trusted_root"),
+                    "give at most one of trusted_root and sigstore_tuf",
+                ));
+            }
+            (None, Some(t)) => t.validate(&format!("{at}.sigstore_tuf"))?,
+            _ => {}
         }
         validate_identity(at, &self.signed_identity)
     }
@@ -175,6 +266,17 @@ impl CosignKeyConfig {
 impl CosignKeylessConfig {
     /// `at` is where the source sits in the config, e.g. `trust.release`.
     pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        match (&self.trusted_root, &self.sigstore_tuf) {
+            (Some(_), None) => {}
+            (None, Some(t)) => t.validate(&format!("{at}.sigstore_tuf"))?,
+            _ => {
+                return Err(invalid(
+                    format!("{at}.trusted_root"),
+                    "give exactly one of trusted_root (a trusted_root.json file) and \
+                     sigstore_tuf (fetched from a TUF repository)",
+                ));
+            }
+        }
         if self.identities.is_empty() {
             return Err(invalid(
                 format!("{at}.identities"),

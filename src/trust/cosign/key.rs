@@ -1,7 +1,10 @@
 //! `type = "cosign-key"`: a digest is vouched for by a signature made with one of the
 //! configured public keys, in cosign's legacy `.sig` format or in a Sigstore bundle.
 
+use std::path::Path;
 use std::time::SystemTime;
+
+use futures_util::future::BoxFuture;
 
 use super::bundle;
 use super::config::SignedIdentity;
@@ -9,7 +12,7 @@ use super::config::{CosignKeyConfig, TransparencyLog};
 use super::keys::{CosignKey, load_keys};
 use super::legacy::LegacySignature;
 use super::payload;
-use super::sigstore::Root;
+use super::tuf_root::RootSource;
 use super::{by_format, first_vouching, identity_rule};
 use crate::trust::signature::{ArtifactKind, Candidate, DigestVerifier, Subject, Verdict};
 
@@ -17,21 +20,29 @@ use crate::trust::signature::{ArtifactKind, Candidate, DigestVerifier, Subject, 
 pub struct CosignKeyVerifier {
     keys: Vec<CosignKey>,
     /// Present exactly when `transparency_log = "required"`.
-    rekor: Option<Root>,
+    rekor: Option<RootSource>,
     rule: SignedIdentity,
 }
 
 impl CosignKeyVerifier {
     /// Reads the key files (and the trusted root when the log is required); the error names
     /// the file. Validate the config first (`CosignKeyConfig::validate`).
-    pub fn new(config: &CosignKeyConfig) -> anyhow::Result<Self> {
+    pub fn new(config: &CosignKeyConfig, cache_dir: &Path) -> anyhow::Result<Self> {
         let keys = load_keys(&config.keys)?;
-        let rekor = match (config.transparency_log, &config.trusted_root) {
-            (TransparencyLog::Required, Some(path)) => Some(Root::load(path)?),
-            (TransparencyLog::Required, None) => {
-                anyhow::bail!("transparency_log = \"required\" needs trusted_root")
-            }
-            (TransparencyLog::NotRequired, _) => {
+        let rekor = match config.transparency_log {
+            TransparencyLog::Required => Some(
+                RootSource::from_config(
+                    config.trusted_root.as_deref(),
+                    config.sigstore_tuf.as_ref(),
+                    cache_dir,
+                )?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "transparency_log = \"required\" needs trusted_root or sigstore_tuf"
+                    )
+                })?,
+            ),
+            TransparencyLog::NotRequired => {
                 // A named, logged loosening: nothing proves when (or that publicly) these
                 // keys signed.
                 tracing::warn!(
@@ -75,6 +86,7 @@ impl CosignKeyVerifier {
             Some(root) => {
                 let bundle = sig.to_bundle_json()?;
                 let time = root
+                    .current()?
                     .verify_key_set(sig.payload, &bundle, &key.spki)
                     .map_err(|e| format!("Rekor entry: {e}"))?;
                 Some(time)
@@ -85,6 +97,15 @@ impl CosignKeyVerifier {
 }
 
 impl DigestVerifier for CosignKeyVerifier {
+    fn prepare(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            match &self.rekor {
+                Some(root) => root.refresh().await,
+                None => Ok(()),
+            }
+        })
+    }
+
     fn accepts(&self, kind: ArtifactKind) -> bool {
         matches!(
             kind,
@@ -100,7 +121,10 @@ impl DigestVerifier for CosignKeyVerifier {
             |c, layer| {
                 let mut vouch = by_format(
                     c.kind,
-                    || bundle::verify_key_layer(&self.keys, self.rekor.as_ref(), &subject, layer),
+                    || {
+                        let rekor = self.rekor.as_ref().map(RootSource::current).transpose()?;
+                        bundle::verify_key_layer(&self.keys, rekor.as_deref(), &subject, layer)
+                    },
                     || self.verify_legacy(&subject, &LegacySignature::from_layer(layer)?),
                 )?;
                 let log = if vouch.signed_at.is_some() {

@@ -2,7 +2,11 @@
 //! chains to the trusted root at the signing time proved by Rekor, and names a configured
 //! identity. Legacy `.sig` layers go through the v0.1 adapter; v0.3 bundles through `bundle`.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
+
+use futures_util::future::BoxFuture;
 
 use sigstore_verify::{VerificationPolicy, VerificationResult};
 
@@ -13,34 +17,41 @@ use super::identity::{Identity, match_any};
 use super::legacy::LegacySignature;
 use super::payload;
 use super::sigstore::{Root, to_system_time};
+use super::tuf_root::RootSource;
 use super::{by_format, first_vouching, identity_rule};
 use crate::trust::signature::{ArtifactKind, Candidate, DigestVerifier, Subject, Verdict};
 
 /// Verifies keyless cosign signatures.
 pub struct CosignKeylessVerifier {
-    root: Root,
+    root: RootSource,
     sct: SctPolicy,
     identities: Vec<Identity>,
     rule: SignedIdentity,
 }
 
 impl CosignKeylessVerifier {
-    /// Reads the trusted root and compiles the identities (regexes anchored, logged).
-    /// Validate the config first (`CosignKeylessConfig::validate`).
-    pub fn new(config: &CosignKeylessConfig) -> anyhow::Result<Self> {
-        let root = Root::load(&config.trusted_root)?;
+    /// Reads the trusted root file (or the pinned TUF root of `sigstore_tuf`, state under
+    /// `cache_dir`) and compiles the identities (regexes anchored, logged). Validate the
+    /// config first (`CosignKeylessConfig::validate`).
+    pub fn new(config: &CosignKeylessConfig, cache_dir: &Path) -> anyhow::Result<Self> {
+        let root = RootSource::from_config(
+            config.trusted_root.as_deref(),
+            config.sigstore_tuf.as_ref(),
+            cache_dir,
+        )?
+        .ok_or_else(|| anyhow::anyhow!("cosign-keyless needs trusted_root or sigstore_tuf"))?;
         Self::with_root(config, root)
     }
 
-    /// As `new`, with the trusted root's JSON given (tests, benches, a root fetched by TUF).
+    /// As `new`, with the trusted root's JSON given (tests, benches).
     pub fn with_trusted_root_json(
         config: &CosignKeylessConfig,
         json: &str,
     ) -> anyhow::Result<Self> {
-        Self::with_root(config, Root::from_json(json)?)
+        Self::with_root(config, RootSource::File(Arc::new(Root::from_json(json)?)))
     }
 
-    fn with_root(config: &CosignKeylessConfig, root: Root) -> anyhow::Result<Self> {
+    fn with_root(config: &CosignKeylessConfig, root: RootSource) -> anyhow::Result<Self> {
         let identities = config
             .identities
             .iter()
@@ -51,7 +62,7 @@ impl CosignKeylessVerifier {
         }
         if config.sct == SctPolicy::NotRequired {
             tracing::warn!(
-                root = %root.describe,
+                root = %root.describe(),
                 "cosign-keyless: sct = \"not-required\": certificates vouch without a CT log entry"
             );
         }
@@ -116,7 +127,7 @@ impl CosignKeylessVerifier {
         // 3. sigstore-verify: Fulcio chain valid at the SET's integrated time, SCT, SET with a
         //    Rekor key valid then, log entry body bound to this signature and payload, and the
         //    signature over the exact payload bytes.
-        let result = self.root.verify(sig.payload, &bundle, &self.policy())?;
+        let result = self.root()?.verify(sig.payload, &bundle, &self.policy())?;
         // 4. Who signed, and when.
         let (who, signed_at) = self.accept_result(&result)?;
         // 5. What the signed payload claims (read only now that it is verified).
@@ -126,6 +137,10 @@ impl CosignKeylessVerifier {
 }
 
 impl DigestVerifier for CosignKeylessVerifier {
+    fn prepare(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.root.refresh())
+    }
+
     fn accepts(&self, kind: ArtifactKind) -> bool {
         matches!(
             kind,
@@ -156,8 +171,10 @@ impl DigestVerifier for CosignKeylessVerifier {
 }
 
 impl CosignKeylessVerifier {
-    pub(super) fn root(&self) -> &Root {
-        &self.root
+    /// The trusted root in use: the file's, or the one TUF trusts now (none after a failed
+    /// refresh: then nothing vouches).
+    pub(super) fn root(&self) -> Result<Arc<Root>, String> {
+        self.root.current()
     }
 
     pub(super) fn policy_for_bundle(&self) -> VerificationPolicy {

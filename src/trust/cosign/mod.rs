@@ -2,7 +2,9 @@
 //! digest verifiers behind [`crate::trust::signature::DigestVerifier`].
 //!
 //! Pure: a verifier reads candidates that discovery already fetched and digest-checked, its
-//! configured keys / trusted root / identities, and never the network. Formats:
+//! configured keys / trusted root / identities, and never the network. The one exception is
+//! `tuf_root`: a keyless source's trusted root fetched through TUF, brought up to date in
+//! `prepare`, before and apart from verification. Formats:
 //! - cosign's legacy `.sig` layers (simple-signing payload + annotations), `legacy` and
 //!   `payload`;
 //! - Sigstore bundles v0.3 (message signature, or DSSE in-toto with predicate type
@@ -21,10 +23,11 @@ mod keys;
 pub mod legacy;
 mod payload;
 mod sigstore;
+mod tuf_root;
 
 pub use config::{
     CosignKeyConfig, CosignKeylessConfig, KeylessIdentity, Remap, SctPolicy, SignedIdentity,
-    TransparencyLog,
+    SigstoreTuf, TRUSTED_ROOT_TARGET, TransparencyLog,
 };
 pub use key::CosignKeyVerifier;
 pub use keyless::CosignKeylessVerifier;

@@ -19,7 +19,10 @@
 //! Requests go through the registry's [`Upstream`] with the pull's credentials and token
 //! scope, so they see exactly what a pull of R sees.
 
+mod failure;
 pub mod parse;
+
+pub use failure::Failure;
 
 use std::time::Duration;
 
@@ -29,8 +32,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use crate::refs::{Digest, RepoName};
 use crate::trust::signature::{ArtifactKind, Candidate, FoundVia, Layer};
-use crate::upstream::Upstream;
 use crate::upstream::answer::Kind;
+use crate::upstream::{Upstream, UpstreamError};
 
 /// Bounds on one discovery (an attacker who controls the registry controls every answer).
 #[derive(Debug, Clone)]
@@ -136,6 +139,17 @@ pub async fn discover(
     wanted: &(dyn Fn(ArtifactKind) -> bool + Sync),
     limits: &Limits,
 ) -> Result<Discovery, String> {
+    discover_or_offline(t, wanted, limits)
+        .await
+        .map_err(String::from)
+}
+
+/// [`discover`], saying whether a failure was the registry being unreachable.
+pub async fn discover_or_offline(
+    t: &Target<'_>,
+    wanted: &(dyn Fn(ArtifactKind) -> bool + Sync),
+    limits: &Limits,
+) -> Result<Discovery, Failure> {
     let mut out = Discovery::default();
     let mut hints: Vec<(parse::Hint, FoundVia)> = Vec::new();
     match referrers(t, limits).await? {
@@ -147,8 +161,9 @@ pub async fn discover(
             out.places.push((FoundVia::Referrers, Place::NotSupported));
             let tag = parse::schema_tag(t.digest);
             let h = match get_manifest(t, &tag, &[parse::OCI_INDEX], limits).await? {
-                Some(bytes) => parse::index(&bytes)
-                    .map_err(|e| format!("referrers tag schema {tag} of {}: {e}", t.repo))?,
+                Some(bytes) => parse::index(&bytes).map_err(|e| {
+                    Failure::answered(format!("referrers tag schema {tag} of {}: {e}", t.repo))
+                })?,
                 None => Vec::new(),
             };
             out.places.push((FoundVia::TagSchema, count(&h)));
@@ -217,7 +232,7 @@ async fn fetch_hint(
 ) -> Fetched {
     if h.size > limits.max_manifest_bytes as u64 {
         return Err(format!(
-            "{}: index says {} bytes, more than {} (signature manifest limit)",
+            "{}: index says {} bytes, more than {} (signature manifest limit, signatures.max_manifest_bytes)",
             h.digest, h.size, limits.max_manifest_bytes
         ));
     }
@@ -271,7 +286,7 @@ async fn candidate(
 }
 
 /// The referrers API's hints, every page; `None` when the registry has no referrers API.
-async fn referrers(t: &Target<'_>, limits: &Limits) -> Result<Option<Vec<parse::Hint>>, String> {
+async fn referrers(t: &Target<'_>, limits: &Limits) -> Result<Option<Vec<parse::Hint>>, Failure> {
     let path = format!("/v2/{}/referrers/{}", t.repo, t.digest);
     let mut query: Option<String> = None;
     let mut all = Vec::new();
@@ -291,16 +306,16 @@ async fn referrers(t: &Target<'_>, limits: &Limits) -> Result<Option<Vec<parse::
             return if page == 0 {
                 Ok(None)
             } else {
-                Err(format!(
+                Err(Failure::answered(format!(
                     "referrers of {}@{}: page {} answered 404",
                     t.repo,
                     t.digest,
                     page + 1
-                ))
+                )))
             };
         };
         let hints = parse::index(&bytes)
-            .map_err(|e| format!("referrers of {}@{}: {e}", t.repo, t.digest))?;
+            .map_err(|e| Failure::answered(format!("referrers of {}@{}: {e}", t.repo, t.digest)))?;
         all.extend(hints);
         if all.len() > limits.max_candidates {
             break;
@@ -319,7 +334,7 @@ async fn get_manifest(
     reference: &str,
     accept: &[&'static str],
     limits: &Limits,
-) -> Result<Option<Bytes>, String> {
+) -> Result<Option<Bytes>, Failure> {
     let path = format!("/v2/{}/manifests/{reference}", t.repo);
     let got = get(
         t,
@@ -337,7 +352,7 @@ async fn get_manifest(
 async fn get_blob(t: &Target<'_>, l: parse::LayerRef, limits: &Limits) -> Result<Layer, String> {
     if l.size > limits.max_blob_bytes as u64 {
         return Err(format!(
-            "layer {} is {} bytes, more than {} (signature blob limit)",
+            "layer {} is {} bytes, more than {} (signature blob limit, signatures.max_blob_bytes)",
             l.digest, l.size, limits.max_blob_bytes
         ));
     }
@@ -353,15 +368,7 @@ async fn get_blob(t: &Target<'_>, l: parse::LayerRef, limits: &Limits) -> Result
     )
     .await?
     .ok_or_else(|| format!("layer {}: the registry has no such blob", l.digest))?;
-    let actual = l.digest.of_same_algorithm(&bytes);
-    if actual != l.digest || bytes.len() as u64 != l.size {
-        return Err(format!(
-            "layer {}: {} bytes hashing to {actual}, want {} bytes",
-            l.digest,
-            bytes.len(),
-            l.size
-        ));
-    }
+    parse::check_layer(&l, &bytes)?;
     Ok(Layer {
         media_type: l.media_type,
         digest: l.digest,
@@ -380,7 +387,7 @@ async fn get(
     kind: Kind,
     limit: usize,
     limits: &Limits,
-) -> Result<Option<(HeaderMap, Bytes)>, String> {
+) -> Result<Option<(HeaderMap, Bytes)>, Failure> {
     let mut headers = HeaderMap::new();
     for a in accept {
         headers.append(header::ACCEPT, HeaderValue::from_static(a));
@@ -398,27 +405,46 @@ async fn get(
                 Some(&scope),
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure {
+                // Connection refused or reset, DNS, TLS handshake, no answer in time: nothing
+                // was heard from the registry. `Busy` (our own concurrency limit) and a token
+                // server's refusal are not an outage of the registry.
+                offline: matches!(
+                    e,
+                    UpstreamError::Unreachable { .. } | UpstreamError::Timeout { .. }
+                ),
+                message: e.to_string(),
+            })?;
         match resp.inner.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {
                 let h = resp.inner.headers().clone();
+                // The refusal names the [signatures] limit that applies, not the server's.
+                let setting = if kind == Kind::Blob {
+                    "signatures.max_blob_bytes"
+                } else {
+                    "signatures.max_manifest_bytes"
+                };
                 let b = up
-                    .read_limited(resp, kind, limit)
+                    .read_limited_by(resp, kind, limit, setting)
                     .await
-                    .map_err(|e| e.message)?;
+                    .map_err(|e| Failure::answered(e.message))?;
                 Ok(Some((h, b)))
             }
-            s => Err(format!("registry {} answered {s} for {path}", up.name)),
+            s => Err(Failure::answered(format!(
+                "registry {} answered {s} for {path}",
+                up.name
+            ))),
         }
     };
     tokio::time::timeout(limits.fetch_deadline, fetch)
         .await
-        .map_err(|_| {
-            format!(
+        .map_err(|_| Failure {
+            message: format!(
                 "registry {} did not answer {path} within {} s",
                 up.name,
                 limits.fetch_deadline.as_secs()
-            )
+            ),
+            offline: true,
         })?
 }

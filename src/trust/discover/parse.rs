@@ -205,6 +205,21 @@ pub fn check_candidate(
     Ok(m)
 }
 
+/// A layer's bytes must hash to its digest and have its size (fetched, or read back from
+/// stored evidence).
+pub fn check_layer(l: &LayerRef, bytes: &[u8]) -> Result<(), String> {
+    let actual = l.digest.of_same_algorithm(bytes);
+    if actual != l.digest || bytes.len() as u64 != l.size {
+        return Err(format!(
+            "layer {}: {} bytes hashing to {actual}, want {} bytes",
+            l.digest,
+            bytes.len(),
+            l.size
+        ));
+    }
+    Ok(())
+}
+
 /// What a manifest is, from its own `artifactType`, config media type and layer media types.
 /// cosign writes `artifactType: application/vnd.oci.empty.v1+json` in some places, so an
 /// unknown artifact type does not decide; the layers do.

@@ -108,7 +108,29 @@ impl TufSource {
 
     /// The repository `repo` is looked up in (one per metadata URL), opened on first use.
     fn repo_for(&self, repo: &RepoName) -> Result<Arc<TufRepo>, TrustError> {
-        let url = self.cfg.metadata_url_for(repo.as_str());
+        self.open_at(self.cfg.metadata_url_for(repo.as_str()), None)
+    }
+
+    /// The repository at `metadata_url` whose target files are read from `targets_url`
+    /// (targets of at most `max_target_bytes`): Sigstore's, for its `trusted_root.json`. Same
+    /// pinned root, transport limits, store and state directory as an image source.
+    pub fn target_repo(
+        &self,
+        targets_url: &str,
+        max_target_bytes: u64,
+    ) -> Result<Arc<TufRepo>, TrustError> {
+        self.open_at(
+            self.cfg.metadata_url.clone(),
+            Some((targets_url, max_target_bytes)),
+        )
+    }
+
+    /// The repository at `url` (opened once), with target files from `targets` if given.
+    fn open_at(
+        &self,
+        url: String,
+        targets: Option<(&str, u64)>,
+    ) -> Result<Arc<TufRepo>, TrustError> {
         let mut repos = self
             .repos
             .lock()
@@ -116,16 +138,29 @@ impl TufSource {
         if let Some(r) = repos.get(&url) {
             return Ok(r.clone());
         }
-        let inner = Self::transport(&self.cfg, &url)
-            .map_err(|e| TrustError::State(format!("TUF repository {url}: {e}")))?;
-        let dir = self.state_dir_for(&url);
+        let bad = |e: String| TrustError::State(format!("TUF repository {url}: {e}"));
+        let mut config = self.updater_config();
+        let inner: Box<dyn Repository> = match targets {
+            None => Self::transport(&self.cfg, &url).map_err(bad)?,
+            Some((targets_url, max)) => {
+                config.target_max_length = max;
+                let timing = Timing::from_config(&self.cfg.fetch);
+                let fetcher =
+                    HttpFetcher::new(&url, self.cfg.ca_file.as_deref(), timing).map_err(bad)?;
+                Box::new(
+                    transport::HttpRepo::new(fetcher, &url)
+                        .and_then(|r| r.with_targets(targets_url))
+                        .map_err(bad)?,
+                )
+            }
+        };
         let r = Arc::new(TufRepo::open(
             &url,
             inner,
             &self.root,
             &self.root_sha,
-            &dir,
-            self.updater_config(),
+            &self.state_dir_for(&url),
+            config,
             self.cfg.refresh_interval(),
         )?);
         repos.insert(url, r.clone());

@@ -311,6 +311,26 @@ impl TufRepo {
         Ok(found)
     }
 
+    /// Target `name` with its bytes, checked against the trusted metadata (length and hashes):
+    /// the store's copy when it still matches, else downloaded and stored. Used for Sigstore's
+    /// `trusted_root.json`; image tags only need the target's entry, never its bytes.
+    pub async fn target_bytes(
+        &self,
+        name: &str,
+        now: jiff::Timestamp,
+    ) -> Result<(Arc<Found>, Vec<u8>), TrustError> {
+        let found = self.lookup(name, now).await?;
+        let updater = self.updater.lock().await;
+        if let Some(bytes) = updater.find_cached_target(&found.target, name) {
+            return Ok((found, bytes));
+        }
+        let bytes = updater
+            .download_target(&found.target, name)
+            .await
+            .map_err(|e| self.lookup_error(name, &e))?;
+        Ok((found, bytes))
+    }
+
     /// Names of the targets in every role loaded now, and every name a lookup verified
     /// before (at most 10,000 of each): candidates, each resolved again by the caller.
     pub async fn loaded_target_names(&self) -> Vec<String> {

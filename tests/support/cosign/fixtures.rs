@@ -35,15 +35,17 @@ pub fn key_verifier(key: &str, log: TransparencyLog) -> CosignKeyVerifier {
         keys: vec![ci(key)],
         transparency_log: log,
         trusted_root: Some(trusted_root()),
+        sigstore_tuf: None,
         signed_identity: SignedIdentity::MatchRepository,
     };
     config.validate("trust.test").expect("valid config");
-    CosignKeyVerifier::new(&config).expect("verifier")
+    CosignKeyVerifier::new(&config, &std::env::temp_dir()).expect("verifier")
 }
 
 pub fn keyless_verifier(issuer: &str, subject: &str) -> CosignKeylessVerifier {
     let config = CosignKeylessConfig {
-        trusted_root: trusted_root(),
+        trusted_root: Some(trusted_root()),
+        sigstore_tuf: None,
         sct: SctPolicy::Required,
         identities: vec![KeylessIdentity {
             issuer: issuer.into(),
@@ -54,7 +56,7 @@ pub fn keyless_verifier(issuer: &str, subject: &str) -> CosignKeylessVerifier {
         signed_identity: SignedIdentity::MatchRepository,
     };
     config.validate("trust.test").expect("valid config");
-    CosignKeylessVerifier::new(&config).expect("verifier")
+    CosignKeylessVerifier::new(&config, &std::env::temp_dir()).expect("verifier")
 }
 
 /// Verifies a `dir:` fixture as pulled from `registry/repository` (the repository the signature
@@ -131,7 +133,8 @@ pub fn keyless_with(
     trusted_root_json: Option<&str>,
 ) -> Result<CosignKeylessVerifier, String> {
     let config = CosignKeylessConfig {
-        trusted_root: trusted_root(),
+        trusted_root: Some(trusted_root()),
+        sigstore_tuf: None,
         sct: SctPolicy::Required,
         identities,
         signed_identity: SignedIdentity::MatchRepository,
@@ -139,7 +142,7 @@ pub fn keyless_with(
     config.validate("trust.test").map_err(|e| e.to_string())?;
     match trusted_root_json {
         Some(json) => CosignKeylessVerifier::with_trusted_root_json(&config, json),
-        None => CosignKeylessVerifier::new(&config),
+        None => CosignKeylessVerifier::new(&config, &std::env::temp_dir()),
     }
     .map_err(|e| format!("{e:#}"))
 }
@@ -150,10 +153,11 @@ pub fn key_verifier_with(key: &str, signed_identity: SignedIdentity) -> CosignKe
         keys: vec![ci(key)],
         transparency_log: TransparencyLog::NotRequired,
         trusted_root: None,
+        sigstore_tuf: None,
         signed_identity,
     };
     config.validate("trust.test").expect("valid config");
-    CosignKeyVerifier::new(&config).expect("verifier")
+    CosignKeyVerifier::new(&config, &std::env::temp_dir()).expect("verifier")
 }
 
 /// Sets (or with `None` removes) an annotation on every layer of a legacy candidate.
@@ -188,9 +192,10 @@ pub fn test_key_verifier(path: &Path) -> CosignKeyVerifier {
         keys: vec![path.to_path_buf()],
         transparency_log: TransparencyLog::NotRequired,
         trusted_root: None,
+        sigstore_tuf: None,
         signed_identity: SignedIdentity::MatchRepository,
     };
-    CosignKeyVerifier::new(&config).expect("verifier")
+    CosignKeyVerifier::new(&config, &std::env::temp_dir()).expect("verifier")
 }
 
 /// A fresh test key and a key-only verifier that trusts it (the temp dir holds its `.pub`).
@@ -233,7 +238,8 @@ pub fn assert_refused(v: Verdict, expected: &str) {
 /// trusting one e-mail identity.
 pub fn test_keyless_verifier(root_json: &str, email: &str, issuer: &str) -> CosignKeylessVerifier {
     let config = CosignKeylessConfig {
-        trusted_root: PathBuf::from("test-instance/trusted_root.json"),
+        trusted_root: Some(PathBuf::from("test-instance/trusted_root.json")),
+        sigstore_tuf: None,
         sct: SctPolicy::NotRequired,
         identities: vec![KeylessIdentity {
             issuer: issuer.into(),

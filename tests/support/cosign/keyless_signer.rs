@@ -2,7 +2,8 @@
 //! 10-minute code-signing certificates with the OIDC issuer extension), a Rekor-like log key
 //! (SETs over hashedrekord entries), and the `trusted_root.json` naming both (no CT log: use
 //! `sct = "not-required"`). It makes legacy `.sig` artifacts (certificate, chain and Rekor
-//! bundle annotations) that end-to-end tests can push to a registry.
+//! bundle annotations) and v0.3 bundles (with an inclusion proof and a signed checkpoint) that
+//! end-to-end tests can push to a registry.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -126,8 +127,8 @@ impl TestSigstore {
         .to_string()
     }
 
-    /// A Fulcio-like certificate for an e-mail identity and OIDC issuer; its key pair.
-    fn leaf(&self, email: &str, issuer: &str, t: Timing) -> (String, KeyPair) {
+    /// A Fulcio-like certificate for an e-mail identity and OIDC issuer (PEM, DER); its key pair.
+    fn leaf(&self, email: &str, issuer: &str, t: Timing) -> (String, Vec<u8>, KeyPair) {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.subject_alt_names = vec![SanType::Rfc822Name(email.try_into().expect("email"))];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
@@ -142,7 +143,7 @@ impl TestSigstore {
             ));
         let key = KeyPair::generate().expect("leaf key");
         let cert = params.signed_by(&key, &self.ca).expect("leaf");
-        (cert.pem(), key)
+        (cert.pem(), cert.der().to_vec(), key)
     }
 
     /// A legacy keyless signature of `digest` claiming `docker_reference`, by `email` as
@@ -156,7 +157,7 @@ impl TestSigstore {
         t: Timing,
     ) -> SignedSig {
         let payload = simple_signing_payload(docker_reference, digest);
-        let (cert_pem, key) = self.leaf(email, issuer, t);
+        let (cert_pem, _, key) = self.leaf(email, issuer, t);
         let signature = key.sign(&payload).expect("sign");
         let bundle = self.rekor_bundle(&payload, &signature, &cert_pem, t.integrated_time);
         let mut annotations = BTreeMap::new();
@@ -170,27 +171,12 @@ impl TestSigstore {
     /// certificate, and the log's SET over (body, integratedTime, logID, logIndex) in
     /// canonical JSON (keys sorted, no spaces).
     fn rekor_bundle(&self, payload: &[u8], signature: &[u8], cert_pem: &str, at: i64) -> String {
-        let hash = hex::encode(aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            payload,
-        ));
-        let body = format!(
-            r#"{{"apiVersion":"0.0.1","kind":"hashedrekord","spec":{{"data":{{"hash":{{"algorithm":"sha256","value":"{hash}"}}}},"signature":{{"content":"{}","publicKey":{{"content":"{}"}}}}}}}}"#,
-            STANDARD.encode(signature),
-            STANDARD.encode(cert_pem)
-        );
-        let body = STANDARD.encode(body);
+        let body = STANDARD.encode(hashedrekord(payload, signature, cert_pem));
         let log_id = hex::encode(self.log_id());
         let log_index = 7;
-        let canonical = format!(
-            r#"{{"body":"{body}","integratedTime":{at},"logID":"{log_id}","logIndex":{log_index}}}"#
-        );
-        let set = self
-            .rekor
-            .sign(&self.rng, canonical.as_bytes())
-            .expect("SET");
+        let set = self.set(&body, at, log_index);
         serde_json::json!({
-            "SignedEntryTimestamp": STANDARD.encode(set.as_ref()),
+            "SignedEntryTimestamp": STANDARD.encode(set),
             "Payload": {
                 "body": body,
                 "integratedTime": at,
@@ -200,6 +186,88 @@ impl TestSigstore {
         })
         .to_string()
     }
+}
+
+impl TestSigstore {
+    /// The log's SET over (body, integratedTime, logID, logIndex) in canonical JSON (keys
+    /// sorted, no spaces); `body_b64` is the entry body as base64.
+    fn set(&self, body_b64: &str, at: i64, log_index: i64) -> Vec<u8> {
+        let log_id = hex::encode(self.log_id());
+        let canonical = format!(
+            r#"{{"body":"{body_b64}","integratedTime":{at},"logID":"{log_id}","logIndex":{log_index}}}"#
+        );
+        let set = self.rekor.sign(&self.rng, canonical.as_bytes());
+        set.expect("SET").as_ref().to_vec()
+    }
+
+    /// A keyless Sigstore bundle v0.3, cosign 3's format: a message signature over `manifest`
+    /// (the image manifest bytes, so over its digest) by `email` as issued by `issuer`, the
+    /// certificate, and a hashedrekord entry with its SET and an inclusion proof in a
+    /// one-entry tree whose checkpoint (a signed note) the log key signs.
+    pub fn sign_bundle(&self, email: &str, issuer: &str, manifest: &[u8], t: Timing) -> Vec<u8> {
+        let (cert_pem, cert_der, key) = self.leaf(email, issuer, t);
+        let signature = key.sign(manifest).expect("sign");
+        let body = hashedrekord(manifest, &signature, &cert_pem);
+        let body_b64 = STANDARD.encode(&body);
+        let set = self.set(&body_b64, t.integrated_time, 0);
+        // RFC 6962 leaf hash; a tree of one entry has it as its root and an empty path.
+        let mut leaf = vec![0u8];
+        leaf.extend_from_slice(body.as_bytes());
+        let root = STANDARD.encode(sha256(&leaf));
+        let note = format!("rekor.test - 1\n1\n{root}\n");
+        let mut hint_sig = self.log_id()[..4].to_vec();
+        let note_sig = self
+            .rekor
+            .sign(&self.rng, note.as_bytes())
+            .expect("checkpoint");
+        hint_sig.extend_from_slice(note_sig.as_ref());
+        let checkpoint = format!(
+            "{note}\n\u{2014} rekor.test {}\n",
+            STANDARD.encode(hint_sig)
+        );
+        serde_json::to_vec(&serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {
+                "certificate": { "rawBytes": STANDARD.encode(cert_der) },
+                "tlogEntries": [{
+                    "logIndex": "0",
+                    "logId": { "keyId": STANDARD.encode(self.log_id()) },
+                    "kindVersion": { "kind": "hashedrekord", "version": "0.0.1" },
+                    "integratedTime": t.integrated_time.to_string(),
+                    "inclusionPromise": { "signedEntryTimestamp": STANDARD.encode(set) },
+                    "inclusionProof": {
+                        "logIndex": "0",
+                        "rootHash": root,
+                        "treeSize": "1",
+                        "hashes": [],
+                        "checkpoint": { "envelope": checkpoint },
+                    },
+                    "canonicalizedBody": body_b64,
+                }],
+            },
+            "messageSignature": {
+                "messageDigest": { "algorithm": "SHA2_256", "digest": STANDARD.encode(sha256(manifest)) },
+                "signature": STANDARD.encode(signature),
+            },
+        }))
+        .expect("json")
+    }
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+/// A Rekor hashedrekord v0.0.1 entry body for a signature over `signed` by the certificate.
+fn hashedrekord(signed: &[u8], signature: &[u8], cert_pem: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"0.0.1","kind":"hashedrekord","spec":{{"data":{{"hash":{{"algorithm":"sha256","value":"{}"}}}},"signature":{{"content":"{}","publicKey":{{"content":"{}"}}}}}}}}"#,
+        hex::encode(sha256(signed)),
+        STANDARD.encode(signature),
+        STANDARD.encode(cert_pem)
+    )
 }
 
 impl Default for TestSigstore {

@@ -6,7 +6,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::super::cosign::signer::SignedSig;
 use super::clients::{ClientResult, SkopeoEnv};
 use super::proc::{require_tool, run, run_ok, tempdir, unique};
 use super::registry::{Registry, sha256_hex};
@@ -421,34 +420,4 @@ pub fn seed(registry: &Registry, repo: &str, large_mb: u32) -> Seeded {
 /// A scratch directory for a test (tempdir under /tmp, removed on Drop).
 pub fn scratch() -> tempfile::TempDir {
     tempdir("pc-scratch-")
-}
-
-/// Writes a cosign `.sig` artifact as a one-image OCI layout (tag `sig`) and uploads it byte for
-/// byte under its `.sig` tag.
-pub fn push_sig(reg: &Registry, repo: &str, sig: &SignedSig) {
-    let dir = tempfile::tempdir().unwrap();
-    let blobs = dir.path().join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    for (d, bytes) in [
-        (&sig.payload_digest, &sig.payload),
-        (&sig.config_digest, &sig.config),
-        (&sig.manifest_digest, &sig.manifest),
-    ] {
-        std::fs::write(blobs.join(d.trim_start_matches("sha256:")), bytes).unwrap();
-    }
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": sig.manifest_digest, "size": sig.manifest.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "sig"},
-        }],
-    });
-    std::fs::write(dir.path().join("index.json"), index.to_string()).unwrap();
-    std::fs::write(
-        dir.path().join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    upload_layout(reg, repo, &sig.tag, dir.path(), "sig");
 }

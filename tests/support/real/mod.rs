@@ -17,9 +17,11 @@
 //! assert_eq!(r.digest.as_deref(), Some(img.digest.as_str()));
 //! ```
 
+pub mod artifacts;
 pub mod bundle;
 pub mod certs;
 pub mod clients;
+pub mod cosign;
 pub mod cri;
 pub mod dockerd;
 pub mod doctor;

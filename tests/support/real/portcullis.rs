@@ -184,6 +184,23 @@ impl Portcullis {
         self.daemon.as_ref().map(|d| d.pid())
     }
 
+    /// GET `path` through the proxy with every manifest type accepted: (status, body).
+    pub fn get_manifest(&self, path: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-sS", "-m", "20", "-w", "\n%{http_code}"])
+            .args([
+                "-H",
+                "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
+            ])
+            .arg(format!("{}{path}", self.url()))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
     /// The proxy's log (stdout + stderr).
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("portcullis.log")).unwrap_or_default()

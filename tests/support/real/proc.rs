@@ -216,6 +216,17 @@ pub fn http_status(url: &str, extra: &[&str]) -> Option<u16> {
         .filter(|c| *c != 0)
 }
 
+/// The sum of every sample of `name` in a Prometheus text exposition whose labels contain all
+/// of `labels` (e.g. `reason="offline_evidence"`).
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The body of a GET (curl), empty when it fails.
 pub fn http_get(url: &str) -> String {
     let out = Command::new("curl")

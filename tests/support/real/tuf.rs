@@ -73,6 +73,12 @@ pub fn target(img: &ImageInfo) -> Value {
     json!({"length": img.size, "sha256": img.sha256_hex(), "mediaType": img.media_type})
 }
 
+/// The target entry that signs `bytes` (length and sha256).
+pub fn target_entry(bytes: &[u8]) -> Value {
+    use sha2::Digest as _;
+    json!({"length": bytes.len(), "sha256": hex::encode(sha2::Sha256::digest(bytes))})
+}
+
 /// How the proxy is pointed at a [`TufRepo`] (`[registries.tuf]`).
 #[derive(Clone, Debug)]
 pub struct TufOpts {
@@ -231,6 +237,23 @@ impl TufRepo {
         let link = self.dir.path().join("www").join(path);
         fs::create_dir_all(link.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(self.metadata_dir(), &link).expect("symlink metadata");
+    }
+
+    /// Serves `bytes` as target file `name` at `/targets/` under both names a client may ask
+    /// for (`<sha256>.<name>` with consistent snapshots, and `<name>`). Sign the entry with
+    /// [`target_entry`] in the spec; serving other bytes than signed is how a test tampers.
+    pub fn serve_target(&self, name: &str, bytes: &[u8]) {
+        use sha2::Digest as _;
+        let dir = self.dir.path().join("www/targets");
+        fs::create_dir_all(&dir).unwrap();
+        let sha = hex::encode(sha2::Sha256::digest(bytes));
+        fs::write(dir.join(format!("{sha}.{name}")), bytes).unwrap();
+        fs::write(dir.join(name), bytes).unwrap();
+    }
+
+    /// `http://127.0.0.1:PORT/targets/` (where [`TufRepo::serve_target`] puts files).
+    pub fn targets_url(&self) -> String {
+        format!("http://127.0.0.1:{}/targets/", self.port)
     }
 
     /// Version 1 of root: the file a client pins.

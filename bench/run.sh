@@ -4,6 +4,10 @@
 #        QUICK=1 bench/run.sh    (smoke: 64 MiB blob, 1 round)
 #        bench/run.sh cache      (the blob cache vs the registry's proxy: mode, nginx, direct;
 #                                 bench/cache.py, writes bench/results/<timestamp>-cache.md)
+#        bench/run.sh signatures [--iterations N] [--cold N] [--herd N]
+#                                (keyless cosign .sig behind a [[policy]]: cached manifest by
+#                                 tag vs direct, cold pulls, a herd of cold pulls; benches/
+#                                 signatures.rs, writes bench/results/<timestamp>-signatures.md)
 # Writes bench/results/<timestamp>.md and prints the table. See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +17,13 @@ fi
 case "${1:-}" in
   "") exec python3 bench/bench.py ;;
   cache) exec python3 bench/cache.py ;;
-  *) echo "usage: bench/run.sh [cache]" >&2; exit 2 ;;
+  # The harness starts the registry and the release proxy itself (tests/support/real). It is
+  # run in the test profile (`cargo test --bench`): it only drives and times requests, the
+  # same for direct and Portcullis, and a release build of it and its dev-dependencies would
+  # cost another LTO build.
+  signatures)
+    PC_BIN=${PC_BIN:-${CARGO_TARGET_DIR:-target}/release/portcullis} \
+      exec cargo test --quiet --bench signatures -- \
+      --out "bench/results/$(date -u +%Y%m%dT%H%M%SZ)-signatures.md" "${@:2}" ;;
+  *) echo "usage: bench/run.sh [cache|signatures]" >&2; exit 2 ;;
 esac

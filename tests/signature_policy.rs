@@ -9,12 +9,16 @@
 mod fake;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::SystemTime;
 
-use fake::toy::{REPO, image, legacy_sig};
+use fake::toy::{REPO, ToyKey, image, legacy_sig};
 use fake::{Behaviour, FakeRegistry, TableTrust};
 use portcullis::config::SourceConfig;
 use portcullis::refs::Digest;
 use portcullis::trust::TrustSource;
+use portcullis::trust::set::VerifierFactory;
+use portcullis::trust::signature::{ArtifactKind, Candidate, DigestVerifier, Subject, Verdict};
 
 const REG: &str = "fake.example:5000";
 
@@ -57,6 +61,17 @@ async fn proxy_with(
     a: Arc<TableTrust>,
     b: Arc<TableTrust>,
 ) -> String {
+    proxy_verifying(reg, policy, a, b, &fake::toy::ci_verifier).await
+}
+
+/// [`proxy_with`] with another factory for the digest-vouching sources.
+async fn proxy_verifying(
+    reg: &FakeRegistry,
+    policy: &str,
+    a: Arc<TableTrust>,
+    b: Arc<TableTrust>,
+    make_verifier: &VerifierFactory<'_>,
+) -> String {
     let addr = reg.start().await;
     let toml = fake::config(addr, "enforce", false, policy);
     let make_trust = move |_: &str, s: SourceConfig<'_>| -> anyhow::Result<Arc<dyn TrustSource>> {
@@ -68,7 +83,7 @@ async fn proxy_with(
             SourceConfig::Tuf(_) => anyhow::bail!("no tuf here"),
         }
     };
-    fake::start_proxy_with(&toml, &make_trust, &fake::toy::ci_verifier)
+    fake::start_proxy_with(&toml, &make_trust, make_verifier)
         .await
         .0
 }
@@ -223,13 +238,45 @@ async fn two_tag_binding_sources_that_disagree_are_refused_naming_both() {
     );
 }
 
+/// The toy key "ci", counting its verifications.
+struct Counted(ToyKey, Arc<AtomicUsize>);
+
+impl DigestVerifier for Counted {
+    fn accepts(&self, kind: ArtifactKind) -> bool {
+        self.0.accepts(kind)
+    }
+    fn verify(&self, s: Subject<'_>, candidates: &[Candidate], now: SystemTime) -> Verdict {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0.verify(s, candidates, now)
+    }
+}
+
+/// 200 concurrent cold pulls of one tag (issue 13's benchmark load; the timings are in
+/// bench/results/*-signatures.md): one discovery (one referrers request, one `.sig` request)
+/// and one verification, all served.
 #[tokio::test]
 async fn concurrent_cold_pulls_make_one_discovery() {
     let reg = FakeRegistry::default();
     let (signed, _) = image(&reg, "signed", "s");
     legacy_sig(&reg, &signed, &format!("ci:{signed}"));
-    let url = proxy(&reg, "\"ci-key\"", Arc::default(), Arc::default()).await;
-    let pulls = (0..50).map(|_| get(format!("{url}/v2/{REPO}/manifests/signed")));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let make_verifier = move |_: &str,
+                              _: &portcullis::config::TrustSourceConfig,
+                              _: &std::path::Path|
+          -> anyhow::Result<Arc<dyn DigestVerifier>> {
+        Ok(Arc::new(Counted(ToyKey("ci"), counted.clone())))
+    };
+    let policy = policy("\"ci-key\"");
+    let url = proxy_verifying(
+        &reg,
+        &policy,
+        Arc::default(),
+        Arc::default(),
+        &make_verifier,
+    )
+    .await;
+    let pulls = (0..200).map(|_| get(format!("{url}/v2/{REPO}/manifests/signed")));
     for (status, body) in futures_util::future::join_all(pulls).await {
         assert_eq!(status, 200, "{body}");
     }
@@ -238,6 +285,7 @@ async fn concurrent_cold_pulls_make_one_discovery() {
         reg.hits(&format!("/v2/{REPO}/manifests/sha256-{}.sig", signed.hex())),
         1
     );
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one verification");
 }
 
 #[tokio::test]

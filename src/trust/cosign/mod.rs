@@ -19,7 +19,8 @@ mod identity;
 mod key;
 mod keyless;
 mod keys;
-mod legacy;
+// Public for the fuzz target (fuzz/fuzz_targets/cosign_legacy.rs); the verifiers are the API.
+pub mod legacy;
 mod payload;
 mod sigstore;
 mod tuf_root;

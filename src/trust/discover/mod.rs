@@ -181,28 +181,17 @@ pub async fn discover_or_offline(
             Place::None
         },
     ));
-    let mut seen = std::collections::HashSet::new();
-    hints.retain(|(h, _)| seen.insert(h.digest.clone()));
-    if hints.len() + usize::from(sig.is_some()) > limits.max_candidates {
-        out.dropped.push(format!(
-            "{} hints, only the first {} fetched",
-            hints.len() + usize::from(sig.is_some()),
-            limits.max_candidates
-        ));
-        hints.truncate(
-            limits
-                .max_candidates
-                .saturating_sub(usize::from(sig.is_some())),
+    let sig = sig.map(|bytes| (Digest::sha256_of(&bytes), bytes));
+    let (hints, sig_is_a_hint, dropped) =
+        parse::select(hints, sig.as_ref().map(|(d, _)| d), limits.max_candidates);
+    out.dropped.extend(dropped);
+    if let Some((d, bytes)) = sig
+        && !sig_is_a_hint
+    {
+        push(
+            &mut out,
+            candidate(t, d, bytes, FoundVia::CosignTag, wanted, limits).await,
         );
-    }
-    if let Some(bytes) = sig {
-        let d = Digest::sha256_of(&bytes);
-        if seen.insert(d.clone()) {
-            push(
-                &mut out,
-                candidate(t, d, bytes, FoundVia::CosignTag, wanted, limits).await,
-            );
-        }
     }
     let fetched: Vec<_> = futures_util::stream::iter(hints)
         .map(|(h, via)| fetch_hint(t, h, via, wanted, limits))
@@ -273,22 +262,7 @@ async fn candidate(
     wanted: &(dyn Fn(ArtifactKind) -> bool + Sync),
     limits: &Limits,
 ) -> Fetched {
-    // Content addressing: what was fetched by digest must hash to it.
-    let actual = d.of_same_algorithm(&bytes);
-    if actual != d {
-        return Err(format!("{d}: bytes hash to {actual}"));
-    }
-    let m = parse::manifest(&bytes).map_err(|e| format!("{d}: {e}"))?;
-    // OCI 1.1: a referrer names its subject; one naming another digest was listed for D by
-    // mistake or on purpose, and must not vouch for D.
-    if let Some(s) = &m.subject
-        && s != t.digest
-    {
-        return Err(format!("{d}: its subject is {s}, not {}", t.digest));
-    }
-    if m.subject.is_none() && via != FoundVia::CosignTag {
-        return Err(format!("{d}: listed as a referrer but has no subject"));
-    }
+    let m = parse::check_candidate(&d, &bytes, t.digest, via)?;
     if m.kind == ArtifactKind::Other || !wanted(m.kind) {
         return Ok(None);
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::refs::Digest;
-use crate::trust::signature::ArtifactKind;
+use crate::trust::signature::{ArtifactKind, FoundVia};
 
 /// OCI image index (the referrers API answers one; the tag schema stores one).
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -149,6 +149,60 @@ pub fn manifest(bytes: &[u8]) -> Result<Manifest, String> {
         annotations: raw.annotations.unwrap_or_default(),
         layers,
     })
+}
+
+/// Which hints are fetched: the first of each digest, at most `max_candidates` together with
+/// cosign's `.sig` manifest (`sig`, the digest of what its tag served, which always gets a
+/// slot: it does not depend on the registry's index). Returns the hints kept, whether the
+/// `.sig` manifest is one of them (then it is fetched once, as that hint), and a note for
+/// `Discovery::dropped` when hints were cut. Pure, so the bound is fuzzed
+/// (`fuzz/fuzz_targets/discover_index.rs`).
+pub fn select<V>(
+    mut hints: Vec<(Hint, V)>,
+    sig: Option<&Digest>,
+    max_candidates: usize,
+) -> (Vec<(Hint, V)>, bool, Option<String>) {
+    let mut seen = std::collections::HashSet::new();
+    hints.retain(|(h, _)| seen.insert(h.digest.clone()));
+    let sig_extra = sig.is_some_and(|d| !seen.contains(d));
+    let total = hints.len() + usize::from(sig_extra);
+    let mut note = None;
+    if total > max_candidates {
+        note = Some(format!(
+            "{total} hints, only the first {max_candidates} fetched"
+        ));
+        // The `.sig` slot is kept even when its digest is also listed further down, so a
+        // listed `.sig` cut here is still fetched once, by its tag.
+        hints.truncate(max_candidates.saturating_sub(usize::from(sig.is_some())));
+    }
+    let sig_is_a_hint = sig.is_some_and(|d| hints.iter().any(|(h, _)| &h.digest == d));
+    (hints, sig_is_a_hint, note)
+}
+
+/// Checks a fetched candidate manifest before anything reads it: its bytes must hash to `d`
+/// (the digest it was fetched by: content addressing), and its `subject` must be `asked`
+/// (OCI 1.1: a referrer naming another digest was listed for `asked` by mistake or on
+/// purpose, and must not vouch for it). Only cosign's `.sig` manifest may have no subject.
+pub fn check_candidate(
+    d: &Digest,
+    bytes: &[u8],
+    asked: &Digest,
+    via: FoundVia,
+) -> Result<Manifest, String> {
+    let actual = d.of_same_algorithm(bytes);
+    if &actual != d {
+        return Err(format!("{d}: bytes hash to {actual}"));
+    }
+    let m = manifest(bytes).map_err(|e| format!("{d}: {e}"))?;
+    if let Some(s) = &m.subject
+        && s != asked
+    {
+        return Err(format!("{d}: its subject is {s}, not {asked}"));
+    }
+    if m.subject.is_none() && via != FoundVia::CosignTag {
+        return Err(format!("{d}: listed as a referrer but has no subject"));
+    }
+    Ok(m)
 }
 
 /// A layer's bytes must hash to its digest and have its size (fetched, or read back from
@@ -340,6 +394,32 @@ mod tests {
             d('a')
         );
         assert!(manifest(b"{}").is_err());
+    }
+
+    #[test]
+    fn select_bounds_what_is_fetched_and_keeps_the_sig_slot() {
+        let hint = |c: char| Hint {
+            digest: d(c).parse().unwrap(),
+            size: 1,
+            artifact_type: None,
+        };
+        let hints: Vec<_> = "aabcd".chars().map(|c| (hint(c), ())).collect();
+        // Deduplicated, in order, within the bound: nothing cut.
+        let (kept, listed, note) = select(hints.clone(), None, 4);
+        assert_eq!(kept.len(), 4);
+        assert!(!listed && note.is_none());
+        // Over the bound: the .sig keeps its slot, even when the index lists it beyond.
+        let sig: Digest = d('d').parse().unwrap();
+        let (kept, listed, note) = select(hints.clone(), Some(&sig), 3);
+        let kept: Vec<String> = kept.iter().map(|(h, _)| h.digest.to_string()).collect();
+        assert_eq!(kept, [d('a'), d('b')]);
+        assert!(!listed, "cut from the hints, so fetched by its tag");
+        assert!(note.unwrap().contains("4 hints, only the first 3"));
+        // Listed and kept: fetched once, as the hint.
+        let sig: Digest = d('b').parse().unwrap();
+        let (kept, listed, _) = select(hints, Some(&sig), 10);
+        assert_eq!(kept.len(), 4);
+        assert!(listed);
     }
 
     #[test]

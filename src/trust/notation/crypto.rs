@@ -129,6 +129,41 @@ pub fn verify_envelope_signature(
         })
 }
 
+/// A certificate signed with RSASSA-PSS: aws-lc-rs verifies PSS with MGF1 over the same hash
+/// and a salt as long as the hash (what RFC 4055 recommends and CAs issue); parameters
+/// outside that are refused by name rather than left to fail as a bad signature.
+fn pss_algorithm(cert: &X509Certificate<'_>) -> anyhow::Result<&'static dyn VerificationAlgorithm> {
+    use x509_parser::signature_algorithm::SignatureAlgorithm as Sa;
+    let subject = cert.subject();
+    let params = match Sa::try_from(&cert.signature_algorithm) {
+        Ok(Sa::RSASSA_PSS(p)) => p,
+        _ => bail!("certificate {subject} has malformed RSASSA-PSS parameters"),
+    };
+    let hash = params.hash_algorithm_oid().to_id_string();
+    let (alg, name, len): (&'static dyn VerificationAlgorithm, _, _) = match hash.as_str() {
+        "2.16.840.1.101.3.4.2.1" => (&signature::RSA_PSS_2048_8192_SHA256, "SHA-256", 32),
+        "2.16.840.1.101.3.4.2.2" => (&signature::RSA_PSS_2048_8192_SHA384, "SHA-384", 48),
+        "2.16.840.1.101.3.4.2.3" => (&signature::RSA_PSS_2048_8192_SHA512, "SHA-512", 64),
+        other => bail!(
+            "certificate {subject} is signed with RSASSA-PSS over hash {other} (SHA-1 or \
+             unknown), which Notation refuses"
+        ),
+    };
+    let mgf = params
+        .mask_gen_algorithm()
+        .map_err(|e| anyhow!("certificate {subject}: RSASSA-PSS mask generation: {e}"))?;
+    if mgf.mgf.to_id_string() != "1.2.840.113549.1.1.8" || mgf.hash.to_id_string() != hash {
+        bail!("certificate {subject} is signed with RSASSA-PSS whose MGF is not MGF1 with {name}");
+    }
+    if params.salt_length() != len || params.trailer_field() != 1 {
+        bail!(
+            "certificate {subject} is signed with RSASSA-PSS {name} with salt length {} (only {len}, the hash length, is verified)",
+            params.salt_length()
+        );
+    }
+    Ok(alg)
+}
+
 /// Verifies that `issuer`'s key signed `cert`.
 pub fn verify_cert_signature(
     cert: &X509Certificate<'_>,
@@ -147,6 +182,7 @@ pub fn verify_cert_signature(
         ("1.2.840.113549.1.1.11", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
         ("1.2.840.113549.1.1.12", _) => &signature::RSA_PKCS1_2048_8192_SHA384,
         ("1.2.840.113549.1.1.13", _) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        ("1.2.840.113549.1.1.10", _) => pss_algorithm(cert)?,
         ("1.2.840.10045.4.3.2", Some(OID_EC_P256)) => &signature::ECDSA_P256_SHA256_ASN1,
         ("1.2.840.10045.4.3.2", Some(OID_EC_P384)) => &signature::ECDSA_P384_SHA256_ASN1,
         ("1.2.840.10045.4.3.3", Some(OID_EC_P256)) => &signature::ECDSA_P256_SHA384_ASN1,

@@ -194,6 +194,15 @@ impl NotationSigner {
         }
     }
 
+    /// A signer for a chain made elsewhere (DER, leaf first) whose leaf key is RSA (PKCS#8 DER).
+    pub fn from_rsa_chain(leaf_pkcs8: &[u8], chain: Vec<Vec<u8>>, root_pem: String) -> Self {
+        NotationSigner {
+            key: Key::Rsa(RsaKeyPair::from_pkcs8(leaf_pkcs8).expect("RSA PKCS#8 leaf key")),
+            chain,
+            root_pem,
+        }
+    }
+
     /// A single self-signed code-signing certificate as the whole chain (what `notation cert
     /// generate-test` makes).
     pub fn self_signed(leaf: LeafKey, cn: &str) -> Self {

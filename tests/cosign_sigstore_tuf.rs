@@ -108,7 +108,7 @@ async fn the_root_signed_in_tuf_is_used_replaced_kept_offline_and_dropped_when_u
     vouched(verify_local(&v, by_first.candidate(), "team/app", &digest));
     assert_refused(
         verify_local(&v, by_second.candidate(), "team/app", &digest),
-        "",
+        "No log key valid at integrated time",
     );
     assert!(
         repo.requests().contains("trusted_root.json"),
@@ -124,7 +124,7 @@ async fn the_root_signed_in_tuf_is_used_replaced_kept_offline_and_dropped_when_u
     vouched(verify_local(&v, by_second.candidate(), "team/app", &digest));
     assert_refused(
         verify_local(&v, by_first.candidate(), "team/app", &digest),
-        "",
+        "No log key valid at integrated time",
     );
 
     // Offline: a restarted node (a new verifier over the same state) re-verifies the stored

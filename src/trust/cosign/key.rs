@@ -107,10 +107,7 @@ impl DigestVerifier for CosignKeyVerifier {
     }
 
     fn accepts(&self, kind: ArtifactKind) -> bool {
-        matches!(
-            kind,
-            ArtifactKind::CosignSimpleSigning | ArtifactKind::SigstoreBundle
-        )
+        super::cosign_kind(kind)
     }
 
     fn verify(&self, subject: Subject<'_>, candidates: &[Candidate], _now: SystemTime) -> Verdict {

@@ -142,10 +142,7 @@ impl DigestVerifier for CosignKeylessVerifier {
     }
 
     fn accepts(&self, kind: ArtifactKind) -> bool {
-        matches!(
-            kind,
-            ArtifactKind::CosignSimpleSigning | ArtifactKind::SigstoreBundle
-        )
+        super::cosign_kind(kind)
     }
 
     fn verify(&self, subject: Subject<'_>, candidates: &[Candidate], _now: SystemTime) -> Verdict {

@@ -40,6 +40,14 @@ use std::time::SystemTime;
 
 use crate::trust::signature::{ArtifactKind, Candidate, Evidence, Layer, Subject, Verdict};
 
+/// What both cosign source types read: legacy `.sig` layers and Sigstore bundles.
+fn cosign_kind(kind: ArtifactKind) -> bool {
+    matches!(
+        kind,
+        ArtifactKind::CosignSimpleSigning | ArtifactKind::SigstoreBundle
+    )
+}
+
 /// Logs the loosest `signed_identity` once, when a verifier is built.
 fn identity_rule(mode: &SignedIdentity) -> SignedIdentity {
     if *mode == SignedIdentity::Any {

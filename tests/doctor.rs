@@ -274,7 +274,7 @@ fn dockerd_pulls_the_canary_through_its_engine_api() {
     );
 
     // An address that is not this Portcullis: the canary cannot come from it.
-    let elsewhere = format!("127.0.0.1:{}", free_port());
+    let elsewhere = format!("127.0.0.1:{}", dead_port());
     let mut a = args.to_vec();
     a.extend(["--proxy-addr", &elsewhere]);
     let out = doctor(&proxy, home.path(), &a);

@@ -21,10 +21,10 @@ use support::real::*;
 /// both addresses replaced by ports nothing listens on.
 fn offline_config(c: &Connected) -> String {
     Portcullis::config_for(&c.reg, &c.notary, "enforce")
-        .replace(&c.reg.url(), &format!("http://127.0.0.1:{}", free_port()))
+        .replace(&c.reg.url(), &format!("http://127.0.0.1:{}", dead_port()))
         .replace(
             &c.notary.url(),
-            &format!("https://127.0.0.1:{}", free_port()),
+            &format!("https://127.0.0.1:{}", dead_port()),
         )
 }
 

@@ -69,11 +69,11 @@ impl Connected {
             .portcullis_config(&self.reg, "enforce")
             .replace(
                 &self.repo.metadata_url(),
-                &format!("http://127.0.0.1:{}/metadata/", free_port()),
+                &format!("http://127.0.0.1:{}/metadata/", dead_port()),
             )
             .replace(
                 &self.reg.url(),
-                &format!("http://127.0.0.1:{}", free_port()),
+                &format!("http://127.0.0.1:{}", dead_port()),
             )
     }
 }

@@ -25,7 +25,7 @@ fn config(reg: &Registry, key: &Path) -> String {
 
 /// The same node config with the registry's address replaced by a port nothing listens on.
 fn air_gapped(reg: &Registry, key: &Path) -> String {
-    config(reg, key).replace(&reg.url(), &format!("http://127.0.0.1:{}", free_port()))
+    config(reg, key).replace(&reg.url(), &format!("http://127.0.0.1:{}", dead_port()))
 }
 
 #[test]

@@ -40,7 +40,7 @@ pub use clients::{ClientResult, Containerd, Podman, SkopeoEnv, skopeo_pull};
 pub use images::{Format, ImageInfo, ImageKind, ImageSpec, Seeded};
 pub use notary::{Notary, Role, Signer, TrustService};
 pub use portcullis::{Portcullis, PortcullisOpts};
-pub use proc::{CmdOutput, Daemon, free_port, http_get, require_tool};
+pub use proc::{CmdOutput, Daemon, dead_port, free_port, http_get, require_tool};
 pub use registry::{MANIFEST_ACCEPT, Manifest, Registry, RegistryAuth};
 pub use token::{TokenIssuer, TokenRequest};
 pub use tuf::{TufOpts, TufRepo, Verdict};

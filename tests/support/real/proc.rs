@@ -41,6 +41,26 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
+/// A loopback port where nothing listens for the rest of this test process: bound (never
+/// listening) and held, so connecting is refused and no daemon of a test running alongside can
+/// take it. [`free_port`] only says "free right now": an "unreachable" address built on it was
+/// once answered by another test's HTTP server (404 instead of connection refused).
+pub fn dead_port() -> u16 {
+    use socket2::{Domain, Socket, Type};
+    static HELD: std::sync::Mutex<Vec<Socket>> = std::sync::Mutex::new(Vec::new());
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+    s.bind(&addr.into()).expect("bind 127.0.0.1:0");
+    let port = s
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("bound port");
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    port
+}
+
 /// A process-unique, increasing number (for names of containers, namespaces, files).
 pub fn unique() -> u64 {
     static N: AtomicU64 = AtomicU64::new(0);

@@ -16,6 +16,7 @@ pub mod discover;
 pub mod evidence;
 pub mod notary;
 pub mod notation;
+pub mod rfc3161;
 pub mod set;
 pub mod signature;
 pub mod tuf;

@@ -26,8 +26,8 @@ mod sigstore;
 mod tuf_root;
 
 pub use config::{
-    CosignKeyConfig, CosignKeylessConfig, KeylessIdentity, Remap, SctPolicy, SignedIdentity,
-    SigstoreTuf, TRUSTED_ROOT_TARGET, TransparencyLog,
+    CosignKeyConfig, CosignKeylessConfig, KeylessIdentity, PUBLIC_GOOD_ROOT, PUBLIC_GOOD_URL,
+    Remap, SctPolicy, SignedIdentity, SigstoreTuf, TRUSTED_ROOT_TARGET, TransparencyLog,
 };
 pub use key::CosignKeyVerifier;
 pub use keyless::CosignKeylessVerifier;

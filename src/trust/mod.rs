@@ -19,6 +19,7 @@ pub mod notation;
 pub mod rfc3161;
 pub mod set;
 pub mod signature;
+pub mod tag_memory;
 pub mod tuf;
 pub mod verdicts;
 

@@ -152,3 +152,38 @@ fn write_durable(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn remembers_and_refuses_files_that_are_not_the_key_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = TagMemory::open(dir.path()).unwrap();
+        let repo: RepoName = "team/app".parse().unwrap();
+        let (v1, v2): (Tag, Tag) = ("v1".parse().unwrap(), "v2".parse().unwrap());
+        let d = Digest::sha256_of(b"manifest");
+        assert_eq!(m.recall("r.example", &repo, &v1), Ok(None));
+        m.remember("r.example", &repo, &v1, &d).await;
+        let (got, seen) = m.recall("r.example", &repo, &v1).unwrap().unwrap();
+        assert_eq!(got, d);
+        assert!(SystemTime::now().duration_since(seen).unwrap() < Duration::from_secs(5));
+        // Another registry, repository or tag has its own file.
+        assert_eq!(m.recall("other.example", &repo, &v1), Ok(None));
+        // v1's file copied over v2's: names another tag, refused.
+        std::fs::copy(
+            m.path("r.example", &repo, &v1),
+            m.path("r.example", &repo, &v2),
+        )
+        .unwrap();
+        let e = m.recall("r.example", &repo, &v2).unwrap_err();
+        assert!(e.contains("not this tag"), "{e}");
+        // Truncated: refused, not read as something else.
+        let p = m.path("r.example", &repo, &v1);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        let e = m.recall("r.example", &repo, &v1).unwrap_err();
+        assert!(e.contains("not a tag memory file"), "{e}");
+    }
+}

@@ -106,6 +106,33 @@ impl TagMemory {
         }
     }
 
+    /// Records a tag binding seen at `seen` elsewhere (a bundle's export), unless what is
+    /// remembered here was seen later: an older bundle never sets a tag back.
+    pub fn remember_seen_blocking(
+        &self,
+        registry: &str,
+        repo: &RepoName,
+        tag: &Tag,
+        digest: &Digest,
+        seen: SystemTime,
+    ) -> io::Result<bool> {
+        if let Ok(Some((_, known))) = self.recall(registry, repo, tag)
+            && known >= seen
+        {
+            return Ok(false);
+        }
+        let entry = Entry {
+            registry: registry.to_owned(),
+            repository: repo.to_string(),
+            tag: tag.to_string(),
+            digest: digest.to_string(),
+            seen_at: seen.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        };
+        let bytes = serde_json::to_vec(&entry).map_err(io::Error::other)?;
+        write_durable(&self.dir, &self.path(registry, repo, tag), &bytes)?;
+        Ok(true)
+    }
+
     /// The digest remembered for the tag and when it was seen; `Err` says why a file that is
     /// there cannot be used (it is then ignored).
     pub fn recall(

@@ -1,6 +1,6 @@
 //! The cosign legacy annotation adapter, `trust::cosign::legacy`: `LegacySignature::from_layer`
 //! (a `.sig` layer's simple-signing payload and annotations) and `to_bundle_json` (the Sigstore
-//! v0.1 bundle handed to sigstore-verify).
+//! v0.1 or v0.2 bundle handed to sigstore-verify).
 //!
 //! Input: either a containers/image signature file (`\0sigstore-json\n{mimeType, payload,
 //! annotations}`, the format of the seeds copied from tests/fixtures/signatures/), or, for any

@@ -1,6 +1,7 @@
 //! `type = "cosign-keyless"`: a digest is vouched for by a signature whose Fulcio certificate
 //! chains to the trusted root at the signing time proved by Rekor and/or an RFC 3161 timestamp
-//! (by a TSA of the trusted root), and names a configured identity. Legacy `.sig` layers go through the v0.1 adapter; v0.3 bundles through `bundle`.
+//! (by a TSA of the trusted root), and names a configured identity. Legacy `.sig` layers go
+//! through the bundle adapter (`legacy`); v0.3 bundles through `bundle`.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! The annotation adapter: one layer of a legacy cosign `.sig` manifest, read into its parts,
-//! and mapped onto a Sigstore v0.1 bundle so that sigstore-verify checks what it can (Fulcio
-//! chain at signing time, SCT, Rekor SET, log entry bound to this signature).
+//! and mapped onto a Sigstore bundle (v0.1, or v0.2 without a Rekor entry) so that
+//! sigstore-verify checks what it can (Fulcio chain at signing time, SCT, Rekor SET, RFC 3161
+//! timestamp, log entry bound to this signature).
 //!
 //! A legacy layer is the signed payload (the blob) plus annotations (cosign
 //! `pkg/oci/static/signature.go`, `pkg/oci/internal/signature/layer.go`):

@@ -1,7 +1,7 @@
 //! The glue to sigstore-verify: loading a `trusted_root.json`, and handing it bundles (real
-//! v0.3 ones, or v0.1 ones made by the legacy adapter). Every use of the sigstore-* crates'
-//! verification API goes through here, so an upgrade of their monthly breaking minors touches
-//! one file.
+//! v0.3 ones, or v0.1 / v0.2 ones made by the legacy adapter). Every use of the sigstore-*
+//! crates' verification API goes through here, so an upgrade of their monthly breaking minors
+//! touches one file.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

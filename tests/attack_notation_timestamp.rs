@@ -11,11 +11,10 @@ mod support;
 
 use std::time::SystemTime;
 
-use base64::Engine as _;
 use portcullis::refs::Digest;
 use portcullis::trust::signature::{ArtifactKind, Verdict};
 use support::notation_signer::*;
-use support::tsa::TestTsa;
+use support::tsa::{TestTsa, der_to_pem as pem, with_jws_timestamp};
 
 fn at(s: &str) -> SystemTime {
     humantime::parse_rfc3339(s).unwrap()
@@ -26,19 +25,6 @@ fn unix(s: &str) -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-fn pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let body: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        body.join("\n")
-    )
 }
 
 /// A JWS signature of `digest` by a certificate valid only in 2020, with `token(signature)`
@@ -52,15 +38,7 @@ fn stamped(
         signing_time: at("2020-06-01T00:00:00Z"),
         ..SignOptions::default()
     };
-    let envelope = signer.jws(digest, &o);
-    let mut v: serde_json::Value = serde_json::from_slice(&envelope).unwrap();
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(v["signature"].as_str().unwrap())
-        .unwrap();
-    v["header"]["io.cncf.notary.timestampSignature"] = base64::engine::general_purpose::STANDARD
-        .encode(token(&sig))
-        .into();
-    let envelope = serde_json::to_vec(&v).unwrap();
+    let envelope = with_jws_timestamp(&signer.jws(digest, &o), token);
     candidate_of(
         signer.manifest(digest, o.size, &envelope, "application/jose+json", None),
         envelope,

@@ -10,14 +10,13 @@
 mod support;
 
 use ::portcullis::refs::Digest;
-use base64::Engine as _;
 use support::notation_signer::*;
 use support::real::artifacts::{
     Artifact, proxy_with_source, pull_with_every_client, push_referrers, push_tags,
 };
 use support::real::images::ImageInfo;
 use support::real::*;
-use support::tsa::TestTsa;
+use support::tsa::{TestTsa, der_to_pem as pem, with_jws_timestamp};
 
 const REPO: &str = "team/app";
 const HEADER: &str = "io.cncf.notary.timestampSignature";
@@ -36,15 +35,7 @@ fn unix(s: &str) -> i64 {
 
 /// The JWS envelope with a token over its signature in the unsigned header.
 fn stamp_jws(envelope: &[u8], tsa: &TestTsa, when: &str) -> Vec<u8> {
-    let mut v: serde_json::Value = serde_json::from_slice(envelope).unwrap();
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(v["signature"].as_str().unwrap())
-        .unwrap();
-    let token = tsa.stamp_at(&sig, unix(when));
-    v["header"][HEADER] = base64::engine::general_purpose::STANDARD
-        .encode(token)
-        .into();
-    serde_json::to_vec(&v).unwrap()
+    with_jws_timestamp(envelope, |sig| tsa.stamp_at(sig, unix(when)))
 }
 
 /// The COSE envelope with a token over its signature in the unprotected header.
@@ -70,19 +61,6 @@ fn artifact(signer: &NotationSigner, img: &ImageInfo, envelope: Vec<u8>, cose: b
         manifest: signer.manifest(&d, img.size, &envelope, ty, None),
         blobs: vec![envelope, b"{}".to_vec()],
     }
-}
-
-fn pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        lines.join("\n")
-    )
 }
 
 #[test]

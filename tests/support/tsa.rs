@@ -209,3 +209,33 @@ impl TestTsa {
         std::fs::read(&out).expect("read TSA reply")
     }
 }
+
+/// A DER certificate as PEM (trust stores and policies read PEM files).
+pub fn der_to_pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let body: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        body.join("\n")
+    )
+}
+
+/// A Notation JWS envelope with `token(signature bytes)` as its
+/// `io.cncf.notary.timestampSignature` unsigned header (what `notation sign --timestamp-url`
+/// adds).
+pub fn with_jws_timestamp(envelope: &[u8], token: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut v: serde_json::Value = serde_json::from_slice(envelope).expect("JWS JSON");
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(v["signature"].as_str().expect("signature"))
+        .expect("base64url signature");
+    v["header"]["io.cncf.notary.timestampSignature"] = base64::engine::general_purpose::STANDARD
+        .encode(token(&sig))
+        .into();
+    serde_json::to_vec(&v).expect("JSON")
+}

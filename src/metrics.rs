@@ -4,7 +4,7 @@
 //! consistent between call sites.
 
 mod signatures;
-pub use signatures::{signature_verdict, tag_bound_by_upstream};
+pub use signatures::{offline_tag_memory, signature_verdict, tag_bound_by_upstream};
 
 use std::sync::LazyLock;
 use std::time::Duration;

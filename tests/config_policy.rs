@@ -150,3 +150,39 @@ fn the_registry_name_means_its_own_source() {
         "registry"
     );
 }
+
+#[test]
+fn offline_tag_memory_is_a_duration_on_a_rule_with_a_signature_source() {
+    let rule = |extra: &str, any_of: &str| {
+        format!(
+            "{REGISTRY}{SOURCES}\n[[policy]]\nrepositories = [\"registry.example.com/team/*\"]\nany_of = [{any_of}]\n{extra}\n"
+        )
+    };
+    let c = load(&rule("offline_tag_memory = \"7d\"", "\"ci-key\"")).unwrap();
+    let r = c.rule_for("registry.example.com", "team/app").unwrap();
+    assert_eq!(
+        r.offline_tag_memory(),
+        Some(std::time::Duration::from_secs(7 * 86400))
+    );
+    // Off unless set.
+    let c = load(&rule("", "\"ci-key\"")).unwrap();
+    assert_eq!(
+        c.rule_for("registry.example.com", "team/app")
+            .unwrap()
+            .offline_tag_memory(),
+        None
+    );
+    refused(
+        &rule("offline_tag_memory = \"soon\"", "\"ci-key\""),
+        &["policy[0].offline_tag_memory", "not a duration"],
+    );
+    refused(
+        &rule("offline_tag_memory = \"0s\"", "\"ci-key\""),
+        &["policy[0].offline_tag_memory"],
+    );
+    // Notary binds its own tags (and works offline from its metadata): nothing to remember.
+    refused(
+        &rule("offline_tag_memory = \"7d\"", "\"notary-prod\""),
+        &["policy[0].offline_tag_memory", "cosign or notation source"],
+    );
+}

@@ -160,6 +160,8 @@ async fn the_root_signed_in_tuf_is_used_replaced_kept_offline_and_dropped_when_u
     let err = v.prepare().await.expect_err("tampered target refused");
     eprintln!("tampered: {err}");
     assert!(err.contains("trusted_root.json: sha256 mismatch"), "{err}");
+    // About the bytes, not a refresh: no retry is promised.
+    assert!(!err.contains("a refresh is retried"), "{err}");
     assert_refused(
         verify_local(&v, by_second.candidate(), "team/app", &digest),
         "no Sigstore trusted root in use",

@@ -119,6 +119,11 @@ fn jws_leaf(envelope: &[u8]) -> Vec<u8> {
         .unwrap()
 }
 
+/// GlobalSign Root CA - R6, a real TSA root (tests/fixtures/signatures/notation-timestamp).
+fn globalsign_root() -> Vec<u8> {
+    std::fs::read(fixtures().join("../notation-timestamp/globalsignRoot.cer")).unwrap()
+}
+
 fn e2e_crt() -> Vec<u8> {
     std::fs::read(fixtures().join("config/localkeys/e2e.crt")).unwrap()
 }
@@ -290,25 +295,34 @@ fn timestamped_signature_needs_its_own_certificate_and_no_timestamp_check() {
     let s = setup("trustpolicy.json", &[("ca", "e2e", leaf.clone())]);
     // Inside the certificate's validity and before the signature's expiry (12:39:46Z).
     vouched(verify(&s, &image, &cands, at("2025-01-21T10:00:00Z")));
-    // After the certificate expired, only a verified timestamp could help: not supported.
-    // (The signature's own expiry has passed too by then: logged here, to reach the
-    // certificate check.)
+    // After the certificate expired, only a verified timestamp could help, and this
+    // statement names no tsa store. (The signature's own expiry has passed too by then:
+    // logged here, to reach the certificate check.)
     let expiry_logged = r#"{"version": "1.0", "trustPolicies": [{"name": "e2e",
         "registryScopes": ["*"], "signatureVerification": {"level": "strict",
         "override": {"expiry": "log"}}, "trustStores": ["ca:e2e"], "trustedIdentities": ["*"]}]}"#;
     let s = setup(expiry_logged, &[("ca", "e2e", leaf.clone())]);
     let why = refused(verify(&s, &image, &cands, at("2025-01-23T00:00:00Z")));
     assert!(
-        why.contains("timestamp verification is not supported"),
+        why.contains("names no tsa store to verify it with"),
         "{why}"
     );
 
-    // A statement that always requires the RFC 3161 countersignature refuses, saying why;
-    // with afterCertExpiry it is needed only once a certificate has expired.
-    let stores = [("ca", "e2e", leaf.clone()), ("tsa", "e2e", e2e_crt())];
+    // A statement that always requires the RFC 3161 countersignature checks it: stamped by
+    // Microsoft's TSA, it does not chain to the tsa store given here (GlobalSign's root); with
+    // afterCertExpiry it is needed only once a certificate has expired. (GlobalSign-stamped
+    // envelopes that do verify: tests/notation_timestamp.rs.)
+    let stores = [
+        ("ca", "e2e", leaf.clone()),
+        ("tsa", "e2e", globalsign_root()),
+    ];
     let s = setup("timestamp_trustpolicy.json", &stores);
     let why = refused(verify(&s, &image, &cands, at("2025-01-21T10:00:00Z")));
-    assert!(why.contains("RFC 3161 timestamp verification"), "{why}");
+    assert!(
+        why.contains("Microsoft Public RSA Time Stamping Authority")
+            && why.contains("does not lead to a certificate of the tsa stores tsa:e2e"),
+        "{why}"
+    );
     let s = setup("timestamp_after_cert_expiry_trustpolicy.json", &stores);
     vouched(verify(&s, &image, &cands, at("2025-01-21T10:00:00Z")));
 }
@@ -321,10 +335,11 @@ fn invalid_timestamped_signature_is_refused() {
     let leaf = jws_leaf(&cands[0].layers[0].bytes);
     let s = setup(
         "timestamp_trustpolicy.json",
-        &[("ca", "e2e", leaf), ("tsa", "e2e", e2e_crt())],
+        &[("ca", "e2e", leaf), ("tsa", "e2e", globalsign_root())],
     );
     let why = refused(verify(&s, &image, &cands, at("2025-01-21T10:00:00Z")));
-    assert!(why.contains("RFC 3161"), "{why}");
+    // Its "timestamp" is eight bytes that are not a token.
+    assert!(why.contains("the timestamp token is not CMS"), "{why}");
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! verified; `bundle import` on a node whose registry address points nowhere verifies it with
 //! that node's own key before storing it; the node then pulls the image by digest with no
 //! registry at all. A node configured with another key refuses the bundle, and nothing of it
-//! is imported.
+//! is imported. By tag only a node with `offline_tag_memory` pulls it: the import remembers
+//! the bundle's tags as the exporting node's registry named them.
 
 mod support;
 
@@ -91,5 +92,31 @@ fn a_cosign_signed_image_travels_in_a_bundle_and_pulls_with_no_registry() {
             .contains("signature vouched OFFLINE from stored evidence"),
         "{}",
         node.log()
+    );
+    // By tag, only the registry binds it: without offline_tag_memory the node cannot.
+    let by_tag = format!("{reference}:v1");
+    skopeo_pull(&node.addr(), &by_tag, None)
+        .assert_refused("by tag, no offline_tag_memory", "cannot be asked");
+
+    // A node that sets offline_tag_memory remembers the bundle's tags as the exporting
+    // node's registry named them, and pulls by tag with no registry at all.
+    let remembering = air_gapped(reg, key).replace(
+        "any_of = [\"ci-key\"]",
+        "any_of = [\"ci-key\"]\noffline_tag_memory = \"30d\"",
+    );
+    let tags_node = Portcullis::start_with(&remembering, PortcullisOpts::default());
+    skopeo_pull(&tags_node.addr(), &by_tag, None)
+        .assert_refused("by tag before the import", "never seen vouched here");
+    let done = import(&tags_node, &file);
+    assert!(done.ok, "{}", done.combined());
+    let got = skopeo_pull(&tags_node.addr(), &by_tag, None);
+    got.assert_ok("skopeo by tag on the air-gapped node with offline_tag_memory");
+    assert_eq!(got.digest.as_deref(), Some(img.digest.as_str()));
+    assert!(
+        tags_node
+            .log()
+            .contains("tag resolved by offline_tag_memory"),
+        "{}",
+        tags_node.log()
     );
 }

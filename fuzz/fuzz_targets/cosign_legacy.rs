@@ -12,10 +12,11 @@
 //! annotation, its payload is exactly the layer bytes (the bytes whose digest discovery
 //! checked), its signature is the annotation's base64 (line breaks skipped), its certificate
 //! and chain are the annotations' PEM blocks (a chain only with a certificate), its Rekor
-//! entry is the bundle annotation; a bundle is made only with a Rekor entry, and it carries
-//! exactly those bytes: the signature, the payload's sha256, the SET, body, integrated time,
-//! log index and log id of the annotation, and the certificate followed by the chain (or a key
-//! hint when there is no certificate).
+//! entry is the bundle annotation and its timestamp the RFC 3161 annotation's token; a bundle is
+//! made only with a Rekor entry (v0.1) or a timestamp (v0.2 without log entries), and it
+//! carries exactly those bytes: the signature, the payload's sha256, the SET, body, integrated
+//! time, log index and log id of the annotation, the timestamp token, and the certificate
+//! followed by the chain (or a key hint when there is no certificate).
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -27,8 +28,8 @@ use libfuzzer_sys::fuzz_target;
 use portcullis::refs::Digest;
 use portcullis::trust::cosign::legacy::LegacySignature;
 use portcullis::trust::cosign::{
-    BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, SIGNATURE_ANNOTATION,
-    SIMPLE_SIGNING_MEDIA_TYPE,
+    BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, RFC3161_TIMESTAMP_ANNOTATION,
+    SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE,
 };
 use portcullis::trust::signature::Layer;
 use serde::Deserialize;
@@ -184,23 +185,40 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(sig.chain, refs, "the chain is the annotation's PEM blocks");
     }
     assert_eq!(sig.rekor.is_some(), ann.contains_key(BUNDLE_ANNOTATION));
+    assert_eq!(
+        sig.timestamp.is_some(),
+        ann.contains_key(RFC3161_TIMESTAMP_ANNOTATION)
+    );
 
     let Ok(json) = sig.to_bundle_json() else {
         return;
     };
-    let rekor = sig
-        .rekor
-        .as_ref()
-        .expect("a bundle only with a Rekor entry");
     let b: serde_json::Value = serde_json::from_str(&json).expect("the adapter writes JSON");
     assert_eq!(b64(&b["messageSignature"]["signature"]), sig.signature);
     assert_eq!(
         b64(&b["messageSignature"]["messageDigest"]["digest"]),
         sha2::Sha256::digest(&layer.bytes).to_vec()
     );
+    let stamps = &b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"];
+    match &sig.timestamp {
+        Some(token) => assert_eq!(&b64(&stamps[0]["signedTimestamp"]), token),
+        None => assert!(stamps.is_null()),
+    }
     let entries = b["verificationMaterial"]["tlogEntries"]
         .as_array()
         .expect("tlogEntries");
+    let Some(rekor) = sig.rekor.as_ref() else {
+        assert!(
+            sig.timestamp.is_some(),
+            "a bundle only with a Rekor entry or a timestamp"
+        );
+        assert!(entries.is_empty());
+        assert_eq!(
+            b["mediaType"],
+            "application/vnd.dev.sigstore.bundle+json;version=0.2"
+        );
+        return;
+    };
     assert_eq!(entries.len(), 1);
     let e = &entries[0];
     // What the annotation says, read as a plain JSON value (when it is one: serde skips

@@ -129,6 +129,9 @@ pub struct Proxy {
     /// The evidence behind signature verdicts on disk (`<cache.dir>/signatures/`); `None` when
     /// the directory is not usable (then verdicts are in memory only, as logged at start).
     evidence: Option<crate::trust::evidence::Store>,
+    /// `offline_tag_memory`'s remembered tags; `None` when no `[[policy]]` entry sets it or
+    /// the directory is not usable (logged at start).
+    tag_memory: Option<crate::trust::tag_memory::TagMemory>,
 }
 
 impl Proxy {
@@ -196,6 +199,7 @@ impl Proxy {
             cache_dir: cfg.cache.dir.clone(),
             verdicts: crate::trust::verdicts::Cache::new(cfg.signatures.recheck()),
             evidence: open_evidence(cfg),
+            tag_memory: open_tag_memory(cfg),
             discovery: crate::trust::discover::Limits {
                 max_candidates: cfg.signatures.max_candidates,
                 max_manifest_bytes: cfg.signatures.max_manifest_bytes,
@@ -417,6 +421,28 @@ fn open_evidence(cfg: &Config) -> Option<crate::trust::evidence::Store> {
         Err(e) => {
             crate::metrics::cache_write_failure("io");
             tracing::error!(dir = %cfg.cache.dir.display(), error = %e, "signature evidence: directory not usable; verdicts are kept in memory only");
+            None
+        }
+    }
+}
+
+fn open_tag_memory(cfg: &Config) -> Option<crate::trust::tag_memory::TagMemory> {
+    let rules: Vec<&str> = cfg
+        .policy
+        .iter()
+        .filter(|r| r.offline_tag_memory.is_some())
+        .flat_map(|r| r.repositories.iter().map(String::as_str))
+        .collect();
+    if rules.is_empty() {
+        return None;
+    }
+    // A loosening: said once at start, besides each use.
+    warn!(repositories = ?rules, "offline_tag_memory is set: while the registry is unreachable, tags only the registry binds resolve to the digest it last named (still vouched for by signatures)");
+    match crate::trust::tag_memory::TagMemory::open(&cfg.cache.dir) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            crate::metrics::cache_write_failure("io");
+            tracing::error!(dir = %cfg.cache.dir.display(), error = %e, "offline tag memory: directory not usable; tags are not remembered");
             None
         }
     }

@@ -21,6 +21,7 @@ use crate::refs::{Digest, Tag};
 use crate::trust::discover::Target;
 use crate::trust::verdicts::{self, Verdicts};
 use crate::trust::{SourceKind, TrustedTarget};
+use crate::upstream::UpstreamError;
 
 /// Roots of a digest looked at before refusing (a blob reached from many signed images needs
 /// only one).
@@ -74,8 +75,8 @@ impl Ctx<'_> {
                 format!("{n} ({})", t.source),
             ),
             None if !self.set.digest_sources().is_empty() => {
-                let d = self.upstream_tag(tag, &shown).await?;
-                (d, None, "upstream registry, not signed".to_owned())
+                let (d, by) = self.upstream_tag(tag, &shown).await?;
+                (d, None, by)
             }
             None => {
                 return Err(deny(
@@ -127,6 +128,12 @@ impl Ctx<'_> {
             return Ok(t);
         }
         crate::metrics::tag_bound_by_upstream(reg);
+        if self.set.offline_tag_memory.is_some()
+            && let Some(m) = &self.proxy.tag_memory
+            && bound_by == UPSTREAM_BOUND
+        {
+            m.remember(reg, repo, tag, &digest).await;
+        }
         let signers = signers(verdicts.as_deref());
         info!(registry = %reg, repository = %repo, %tag, %digest, %signers, "tag bound by upstream, not signed: serving the digest a signature vouches for");
         Ok(TrustedTarget {
@@ -316,7 +323,7 @@ impl Ctx<'_> {
                 ),
             ));
         }
-        let d = self.upstream_tag(tag, shown).await?;
+        let (d, _) = self.upstream_tag(tag, shown).await?;
         let roots = self.proxy.closure.roots_of(&self.reg.name, &self.repo, &d);
         if !roots.contains(subject) {
             return Err(deny(
@@ -363,30 +370,97 @@ impl Ctx<'_> {
         ))
     }
 
-    /// What the registry's tag points to now, for a set without a tag binding.
-    async fn upstream_tag(&self, tag: &Tag, shown: &str) -> Result<Digest, Decision> {
+    /// What the registry's tag points to now, for a set without a tag binding, and how it
+    /// was bound: by the registry, or (registry unreachable, `offline_tag_memory` set) by
+    /// what the registry last said.
+    async fn upstream_tag(&self, tag: &Tag, shown: &str) -> Result<(Digest, String), Decision> {
         match self
             .reg
             .upstream
             .tag_digest(&self.repo, tag, self.headers.get(header::AUTHORIZATION))
             .await
         {
-            Ok(Some(d)) => Ok(d),
+            Ok(Some(d)) => Ok((d, UPSTREAM_BOUND.to_owned())),
             Ok(None) => Err(deny(
                 Reason::NotSigned,
                 format!(
                     "{shown} refused: no source binds the tag, and the registry does not say which digest it names"
                 ),
             )),
-            Err(e) => Err(deny(
-                Reason::TrustUnavailable,
-                format!(
-                    "{shown} refused: no source binds the tag, and the registry cannot be asked: {e}"
-                ),
-            )),
+            Err(e) => {
+                // Only when nothing was heard from the registry (as for stored evidence): an
+                // answer, even an error, is the registry's word and is not overridden.
+                let unreachable = matches!(
+                    e,
+                    UpstreamError::Unreachable { .. } | UpstreamError::Timeout { .. }
+                );
+                let remembered = match self.set.offline_tag_memory {
+                    Some(max) if unreachable => self.recall_tag(tag, shown, max, &e),
+                    _ => Err(String::new()),
+                };
+                remembered.map_err(|more| {
+                    deny(
+                        Reason::TrustUnavailable,
+                        format!(
+                            "{shown} refused: no source binds the tag, and the registry cannot be asked: {e}{more}"
+                        ),
+                    )
+                })
+            }
         }
     }
+
+    /// `offline_tag_memory`: the digest remembered for the tag if seen at most `max` ago;
+    /// `Err` is the addition to the refusal.
+    fn recall_tag(
+        &self,
+        tag: &Tag,
+        shown: &str,
+        max: std::time::Duration,
+        cause: &UpstreamError,
+    ) -> Result<(Digest, String), String> {
+        let reg = &self.reg.name;
+        let Some(m) = &self.proxy.tag_memory else {
+            return Err("; offline_tag_memory: no usable directory (see the start-up log)".into());
+        };
+        let (digest, seen) = match m.recall(reg, &self.repo, tag) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                crate::metrics::offline_tag_memory(reg, "none");
+                return Err("; offline_tag_memory: the tag was never seen vouched here".into());
+            }
+            Err(why) => {
+                tracing::error!(registry = %reg, repository = %self.repo, %tag, why, "offline tag memory: file ignored");
+                crate::metrics::offline_tag_memory(reg, "none");
+                return Err(format!(
+                    "; offline_tag_memory: remembered file ignored ({why})"
+                ));
+            }
+        };
+        let when = humantime::format_rfc3339_seconds(seen);
+        let age = std::time::SystemTime::now()
+            .duration_since(seen)
+            .unwrap_or_default();
+        if age > max {
+            crate::metrics::offline_tag_memory(reg, "expired");
+            return Err(format!(
+                "; offline_tag_memory: last seen {when} naming {digest}, longer ago than {}",
+                humantime::format_duration(max)
+            ));
+        }
+        crate::metrics::offline_tag_memory(reg, "used");
+        tracing::warn!(registry = %reg, repository = %self.repo, %tag, %digest, seen = %when, cause = %cause, "registry unreachable: tag resolved by offline_tag_memory to the digest the registry named when last seen (not signed; signatures must still vouch)");
+        Ok((
+            digest,
+            format!(
+                "REMEMBERED (offline_tag_memory): the registry named it at {when}, now unreachable; not signed ({shown})"
+            ),
+        ))
+    }
 }
+
+/// How a tag bound by the registry's answer now is described.
+const UPSTREAM_BOUND: &str = "upstream registry, not signed";
 
 /// The digest whose signatures cosign's legacy tag `sha256-<hex>.sig` holds.
 fn cosign_sig_subject(tag: &Tag) -> Option<Digest> {

@@ -74,6 +74,9 @@ struct Plan<'a> {
     tuf: TufTrust<'a>,
     /// Signature evidence verified with this node's verifiers, and its bytes.
     signatures: Vec<(super::SignatureEvidence, Vec<u8>)>,
+    /// Tags of signature-vouched images whose `[[policy]]` entry on this node sets
+    /// `offline_tag_memory`: remembered as the exporting node's registry named them.
+    remembered: Vec<super::signatures::Remembered>,
     manifests: BTreeMap<Digest, String>,
     blobs: BTreeSet<Digest>,
     images: usize,
@@ -220,6 +223,7 @@ async fn verify<'a>(
     let mut used_guns = BTreeSet::new();
     let mut tuf = TufTrust::new(&u.bundle.tuf, &cfg.cache.dir);
     let mut signatures = Vec::new();
+    let mut remembered = Vec::new();
     for img in &u.bundle.images {
         let repo: RepoName = img.repository.parse()?;
         let tag: Tag = img.tag.parse()?;
@@ -230,6 +234,7 @@ async fn verify<'a>(
         }) {
             progress.say(format_args!("verifying the signature evidence of {shown}"));
             let raw = super::signatures::verify(cfg, ev, &shown).await?;
+            remembered.extend(super::signatures::remembered(cfg, img, &raw)?);
             signatures.push((ev.clone(), raw));
             walk(u, &img.digest.parse()?, &shown, &mut manifests, &mut blobs)?;
             continue;
@@ -277,6 +282,7 @@ async fn verify<'a>(
         trust,
         tuf,
         signatures,
+        remembered,
         manifests,
         blobs,
         images: u.bundle.images.len(),
@@ -381,6 +387,7 @@ async fn commit(
         ));
     }
     super::signatures::commit(&cfg.cache.dir, &plan.signatures)?;
+    super::signatures::commit_tags(&cfg.cache.dir, &plan.remembered)?;
     for v in &plan.trust {
         v.commit()?;
     }

@@ -152,3 +152,53 @@ pub(super) fn commit(
     }
     Ok(())
 }
+
+/// A tag of a signature-vouched image to remember on this node (`offline_tag_memory`).
+pub(super) struct Remembered {
+    registry: String,
+    repo: RepoName,
+    tag: crate::refs::Tag,
+    digest: Digest,
+    seen: std::time::SystemTime,
+}
+
+/// Import: the image's tag, when this node's `[[policy]]` entry for it sets
+/// `offline_tag_memory`, with the time the exporting node's registry named the digest (the
+/// evidence's `saved_at`), so the setting's age limit counts from then. Without the setting
+/// nothing is remembered: a bundle's tags are the exporter's registry's word, which only an
+/// operator's explicit loosening lets stand in for this node's registry.
+pub(super) fn remembered(
+    cfg: &Config,
+    img: &super::Image,
+    raw: &[u8],
+) -> anyhow::Result<Option<Remembered>> {
+    let repo: RepoName = img.repository.parse()?;
+    let on = cfg
+        .rule_for(&img.registry, repo.as_str())
+        .and_then(PolicyRule::offline_tag_memory)
+        .is_some();
+    let Some(saved) = evidence::saved_at(raw).filter(|_| on) else {
+        return Ok(None);
+    };
+    Ok(Some(Remembered {
+        registry: img.registry.clone(),
+        repo,
+        tag: img.tag.parse()?,
+        digest: img.digest.parse()?,
+        seen: std::time::UNIX_EPOCH + std::time::Duration::from_secs(saved),
+    }))
+}
+
+/// Commit: each remembered tag, unless this node saw it later.
+pub(super) fn commit_tags(cache_dir: &std::path::Path, tags: &[Remembered]) -> anyhow::Result<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let memory = crate::trust::tag_memory::TagMemory::open(cache_dir)?;
+    for t in tags {
+        memory
+            .remember_seen_blocking(&t.registry, &t.repo, &t.tag, &t.digest, t.seen)
+            .with_context(|| format!("remembering {}/{}:{}", t.registry, t.repo, t.tag))?;
+    }
+    Ok(())
+}

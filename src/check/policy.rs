@@ -74,6 +74,7 @@ pub(crate) fn members(
         any_of: list(&rule.any_of)?,
         all_of: list(&rule.all_of)?,
         from_policy: true,
+        offline_tag_memory: rule.offline_tag_memory(),
     })
 }
 

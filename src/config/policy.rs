@@ -75,6 +75,21 @@ pub struct PolicyRule {
     /// Trusted only if all of these vouch (with `any_of` too: both must hold).
     #[serde(default)]
     pub all_of: Vec<String>,
+    /// A loosening, off unless set: while the registry is unreachable, a tag that only the
+    /// registry binds (no Notary / TUF member resolves it) names the digest the registry last
+    /// named for it, if that digest vouched then and it was at most this long ago (e.g.
+    /// "7d"). Signatures must still vouch for it (offline: stored evidence re-verified).
+    #[serde(default)]
+    pub offline_tag_memory: Option<String>,
+}
+
+impl PolicyRule {
+    /// `offline_tag_memory` as a duration (validated at load).
+    pub fn offline_tag_memory(&self) -> Option<std::time::Duration> {
+        self.offline_tag_memory
+            .as_deref()
+            .and_then(|s| humantime::parse_duration(s).ok())
+    }
 }
 
 /// `[signatures]`: discovery and verdict caching for the digest-vouching sources.
@@ -237,6 +252,31 @@ fn check_rule(cfg: &Config, i: usize, r: &PolicyRule) -> Result<(), ConfigError>
             "any_of or all_of must name at least one source (or set mode = \"skip\")",
         ));
     }
+    if let Some(m) = &r.offline_tag_memory {
+        match humantime::parse_duration(m) {
+            Ok(d) if !d.is_zero() => {}
+            _ => {
+                return Err(invalid(
+                    key("offline_tag_memory"),
+                    format!("{m:?} is not a duration above 0 like \"7d\""),
+                ));
+            }
+        }
+        // Only the registry binds tags for signature sources; Notary and TUF bind their own
+        // and work offline from their metadata already.
+        let signs_digests = r
+            .any_of
+            .iter()
+            .chain(&r.all_of)
+            .any(|n| cfg.trust.get(n).is_some_and(|s| !s.binds_tags()));
+        if !signs_digests {
+            return Err(invalid(
+                key("offline_tag_memory"),
+                "applies to tags bound by the registry, which needs a cosign or notation \
+                 source in any_of / all_of",
+            ));
+        }
+    }
     for (list, names) in [("any_of", &r.any_of), ("all_of", &r.all_of)] {
         for n in names {
             if n != REGISTRY_SOURCE && !cfg.trust.contains_key(n) {
@@ -268,6 +308,7 @@ mod tests {
             mode: None,
             any_of: vec!["a".into()],
             all_of: vec![],
+            offline_tag_memory: None,
         }
     }
 

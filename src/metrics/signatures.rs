@@ -11,6 +11,7 @@ use super::{Labels, METRICS, registered};
 pub(super) struct SignatureMetrics {
     verdicts: Family<Labels, Counter>,
     upstream_bound: Family<Labels, Counter>,
+    tag_memory: Family<Labels, Counter>,
 }
 
 impl SignatureMetrics {
@@ -25,6 +26,11 @@ impl SignatureMetrics {
                 r,
                 "tag_bound_by_upstream",
                 "Tags served because a signature vouched for the digest the registry maps them to (no signed tag binding)",
+            ),
+            tag_memory: registered(
+                r,
+                "offline_tag_memory",
+                "Tags resolved while the registry was unreachable to the digest it last named (offline_tag_memory), by outcome: used, expired (older than the setting), none (nothing remembered)",
             ),
         }
     }
@@ -49,5 +55,17 @@ pub fn tag_bound_by_upstream(registry: &str) {
         .sig
         .upstream_bound
         .get_or_create(&vec![("registry", registry.to_owned())])
+        .inc();
+}
+
+/// `offline_tag_memory` consulted with the registry unreachable: `used`, `expired`, `none`.
+pub fn offline_tag_memory(registry: &str, outcome: &'static str) {
+    METRICS
+        .sig
+        .tag_memory
+        .get_or_create(&vec![
+            ("registry", registry.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ])
         .inc();
 }

@@ -16,8 +16,10 @@ pub mod discover;
 pub mod evidence;
 pub mod notary;
 pub mod notation;
+pub mod rfc3161;
 pub mod set;
 pub mod signature;
+pub mod tag_memory;
 pub mod tuf;
 pub mod verdicts;
 

@@ -37,6 +37,8 @@ pub struct SourceSet {
     /// Whether the set came from a `[[policy]]` entry (else: the registry's own source as an
     /// implicit one-entry `any_of`, whose refusals read exactly as before).
     pub from_policy: bool,
+    /// The entry's `offline_tag_memory` (a named loosening; `None`: off).
+    pub offline_tag_memory: Option<std::time::Duration>,
 }
 
 impl SourceSet {
@@ -131,6 +133,7 @@ impl Built {
             any_of: rule.any_of.iter().filter_map(member).collect(),
             all_of: rule.all_of.iter().filter_map(member).collect(),
             from_policy: true,
+            offline_tag_memory: rule.offline_tag_memory(),
         }
     }
 }
@@ -148,6 +151,7 @@ pub fn implicit(own: Option<&Arc<dyn TrustSource>>) -> SourceSet {
             .collect(),
         all_of: Vec::new(),
         from_policy: false,
+        offline_tag_memory: None,
     }
 }
 

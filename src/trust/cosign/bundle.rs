@@ -3,16 +3,15 @@
 //! whose `predicateType` is cosign's signature predicate. Any other predicate (an SBOM, a
 //! provenance attestation) signed by the same identity is not a signature and never vouches.
 
-use std::time::SystemTime;
-
 use serde::Deserialize;
 use sigstore_types::bundle::VerificationMaterialContent;
 use sigstore_types::{Artifact, Bundle, Sha256Hash, SignatureContent};
 use sigstore_verify::PublicKeyVerificationPolicy;
 
-use super::keyless::CosignKeylessVerifier;
+use super::keyless::{self, CosignKeylessVerifier};
 use super::keys::CosignKey;
 use super::sigstore::{Root, to_system_time};
+use super::{Checked, Signed, key};
 use crate::refs::Algorithm;
 use crate::trust::signature::{Layer, Subject};
 
@@ -102,29 +101,30 @@ pub fn verify_layer(
     verifier: &CosignKeylessVerifier,
     subject: &Subject<'_>,
     layer: &Layer,
-) -> Result<(String, SystemTime, String), String> {
+) -> Checked {
     let (bundle, form) = parse_checked(layer, subject)?;
     let artifact = artifact_of(subject)?;
     let result =
         verifier
             .root()?
-            .verify_bundle(artifact, &bundle, &verifier.policy_for_bundle())?;
-    let (who, at) = verifier.accept_result(&result)?;
-    Ok((who, at, form.to_string()))
+            .verify_bundle(artifact, &bundle, &verifier.policy_for(&bundle))?;
+    let (who, at, source) = verifier.accept_result(&result, &bundle)?;
+    Ok(keyless::signed(who, at, form.to_string(), source))
 }
 
 /// A key-signed bundle (cosign 3's `sign --key`): the bundle must carry no certificate; with
 /// `rekor` (transparency_log = "required") sigstore-verify checks the signature, the log entry
-/// (inclusion proof and checkpoint, or SET) and its binding for each key; without, our own
-/// check of the signature: over the digest (message signature, prehashed SHA-256) or over the
-/// DSSE pre-authentication encoding. Returns the key's name, the signing time, the form.
+/// (inclusion proof and checkpoint, or SET) and its binding for each key, and the RFC 3161
+/// timestamps when the root names TSAs (`key::timestamp_ignored`); without, our own check of
+/// the signature: over the digest (message signature, prehashed SHA-256) or over the DSSE
+/// pre-authentication encoding. Returns the key's name, the signing time, the form.
 pub fn verify_key_layer(
     keys: &[CosignKey],
     rekor: Option<&Root>,
     subject: &Subject<'_>,
     layer: &Layer,
-) -> Result<(String, Option<SystemTime>, String), String> {
-    let (bundle, form) = parse_checked(layer, subject)?;
+) -> Checked {
+    let (mut bundle, form) = parse_checked(layer, subject)?;
     if !matches!(
         bundle.verification_material.content,
         VerificationMaterialContent::PublicKey(_)
@@ -132,12 +132,24 @@ pub fn verify_key_layer(
         return Err("signed with a certificate, not a configured key".into());
     }
     let artifact = artifact_of(subject)?;
+    let stamps = &mut bundle.verification_material.timestamp_verification_data;
+    let ignored = key::timestamp_ignored(rekor);
+    let more = key::timestamp_detail(!stamps.rfc3161_timestamps.is_empty(), ignored);
+    if ignored.is_some() {
+        stamps.rfc3161_timestamps.clear();
+    }
+    let signed = |key: &CosignKey, at| Signed {
+        signer: key.name.clone(),
+        signed_at: at,
+        detail: form.to_string(),
+        more: more.clone(),
+    };
     let Some(root) = rekor else {
         let key = keys
             .iter()
             .find(|k| key_signed(k, &bundle, subject))
             .ok_or("signature does not verify with any configured key")?;
-        return Ok((key.name.clone(), None, form.to_string()));
+        return Ok(signed(key, None));
     };
     // Fail closed: a bundle without entries would pass log checks vacuously.
     if bundle.verification_material.tlog_entries.is_empty() {
@@ -152,7 +164,7 @@ pub fn verify_key_layer(
                     .integrated_time()
                     .or_else(|| result.verified_timestamps().iter().min().copied())
                     .map(to_system_time);
-                return Ok((key.name.clone(), at, form.to_string()));
+                return Ok(signed(key, at));
             }
             Ok(_) => last = "log entry not verified".into(),
             Err(e) => last = e,

@@ -23,7 +23,7 @@ pub struct CosignKeyConfig {
     #[serde(default)]
     pub trusted_root: Option<PathBuf>,
     /// Or the same from a TUF repository, as for `cosign-keyless`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sigstore_tuf_or_name")]
     pub sigstore_tuf: Option<SigstoreTuf>,
     /// How the legacy payload's `critical.identity.docker-reference` must relate to the
     /// repository being pulled.
@@ -41,8 +41,9 @@ pub struct CosignKeylessConfig {
     #[serde(default)]
     pub trusted_root: Option<PathBuf>,
     /// The same, as the target `trusted_root.json` of a TUF repository (Sigstore's, or a
-    /// private instance's), verified from a pinned root and refreshed.
-    #[serde(default)]
+    /// private instance's), verified from a pinned root and refreshed; `"public-good"`
+    /// names Sigstore's own.
+    #[serde(default, deserialize_with = "sigstore_tuf_or_name")]
     pub sigstore_tuf: Option<SigstoreTuf>,
     /// Whether the certificate's embedded SCT must verify against the CT logs.
     #[serde(default)]
@@ -83,7 +84,59 @@ fn default_sigstore_refresh() -> String {
 /// The TUF target that holds the trusted root.
 pub const TRUSTED_ROOT_TARGET: &str = "trusted_root.json";
 
+/// Sigstore's public-good TUF repository.
+pub const PUBLIC_GOOD_URL: &str = "https://tuf-repo-cdn.sigstore.dev";
+/// Stands for the embedded public-good root in `root_file`; the source writes the bytes
+/// under its state directory and pins their sha256 (see `tuf_root.rs`).
+pub const PUBLIC_GOOD_ROOT_FILE: &str = "embedded:sigstore-public-good-root.json";
+/// Public-good's TUF root (version 16), as sigstore-trust-root 0.15.1 embeds it
+/// (`repository/tuf_root.json`): the pinned start of the chain; later roots come through
+/// TUF's root rotation, each signed by the one before.
+pub const PUBLIC_GOOD_ROOT: &[u8] = include_bytes!("public-good-tuf-root.json");
+
+/// `sigstore_tuf = "public-good"` or a `[..sigstore_tuf]` table (whose errors stay the
+/// table's own: unknown keys are named).
+fn sigstore_tuf_or_name<'de, D>(d: D) -> Result<Option<SigstoreTuf>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::{self, MapAccess, Visitor};
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = SigstoreTuf;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("\"public-good\" or a table with metadata_url and root_file")
+        }
+        fn visit_str<E: de::Error>(self, name: &str) -> Result<SigstoreTuf, E> {
+            match name {
+                "public-good" => Ok(SigstoreTuf::public_good()),
+                other => Err(E::custom(format!(
+                    "sigstore_tuf = {other:?}: the only named instance is \"public-good\"; for another, give \
+                     a table with metadata_url and root_file"
+                ))),
+            }
+        }
+        fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<SigstoreTuf, A::Error> {
+            SigstoreTuf::deserialize(de::value::MapAccessDeserializer::new(m))
+        }
+    }
+    d.deserialize_any(V).map(Some)
+}
+
 impl SigstoreTuf {
+    /// Sigstore's public-good instance: its CDN and the embedded root, pinned by sha256.
+    pub fn public_good() -> SigstoreTuf {
+        use sha2::Digest as _;
+        SigstoreTuf {
+            metadata_url: PUBLIC_GOOD_URL.into(),
+            targets_url: None,
+            root_file: PathBuf::from(PUBLIC_GOOD_ROOT_FILE),
+            root_sha256: Some(hex::encode(sha2::Sha256::digest(PUBLIC_GOOD_ROOT))),
+            refresh_interval: default_sigstore_refresh(),
+            ca_file: None,
+        }
+    }
+
     /// As a TUF source's config (the same transport, limits, store and checks).
     pub fn tuf_config(&self) -> crate::config::TufConfig {
         crate::config::TufConfig {

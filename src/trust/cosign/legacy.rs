@@ -8,7 +8,10 @@
 //! - `dev.sigstore.cosign/certificate`: PEM of the Fulcio (or other PKI) signing certificate;
 //! - `dev.sigstore.cosign/chain`: PEM of the intermediates and root;
 //! - `dev.sigstore.cosign/bundle`: Rekor's answer, `{"SignedEntryTimestamp", "Payload": {"body",
-//!   "integratedTime", "logIndex", "logID"}}`.
+//!   "integratedTime", "logIndex", "logID"}}`;
+//! - `dev.sigstore.cosign/rfc3161timestamp`: a TSA's answer, `{"SignedRFC3161Timestamp": "<base64
+//!   of the DER token>"}` (cosign `pkg/cosign/bundle/tsa.go`), whose message imprint is over the
+//!   raw signature bytes (cosign `VerifyRFC3161Timestamp`).
 //!
 //! Nothing is verified here: this only parses, and refuses what it cannot parse.
 
@@ -25,6 +28,7 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+pub const RFC3161_TIMESTAMP_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
 
 /// One legacy signature, parsed.
 #[derive(Debug, Clone)]
@@ -38,6 +42,18 @@ pub struct LegacySignature<'a> {
     /// DER of the chain certificates, in annotation order.
     pub chain: Vec<Vec<u8>>,
     pub rekor: Option<RekorBundle>,
+    /// DER of the RFC 3161 timestamp (a TimeStampToken, or the TSA's whole TimeStampResp:
+    /// sigstore-tsa reads both).
+    pub timestamp: Option<Vec<u8>>,
+}
+
+/// `dev.sigstore.cosign/rfc3161timestamp` (cosign `bundle.RFC3161Timestamp`: a Go `[]byte`,
+/// so standard base64 in JSON).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rfc3161Annotation {
+    #[serde(rename = "SignedRFC3161Timestamp")]
+    signed_rfc3161_timestamp: String,
 }
 
 /// `dev.sigstore.cosign/bundle` (cosign `pkg/cosign/bundle/rekor.go`).
@@ -113,31 +129,33 @@ impl<'a> LegacySignature<'a> {
             ),
             None => None,
         };
+        let timestamp = match layer.annotations.get(RFC3161_TIMESTAMP_ANNOTATION) {
+            Some(text) => Some(parse_timestamp_annotation(text)?),
+            None => None,
+        };
         Ok(LegacySignature {
             payload: &layer.bytes,
             signature,
             certificate,
             chain,
             rekor,
+            timestamp,
         })
     }
 
-    /// The Sigstore v0.1 bundle this signature is, for sigstore-verify: a message signature
-    /// over the payload (its sha256 and the signature), the certificate chain (or, for a key,
-    /// an empty public-key hint: the key comes from the policy), and the Rekor entry with its
-    /// SET as the inclusion promise. The artifact to verify against is `self.payload`.
+    /// The Sigstore bundle this signature is, for sigstore-verify: a message signature over the
+    /// payload (its sha256 and the signature), the certificate chain (or, for a key, an empty
+    /// public-key hint: the key comes from the policy), the Rekor entry with its SET as the
+    /// inclusion promise, and the RFC 3161 timestamp. The artifact to verify against is
+    /// `self.payload`.
+    ///
+    /// The version is the smallest that sigstore-bundle's structural check (0.15.1) accepts
+    /// for what the layer carries: v0.1 with a Rekor entry (a SET without an inclusion proof is
+    /// valid only there; a timestamp rides along and is verified too); without one, v0.2,
+    /// because v0.1 requires an inclusion promise and v0.3 refuses a certificate chain (cosign
+    /// writes the chain annotation). With neither there is no signing time: refused.
     pub fn to_bundle_json(&self) -> Result<String, String> {
-        let rekor = self
-            .rekor
-            .as_ref()
-            .ok_or_else(|| format!("no {BUNDLE_ANNOTATION} (no Rekor entry)"))?;
-        let body = STANDARD
-            .decode(&rekor.payload.body)
-            .map_err(|e| format!("{BUNDLE_ANNOTATION} Payload.body is not base64: {e}"))?;
-        let (kind, version) = entry_kind(&body)?;
-        let log_id = hex::decode(&rekor.payload.log_id)
-            .map_err(|e| format!("{BUNDLE_ANNOTATION} Payload.logID is not hex: {e}"))?;
-        let material = match &self.certificate {
+        let mut material = match &self.certificate {
             Some(leaf) => {
                 let certs: Vec<_> = std::iter::once(leaf)
                     .chain(&self.chain)
@@ -147,18 +165,29 @@ impl<'a> LegacySignature<'a> {
             }
             None => json!({ "publicKey": { "hint": "" } }),
         };
-        let mut material = material;
-        material["tlogEntries"] = json!([{
-            "logIndex": rekor.payload.log_index.to_string(),
-            "logId": { "keyId": STANDARD.encode(log_id) },
-            "kindVersion": { "kind": kind, "version": version },
-            "integratedTime": rekor.payload.integrated_time.to_string(),
-            "inclusionPromise": { "signedEntryTimestamp": rekor.signed_entry_timestamp },
-            "canonicalizedBody": rekor.payload.body,
-        }]);
+        let version = match (&self.rekor, &self.timestamp) {
+            (Some(rekor), _) => {
+                material["tlogEntries"] = json!([tlog_entry(rekor)?]);
+                "0.1"
+            }
+            (None, Some(_)) => {
+                material["tlogEntries"] = json!([]);
+                "0.2"
+            }
+            (None, None) => {
+                return Err(format!(
+                    "no {BUNDLE_ANNOTATION} (no Rekor entry) and no {RFC3161_TIMESTAMP_ANNOTATION}"
+                ));
+            }
+        };
+        if let Some(token) = &self.timestamp {
+            material["timestampVerificationData"] = json!({
+                "rfc3161Timestamps": [{ "signedTimestamp": STANDARD.encode(token) }],
+            });
+        }
         let digest = sha2_256(self.payload);
         let bundle = json!({
-            "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+            "mediaType": format!("application/vnd.dev.sigstore.bundle+json;version={version}"),
             "verificationMaterial": material,
             "messageSignature": {
                 "messageDigest": { "algorithm": "SHA2_256", "digest": STANDARD.encode(digest) },
@@ -167,6 +196,39 @@ impl<'a> LegacySignature<'a> {
         });
         Ok(bundle.to_string())
     }
+}
+
+/// The v0.1 bundle's log entry for cosign's Rekor bundle annotation.
+fn tlog_entry(rekor: &RekorBundle) -> Result<serde_json::Value, String> {
+    let body = STANDARD
+        .decode(&rekor.payload.body)
+        .map_err(|e| format!("{BUNDLE_ANNOTATION} Payload.body is not base64: {e}"))?;
+    let (kind, version) = entry_kind(&body)?;
+    let log_id = hex::decode(&rekor.payload.log_id)
+        .map_err(|e| format!("{BUNDLE_ANNOTATION} Payload.logID is not hex: {e}"))?;
+    Ok(json!({
+        "logIndex": rekor.payload.log_index.to_string(),
+        "logId": { "keyId": STANDARD.encode(log_id) },
+        "kindVersion": { "kind": kind, "version": version },
+        "integratedTime": rekor.payload.integrated_time.to_string(),
+        "inclusionPromise": { "signedEntryTimestamp": rekor.signed_entry_timestamp },
+        "canonicalizedBody": rekor.payload.body,
+    }))
+}
+
+/// The DER token in `dev.sigstore.cosign/rfc3161timestamp`; refused when it is not cosign's
+/// shape (an unreadable timestamp is never silently dropped).
+fn parse_timestamp_annotation(text: &str) -> Result<Vec<u8>, String> {
+    let a: Rfc3161Annotation = serde_json::from_str(text).map_err(|e| {
+        format!("{RFC3161_TIMESTAMP_ANNOTATION} is not an RFC 3161 timestamp annotation: {e}")
+    })?;
+    let der = STANDARD
+        .decode(&a.signed_rfc3161_timestamp)
+        .map_err(|e| format!("{RFC3161_TIMESTAMP_ANNOTATION} is not base64: {e}"))?;
+    if der.is_empty() {
+        return Err(format!("{RFC3161_TIMESTAMP_ANNOTATION} is empty"));
+    }
+    Ok(der)
 }
 
 fn sha2_256(bytes: &[u8]) -> Vec<u8> {
@@ -357,6 +419,60 @@ mod tests {
         ] {
             let err = LegacySignature::from_layer(&with(BUNDLE_ANNOTATION, Some(bad))).unwrap_err();
             assert!(err.contains("is not a Rekor bundle"), "{err}");
+        }
+    }
+
+    #[test]
+    fn rfc3161_timestamp_annotation() {
+        let token = b"\x30\x03der";
+        let ann = json!({ "SignedRFC3161Timestamp": STANDARD.encode(token) }).to_string();
+        let l = with(RFC3161_TIMESTAMP_ANNOTATION, Some(&ann));
+        let sig = LegacySignature::from_layer(&l).unwrap();
+        assert_eq!(sig.timestamp.as_deref(), Some(&token[..]));
+        // With the Rekor entry: v0.1, the entry and the timestamp.
+        let b: serde_json::Value = serde_json::from_str(&sig.to_bundle_json().unwrap()).unwrap();
+        assert_eq!(
+            b["mediaType"],
+            "application/vnd.dev.sigstore.bundle+json;version=0.1"
+        );
+        let m = &b["verificationMaterial"];
+        assert_eq!(m["tlogEntries"].as_array().unwrap().len(), 1);
+        let stamp = &m["timestampVerificationData"]["rfc3161Timestamps"][0]["signedTimestamp"];
+        assert_eq!(STANDARD.decode(stamp.as_str().unwrap()).unwrap(), token);
+        // Without: v0.2 (v0.1 needs a SET, v0.3 refuses the chain), no entry.
+        let mut no_log = sig.clone();
+        no_log.rekor = None;
+        let b: serde_json::Value = serde_json::from_str(&no_log.to_bundle_json().unwrap()).unwrap();
+        assert_eq!(
+            b["mediaType"],
+            "application/vnd.dev.sigstore.bundle+json;version=0.2"
+        );
+        assert!(
+            b["verificationMaterial"]["tlogEntries"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            b["verificationMaterial"]["x509CertificateChain"]["certificates"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        // Malformed, empty, or with a field cosign never writes: refused, not dropped.
+        for (bad, why) in [
+            ("{", "is not an RFC 3161 timestamp annotation"),
+            (r#"{"SignedRFC3161Timestamp":"*"}"#, "is not base64"),
+            (r#"{"SignedRFC3161Timestamp":""}"#, "is empty"),
+            (
+                r#"{"SignedRFC3161Timestamp":"MAA=","extra":1}"#,
+                "is not an RFC 3161 timestamp annotation",
+            ),
+        ] {
+            let err = LegacySignature::from_layer(&with(RFC3161_TIMESTAMP_ANNOTATION, Some(bad)))
+                .unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
         }
     }
 }

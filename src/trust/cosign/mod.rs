@@ -26,14 +26,14 @@ mod sigstore;
 mod tuf_root;
 
 pub use config::{
-    CosignKeyConfig, CosignKeylessConfig, KeylessIdentity, Remap, SctPolicy, SignedIdentity,
-    SigstoreTuf, TRUSTED_ROOT_TARGET, TransparencyLog,
+    CosignKeyConfig, CosignKeylessConfig, KeylessIdentity, PUBLIC_GOOD_ROOT, PUBLIC_GOOD_URL,
+    Remap, SctPolicy, SignedIdentity, SigstoreTuf, TRUSTED_ROOT_TARGET, TransparencyLog,
 };
 pub use key::CosignKeyVerifier;
 pub use keyless::CosignKeylessVerifier;
 pub use legacy::{
-    BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, SIGNATURE_ANNOTATION,
-    SIMPLE_SIGNING_MEDIA_TYPE,
+    BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, RFC3161_TIMESTAMP_ANNOTATION,
+    SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE,
 };
 
 use std::time::SystemTime;
@@ -66,26 +66,36 @@ struct Vouch {
     details: Vec<(String, String)>,
 }
 
-/// What a verifier's own check of one layer returns: signer, signing time, and the bundle's
-/// form or the legacy payload's docker-reference.
-type Checked = Result<(String, Option<SystemTime>, String), String>;
+/// What a verifier's own check of one layer shows: signer, signing time, the bundle's form or
+/// the legacy payload's docker-reference, and further details for `check` (keyless: where the
+/// signing time came from; key-only: what became of an RFC 3161 timestamp).
+struct Signed {
+    signer: String,
+    signed_at: Option<SystemTime>,
+    detail: String,
+    more: Vec<(String, String)>,
+}
+
+type Checked = Result<Signed, String>;
 
 /// One layer, by its candidate's kind: a Sigstore bundle or a legacy layer, each checked by
-/// the verifier's own function; names the format and the detail `check` shows.
+/// the verifier's own function; names the format and the details `check` shows.
 fn by_format(
     kind: ArtifactKind,
     bundle: impl FnOnce() -> Checked,
     legacy: impl FnOnce() -> Checked,
 ) -> Result<Vouch, String> {
-    let ((signer, signed_at, detail), format, label) = match kind {
+    let (signed, format, label) = match kind {
         ArtifactKind::SigstoreBundle => (bundle()?, "cosign bundle v0.3", "signature"),
         _ => (legacy()?, "cosign legacy", "docker-reference"),
     };
+    let mut details = vec![(label.into(), signed.detail)];
+    details.extend(signed.more);
     Ok(Vouch {
-        signer,
-        signed_at,
+        signer: signed.signer,
+        signed_at: signed.signed_at,
         format,
-        details: vec![(label.into(), detail)],
+        details,
     })
 }
 

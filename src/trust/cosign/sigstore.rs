@@ -14,6 +14,9 @@ use sigstore_verify::{Policy, PublicKeyVerificationPolicy, VerificationResult, V
 /// A loaded trusted root, prepared once.
 pub struct Root {
     pub verifier: Verifier,
+    /// How many timestamp authorities (`timestampAuthorities`) the root names: key-only
+    /// signatures use their RFC 3161 timestamps only when there are some.
+    pub tsas: usize,
     /// What the log shows: file and content digest.
     pub describe: String,
 }
@@ -39,12 +42,14 @@ impl Root {
             fulcio_cas = root.certificate_authorities.len(),
             rekor_logs = root.tlogs.len(),
             ct_logs = root.ctlogs.len(),
+            tsas = root.timestamp_authorities.len(),
             "Sigstore trusted root loaded"
         );
         let verifier = Verifier::new(&root)
             .map_err(|e| anyhow::anyhow!("trusted root rejected by sigstore-verify: {e}"))?;
         Ok(Root {
             verifier,
+            tsas: root.timestamp_authorities.len(),
             describe: "trusted_root.json".into(),
         })
     }

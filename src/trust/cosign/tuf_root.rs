@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use sha2::Digest as _;
 
-use super::config::{SigstoreTuf, TRUSTED_ROOT_TARGET};
+use super::config::{PUBLIC_GOOD_ROOT, PUBLIC_GOOD_ROOT_FILE, SigstoreTuf, TRUSTED_ROOT_TARGET};
 use super::sigstore::Root;
 use crate::trust::tuf::TufSource;
 use crate::trust::tuf::repo::TufRepo;
@@ -32,8 +32,12 @@ pub struct TufRoot {
 impl TufRoot {
     /// Reads and checks the pinned root (nothing is fetched until the first verification).
     pub fn new(cfg: &SigstoreTuf, cache_dir: &Path) -> anyhow::Result<TufRoot> {
-        let source = TufSource::new(&cfg.tuf_config(), cache_dir)
-            .map_err(|e| anyhow::anyhow!("sigstore_tuf: {e}"))?;
+        let mut tuf = cfg.tuf_config();
+        if cfg.root_file.as_os_str() == PUBLIC_GOOD_ROOT_FILE {
+            tuf.root_file = write_public_good_root(cache_dir)?;
+        }
+        let source =
+            TufSource::new(&tuf, cache_dir).map_err(|e| anyhow::anyhow!("sigstore_tuf: {e}"))?;
         let repo = source
             .target_repo(&cfg.targets_url(), MAX_TRUSTED_ROOT_BYTES)
             .map_err(|e| anyhow::anyhow!("sigstore_tuf: {e}"))?;
@@ -121,6 +125,21 @@ impl TufRoot {
                 )
             })
     }
+}
+
+/// The embedded public-good root as a file under the state directory (the TUF source reads
+/// its pinned root from a file, and `root_sha256` pins these bytes); rewritten at each start
+/// so a changed file on disk is never what is trusted.
+fn write_public_good_root(cache_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context as _;
+    let dir = cache_dir.join("tuf");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("sigstore-public-good-root.json");
+    let tmp = dir.join(".sigstore-public-good-root.json.tmp");
+    std::fs::write(&tmp, PUBLIC_GOOD_ROOT)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// Where a cosign source's trusted root comes from: a file, read once at start, or TUF.

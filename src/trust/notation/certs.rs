@@ -45,6 +45,19 @@ pub fn parse_chain(ders: &[Vec<u8>]) -> anyhow::Result<Vec<X509Certificate<'_>>>
 /// timestamp step's business (`verify`), as in the spec's list of steps: notary.x509's
 /// signing time is the signer's own claim and is not used in trust decisions.
 pub fn validate_chain(chain: &[X509Certificate<'_>]) -> anyhow::Result<()> {
+    validate_chain_for(chain, Purpose::CodeSigning)
+}
+
+/// What a chain's leaf is for: the spec's certificate requirements differ for the signing
+/// certificate and a TSA's certificate only in the leaf's EKU and in key usage criticality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    CodeSigning,
+    Timestamping,
+}
+
+/// [`validate_chain`] for a chain whose leaf serves `purpose`.
+pub fn validate_chain_for(chain: &[X509Certificate<'_>], purpose: Purpose) -> anyhow::Result<()> {
     let last = chain.len() - 1;
     for (i, cert) in chain.iter().enumerate() {
         key_length(cert)?;
@@ -65,13 +78,13 @@ pub fn validate_chain(chain: &[X509Certificate<'_>]) -> anyhow::Result<()> {
             }
         })?;
         if i == 0 {
-            leaf_requirements(cert)?;
+            leaf_requirements(cert, purpose)?;
             if last > 0 && cert.subject() == cert.issuer() {
                 bail!("the signing certificate is self-signed but followed by other certificates");
             }
         } else {
             // pathLenConstraint counts the CA certificates below this one (not the leaf).
-            ca_requirements(cert, i - 1)?;
+            ca_requirements(cert, i - 1, purpose)?;
         }
     }
     Ok(())
@@ -137,24 +150,29 @@ fn key_length(cert: &X509Certificate<'_>) -> anyhow::Result<()> {
     }
 }
 
-fn leaf_requirements(cert: &X509Certificate<'_>) -> anyhow::Result<()> {
+fn leaf_requirements(cert: &X509Certificate<'_>, purpose: Purpose) -> anyhow::Result<()> {
     let who = cert.subject();
+    let what = match purpose {
+        Purpose::CodeSigning => "signing certificate",
+        Purpose::Timestamping => "timestamping certificate",
+    };
     let bc = cert
         .basic_constraints()
         .map_err(|e| anyhow!("{who}: basicConstraints: {e}"))?;
     if bc.is_some_and(|bc| bc.value.ca) {
-        bail!("signing certificate {who} is a CA (basicConstraints cA=true)");
+        bail!("{what} {who} is a CA (basicConstraints cA=true)");
     }
     let ku = cert
         .key_usage()
         .map_err(|e| anyhow!("{who}: keyUsage: {e}"))?
-        .ok_or_else(|| anyhow!("signing certificate {who} has no keyUsage extension"))?;
-    if !ku.critical {
-        bail!("signing certificate {who}: keyUsage must be critical");
+        .ok_or_else(|| anyhow!("{what} {who} has no keyUsage extension"))?;
+    // Spec: MUST be critical for code signing, SHOULD for timestamping.
+    if !ku.critical && purpose == Purpose::CodeSigning {
+        bail!("{what} {who}: keyUsage must be critical");
     }
     let k = ku.value;
     if !k.digital_signature() {
-        bail!("signing certificate {who}: keyUsage lacks digitalSignature");
+        bail!("{what} {who}: keyUsage lacks digitalSignature");
     }
     if k.key_encipherment()
         || k.data_encipherment()
@@ -164,23 +182,51 @@ fn leaf_requirements(cert: &X509Certificate<'_>) -> anyhow::Result<()> {
         || k.encipher_only()
         || k.decipher_only()
     {
-        bail!("signing certificate {who}: keyUsage allows more than signing ({k})");
+        bail!("{what} {who}: keyUsage allows more than signing ({k})");
     }
-    if let Some(eku) = cert
+    let eku = cert
         .extended_key_usage()
-        .map_err(|e| anyhow!("{who}: extendedKeyUsage: {e}"))?
-    {
-        let e = eku.value;
-        if e.any || e.server_auth || e.client_auth || e.email_protection || e.time_stamping {
-            bail!(
-                "signing certificate {who}: extendedKeyUsage makes it a TLS, mail or timestamping certificate, not a code-signing one"
-            );
+        .map_err(|e| anyhow!("{who}: extendedKeyUsage: {e}"))?;
+    match purpose {
+        Purpose::CodeSigning => {
+            if let Some(eku) = eku {
+                let e = eku.value;
+                if e.any || e.server_auth || e.client_auth || e.email_protection || e.time_stamping
+                {
+                    bail!(
+                        "{what} {who}: extendedKeyUsage makes it a TLS, mail or timestamping certificate, not a code-signing one"
+                    );
+                }
+            }
+        }
+        Purpose::Timestamping => {
+            // RFC 3161 2.3 and the spec: present, critical, id-kp-timeStamping only.
+            let eku = eku.ok_or_else(|| anyhow!("{what} {who} has no extendedKeyUsage"))?;
+            let e = eku.value;
+            let only_ts = e.time_stamping
+                && !(e.any
+                    || e.server_auth
+                    || e.client_auth
+                    || e.code_signing
+                    || e.email_protection
+                    || e.ocsp_signing
+                    || !e.other.is_empty());
+            if !only_ts {
+                bail!("{what} {who}: extendedKeyUsage must be id-kp-timeStamping only");
+            }
+            if !eku.critical {
+                bail!("{what} {who}: extendedKeyUsage must be critical");
+            }
         }
     }
     Ok(())
 }
 
-fn ca_requirements(cert: &X509Certificate<'_>, cas_below: usize) -> anyhow::Result<()> {
+fn ca_requirements(
+    cert: &X509Certificate<'_>,
+    cas_below: usize,
+    purpose: Purpose,
+) -> anyhow::Result<()> {
     let who = cert.subject();
     let bc = cert
         .basic_constraints()
@@ -200,7 +246,8 @@ fn ca_requirements(cert: &X509Certificate<'_>, cas_below: usize) -> anyhow::Resu
         .key_usage()
         .map_err(|e| anyhow!("{who}: keyUsage: {e}"))?
         .ok_or_else(|| anyhow!("CA certificate {who} has no keyUsage extension"))?;
-    if !ku.critical || !ku.value.key_cert_sign() {
+    // Spec: MUST be critical in a code-signing chain, SHOULD in a timestamping one.
+    if (!ku.critical && purpose == Purpose::CodeSigning) || !ku.value.key_cert_sign() {
         bail!("CA certificate {who}: keyUsage must be critical with keyCertSign");
     }
     Ok(())

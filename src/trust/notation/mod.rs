@@ -9,11 +9,12 @@
 //! - `manifest`: the signature manifest (type, subject, one layer, thumbprint annotation).
 //! - `jws`, `cose` (+ `envelope`): the two envelope formats, parsed to one model.
 //! - `crypto`, `certs`: signature math (aws-lc-rs) and certificate chain requirements.
-//! - `verify`: the spec's steps for one signature.
+//! - `verify`: the spec's steps for one signature; `timestamp`: its RFC 3161
+//!   countersignature against the statement's `tsa` stores (tokens: `trust::rfc3161`).
 //!
-//! Not here: fetching (discovery hands in [`Candidate`]s), RFC 3161 timestamp verification
-//! (a statement that relies on it refuses, saying so), CRL/OCSP fetching (a chain that
-//! names revocation locations does not vouch while revocation is enforced), plugins.
+//! Not here: fetching (discovery hands in [`Candidate`]s), CRL/OCSP fetching (a chain, the
+//! signer's or the TSA's, that names revocation locations does not vouch while revocation
+//! is enforced), plugins.
 
 mod certs;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod jws;
 mod manifest;
 pub mod policy;
 mod store;
+mod timestamp;
 mod verify;
 
 use std::time::SystemTime;

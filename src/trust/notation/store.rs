@@ -44,7 +44,7 @@ impl TrustStore {
                 continue;
             }
             let dir = root.join("x509").join(ty.as_str()).join(name);
-            let certs = load_named(&dir).with_context(|| {
+            let certs = load_named(&dir, *ty).with_context(|| {
                 format!("trust store {}:{name} ({})", ty.as_str(), dir.display())
             })?;
             out.stores.insert((*ty, name.clone()), certs);
@@ -60,7 +60,7 @@ impl TrustStore {
     }
 }
 
-fn load_named(dir: &Path) -> anyhow::Result<Vec<StoredCert>> {
+fn load_named(dir: &Path, ty: StoreType) -> anyhow::Result<Vec<StoredCert>> {
     let meta = std::fs::symlink_metadata(dir).context("cannot read the named store")?;
     if meta.file_type().is_symlink() {
         bail!("the named store is a symlink: Notation's spec refuses symlinks in the trust store");
@@ -100,7 +100,7 @@ fn load_named(dir: &Path) -> anyhow::Result<Vec<StoredCert>> {
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         for der in certificates_in(&bytes).with_context(|| path.display().to_string())? {
-            check_anchor(&der).with_context(|| path.display().to_string())?;
+            check_anchor(&der, ty).with_context(|| path.display().to_string())?;
             certs.push(StoredCert {
                 der,
                 file: path.display().to_string(),
@@ -132,8 +132,9 @@ fn certificates_in(bytes: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
 }
 
 /// notation-go accepts a store certificate only if it is a CA or a self-signed certificate:
-/// anything else could never end a chain.
-fn check_anchor(der: &[u8]) -> anyhow::Result<()> {
+/// anything else could never end a chain. A `tsa` store must hold root CAs (self-signed
+/// and cA=true), as notation-go's `isRootCACertificate` requires.
+fn check_anchor(der: &[u8], ty: StoreType) -> anyhow::Result<()> {
     let (rest, cert) =
         X509Certificate::from_der(der).map_err(|e| anyhow::anyhow!("bad certificate: {e}"))?;
     if !rest.is_empty() {
@@ -146,6 +147,12 @@ fn check_anchor(der: &[u8]) -> anyhow::Result<()> {
         .is_some_and(|bc| bc.value.ca);
     let self_signed = cert.subject() == cert.issuer()
         && super::crypto::verify_cert_signature(&cert, &cert).is_ok();
+    if ty == StoreType::Tsa && !(is_ca && self_signed) {
+        bail!(
+            "certificate {} is not a self-signed root CA: a tsa store holds TSA root certificates",
+            cert.subject()
+        );
+    }
     if !is_ca && !self_signed {
         bail!(
             "certificate {} is neither a CA nor self-signed: it cannot anchor a chain",

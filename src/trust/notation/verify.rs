@@ -12,9 +12,9 @@ use super::crypto::{SignatureAlgorithm, verify_envelope_signature};
 use super::dn::{DistinguishedName, is_subset};
 use super::envelope::{Envelope, Format, Payload, SigningScheme};
 use super::manifest::{SubjectDescriptor, check_thumbprints, inspect};
-use super::policy::{Action, Identities, Statement, StoreType, VerifyTimestamp};
+use super::policy::{Action, Identities, Statement, StoreType};
 use super::store::TrustStore;
-use super::{cose, jws};
+use super::{cose, jws, timestamp};
 use crate::trust::signature::{Candidate, Evidence, Subject};
 
 /// Runs every step for one candidate; `Err` is the reason it does not vouch.
@@ -56,10 +56,10 @@ pub fn candidate(
         authenticity(store, st, &env, &chain)
     })?;
     step("expiry", st.actions.expiry, &|| expiry(&env, now))?;
-    step(
+    let stamped = step(
         "authentic timestamp",
         st.actions.authentic_timestamp,
-        &|| authentic_timestamp(st, &env, &chain, now),
+        &|| authentic_timestamp(store, st, &env, &chain, now),
     )?;
     step("revocation", st.actions.revocation, &|| {
         revocation(st, &chain)
@@ -73,6 +73,9 @@ pub fn candidate(
     ];
     if let Some(m) = matched {
         details.push(("trust anchor".to_owned(), m));
+    }
+    if let Some(t) = stamped.filter(|t| !t.is_empty()) {
+        details.push(("authentic timestamp".to_owned(), t));
     }
     if let Some(t) = env.times.signing {
         details.push((
@@ -225,6 +228,7 @@ fn expiry(env: &Envelope, now: SystemTime) -> anyhow::Result<String> {
 }
 
 fn authentic_timestamp(
+    store: &TrustStore,
     st: &Statement,
     env: &Envelope,
     chain: &[X509Certificate<'_>],
@@ -237,24 +241,16 @@ fn authentic_timestamp(
             .context("no authentic signing time")?;
         return all_valid_at(chain, t, "the authentic signing time");
     }
-    let expired = chain.iter().any(|c| !valid_at(c, now));
-    let triggered =
-        st.has_store(StoreType::Tsa) && (st.verify_timestamp == VerifyTimestamp::Always || expired);
-    if triggered {
-        // The spec's sufficient and necessary conditions hold: the statement relies on an
-        // RFC 3161 countersignature, which this verifier cannot check yet.
-        bail!(
-            "statement {:?} requires RFC 3161 timestamp verification (tsa store, verifyTimestamp {}), which Portcullis does not support",
-            st.name,
-            match st.verify_timestamp {
-                VerifyTimestamp::Always => "always",
-                VerifyTimestamp::AfterCertExpiry => "afterCertExpiry",
-            }
-        );
+    if timestamp::triggered(st, chain, now) {
+        return timestamp::verify(store, st, env, chain);
     }
+    // Not triggered: the signing chain must be valid now (spec step 6.i.b).
     all_valid_at(chain, now, "now").map_err(|e| {
-        if env.timestamp_token.is_some() {
-            e.context("the envelope carries an RFC 3161 timestamp, but timestamp verification is not supported by Portcullis, so a certificate outside its validity period cannot be accepted")
+        if env.timestamp_token.is_some() && !st.has_store(StoreType::Tsa) {
+            e.context(format!(
+                "the envelope carries an RFC 3161 timestamp, but statement {:?} names no tsa store to verify it with",
+                st.name
+            ))
         } else {
             e
         }

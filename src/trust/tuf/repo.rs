@@ -327,7 +327,7 @@ impl TufRepo {
         let bytes = updater
             .download_target(&found.target, name)
             .await
-            .map_err(|e| self.lookup_error(name, &e))?;
+            .map_err(|e| self.download_error(name, &e))?;
         Ok((found, bytes))
     }
 
@@ -353,6 +353,23 @@ impl TufRepo {
             }
         }
         names.into_iter().collect()
+    }
+
+    /// A target's bytes that could not be had: unreachable, or not the bytes the metadata
+    /// names (`sha256 mismatch`). No refresh is involved, so none is promised.
+    fn download_error(&self, name: &str, e: &Error) -> TrustError {
+        let url = &self.url;
+        if is_unreachable(e) {
+            TrustError::Unavailable(format!(
+                "TUF repository {url} unreachable while downloading target {name}: {}",
+                chain_msg(e)
+            ))
+        } else {
+            TrustError::Invalid(format!(
+                "TUF repository {url}: target {name}: {}",
+                chain_msg(e)
+            ))
+        }
     }
 
     fn lookup_error(&self, name: &str, e: &Error) -> TrustError {

@@ -103,6 +103,11 @@ impl TestSigstore {
 
     /// `trusted_root.json` for this instance: the CA and the log key, valid since 2000.
     pub fn trusted_root_json(&self) -> String {
+        self.trusted_root_json_with_tsas(&[])
+    }
+
+    /// As `trusted_root_json`, with these `timestampAuthorities` (see `tsa_authority`).
+    pub fn trusted_root_json_with_tsas(&self, tsas: &[serde_json::Value]) -> String {
         serde_json::json!({
             "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
             "tlogs": [{
@@ -122,7 +127,7 @@ impl TestSigstore {
                 "validFor": { "start": "2000-01-01T00:00:00Z" },
             }],
             "ctlogs": [],
-            "timestampAuthorities": [],
+            "timestampAuthorities": tsas,
         })
         .to_string()
     }
@@ -252,6 +257,61 @@ impl TestSigstore {
         }))
         .expect("json")
     }
+}
+
+/// A trusted root's `timestampAuthorities` entry for a TSA chain (`tests/support/tsa.rs`'s
+/// `leaf_der()` and `root_der()`; the leaf is pinned, as sigstore-verify requires), valid for
+/// `[start, end)` (RFC 3339; no end: open). The TSA is passed as its certificates so that
+/// `benches/cosign.rs`, which includes this module alone, builds.
+pub fn tsa_authority(
+    (leaf_der, root_der): (&[u8], &[u8]),
+    start: &str,
+    end: Option<&str>,
+) -> serde_json::Value {
+    let mut valid_for = serde_json::json!({ "start": start });
+    if let Some(end) = end {
+        valid_for["end"] = end.into();
+    }
+    serde_json::json!({
+        "subject": { "organization": "portcullis-test", "commonName": "test TSA" },
+        "uri": "https://tsa.test",
+        "certChain": { "certificates": [
+            { "rawBytes": STANDARD.encode(leaf_der) },
+            { "rawBytes": STANDARD.encode(root_der) },
+        ] },
+        "validFor": valid_for,
+    })
+}
+
+/// cosign's `dev.sigstore.cosign/rfc3161timestamp` annotation for a DER token.
+pub fn timestamp_annotation(token: &[u8]) -> String {
+    serde_json::json!({ "SignedRFC3161Timestamp": STANDARD.encode(token) }).to_string()
+}
+
+/// Adds an RFC 3161 timestamp over a v0.3 bundle's signature (`stamp` makes the token from
+/// the signature bytes, e.g. `|s| tsa.stamp(s)`), as `cosign sign --timestamp-server-url`
+/// does; without `keep_log`, drops its log entry (`--tlog-upload=false`).
+pub fn stamp_bundle(
+    bundle: &[u8],
+    stamp: impl FnOnce(&[u8]) -> Vec<u8>,
+    keep_log: bool,
+) -> Vec<u8> {
+    let mut b: serde_json::Value = serde_json::from_slice(bundle).expect("bundle");
+    let sig = STANDARD
+        .decode(
+            b["messageSignature"]["signature"]
+                .as_str()
+                .expect("signature"),
+        )
+        .expect("base64");
+    let token = stamp(&sig);
+    let m = &mut b["verificationMaterial"];
+    m["timestampVerificationData"] =
+        serde_json::json!({ "rfc3161Timestamps": [{ "signedTimestamp": STANDARD.encode(token) }] });
+    if !keep_log {
+        m["tlogEntries"] = serde_json::json!([]);
+    }
+    serde_json::to_vec(&b).expect("json")
 }
 
 fn sha256(bytes: &[u8]) -> Vec<u8> {

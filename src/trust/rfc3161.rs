@@ -259,6 +259,11 @@ fn carried_certificates(sd: &SignedData) -> anyhow::Result<Vec<Carried>> {
             });
         }
     }
+    if out.is_empty() {
+        // An empty set (as Sigstore's TSAs send, whose leaf the trusted root pins) says the
+        // same as none.
+        bail!("the timestamp token carries no certificate (the TSA's certificate is needed)");
+    }
     if out.len() > MAX_CERTS {
         bail!(
             "the timestamp token carries {} certificates (at most {MAX_CERTS})",

@@ -6,7 +6,8 @@
 //! registry is gone (by digest it still can, from stored evidence). With it, the tag resolves
 //! to the digest the registry named when it was last pulled and vouched, for as long as the
 //! setting says, logged and counted; signatures must still vouch (stored evidence); a tag
-//! never pulled, or remembered too long ago, is refused saying so.
+//! never pulled, or remembered too long ago, is refused saying so. `portcullis check` by tag
+//! answers the same way.
 
 mod support;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use support::real::cosign::KeySigned;
 use support::real::images::{self, ImageSpec};
 use support::real::proc::{http_get, metric_sum, port_open};
+use support::real::tuf::check;
 use support::real::*;
 
 const REPO: &str = "team/app";
@@ -92,6 +94,16 @@ fn a_tag_only_the_registry_binds_pulls_offline_only_with_offline_tag_memory() {
         &["outcome=\"used\""],
     );
     assert!(used >= 1.0, "{metrics}");
+    // `portcullis check` resolves as the proxy does, from the same memory, and says so.
+    let checked = check(&proxy, &by_tag, &proxy.dir().join("cache"));
+    assert!(checked.ok, "{}", checked.combined());
+    assert!(
+        checked.stdout.contains("REMEMBERED (offline_tag_memory)")
+            && checked.stdout.contains(&img.digest)
+            && checked.stdout.contains("TRUSTED by any_of: ci-key"),
+        "{}",
+        checked.stdout
+    );
     // A tag never pulled here has nothing remembered.
     let (status, body) = proxy.get_manifest(&format!("/v2/{REPO}/manifests/v2"));
     assert_eq!(status, 403, "{body}");
@@ -106,6 +118,14 @@ fn a_tag_only_the_registry_binds_pulls_offline_only_with_offline_tag_memory() {
     let (status, body) = proxy.get_manifest(&format!("/v2/{REPO}/manifests/v1"));
     assert_eq!(status, 403, "{body}");
     assert!(!body.contains("offline_tag_memory"), "{body}");
+    let checked = check(&proxy, &by_tag, &proxy.dir().join("cache"));
+    assert!(!checked.ok, "{}", checked.combined());
+    assert!(
+        checked.combined().contains("the registry cannot be asked")
+            && !checked.combined().contains("REMEMBERED"),
+        "{}",
+        checked.combined()
+    );
 
     // Remembered longer ago than the setting allows: refused, saying when it was seen.
     restart_with(&mut proxy, &with_memory(&base, Some("1s")));

@@ -423,39 +423,25 @@ impl Ctx<'_> {
         let Some(m) = &self.proxy.tag_memory else {
             return Err("; offline_tag_memory: no usable directory (see the start-up log)".into());
         };
-        let (digest, seen) = match m.recall(reg, &self.repo, tag) {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                crate::metrics::offline_tag_memory(reg, "none");
-                return Err("; offline_tag_memory: the tag was never seen vouched here".into());
+        match m.recall_within(reg, &self.repo, tag, max) {
+            Ok((digest, by)) => {
+                crate::metrics::offline_tag_memory(reg, "used");
+                tracing::warn!(registry = %reg, repository = %self.repo, %tag, %digest, how = %by, cause = %cause, "registry unreachable: tag resolved by offline_tag_memory to the digest the registry named when last seen (not signed; signatures must still vouch)");
+                Ok((digest, format!("{by} ({shown})")))
             }
             Err(why) => {
-                tracing::error!(registry = %reg, repository = %self.repo, %tag, why, "offline tag memory: file ignored");
-                crate::metrics::offline_tag_memory(reg, "none");
-                return Err(format!(
-                    "; offline_tag_memory: remembered file ignored ({why})"
-                ));
+                let outcome = if why.contains("longer ago") {
+                    "expired"
+                } else {
+                    "none"
+                };
+                if why.contains("file ignored") {
+                    tracing::error!(registry = %reg, repository = %self.repo, %tag, why, "offline tag memory: file ignored");
+                }
+                crate::metrics::offline_tag_memory(reg, outcome);
+                Err(format!("; {why}"))
             }
-        };
-        let when = humantime::format_rfc3339_seconds(seen);
-        let age = std::time::SystemTime::now()
-            .duration_since(seen)
-            .unwrap_or_default();
-        if age > max {
-            crate::metrics::offline_tag_memory(reg, "expired");
-            return Err(format!(
-                "; offline_tag_memory: last seen {when} naming {digest}, longer ago than {}",
-                humantime::format_duration(max)
-            ));
         }
-        crate::metrics::offline_tag_memory(reg, "used");
-        tracing::warn!(registry = %reg, repository = %self.repo, %tag, %digest, seen = %when, cause = %cause, "registry unreachable: tag resolved by offline_tag_memory to the digest the registry named when last seen (not signed; signatures must still vouch)");
-        Ok((
-            digest,
-            format!(
-                "REMEMBERED (offline_tag_memory): the registry named it at {when}, now unreachable; not signed ({shown})"
-            ),
-        ))
     }
 }
 

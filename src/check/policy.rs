@@ -19,6 +19,7 @@ use crate::refs::{Digest, RepoName};
 use crate::trust::discover::{Limits, Target};
 use crate::trust::set::{Member, Named, SourceSet};
 use crate::trust::verdicts;
+use crate::upstream::UpstreamError;
 
 /// One member's line.
 struct Line {
@@ -203,6 +204,17 @@ async fn evaluate(
                 let why =
                     "no source binds the tag and the registry does not say which digest it names";
                 return Ok(Report::refused(&shown, lines, why.to_owned()));
+            }
+            // As the proxy does: only when nothing was heard, and only if the entry says so.
+            Err(e @ (UpstreamError::Unreachable { .. } | UpstreamError::Timeout { .. }))
+                if rule.offline_tag_memory().is_some() =>
+            {
+                let max = rule.offline_tag_memory().unwrap_or_default();
+                crate::trust::tag_memory::TagMemory::read_only(&cfg.cache.dir)
+                    .recall_within(&reg.name, &r.repo, &r.tag, max)
+                    .map_err(|why| {
+                        anyhow::anyhow!("{shown}: the registry cannot be asked: {e}; {why}")
+                    })?
             }
             Err(e) => anyhow::bail!("{shown}: the registry cannot be asked: {e}"),
         },

@@ -61,6 +61,49 @@ impl TagMemory {
         })
     }
 
+    /// The directory as it is, for reading only (`portcullis check`: nothing created).
+    pub fn read_only(cache_dir: &Path) -> TagMemory {
+        TagMemory {
+            dir: cache_dir.join("signatures").join("tags"),
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `recall` within `max`: the digest and a line saying where it came from, or why not.
+    pub fn recall_within(
+        &self,
+        registry: &str,
+        repo: &RepoName,
+        tag: &Tag,
+        max: Duration,
+    ) -> Result<(Digest, String), String> {
+        let (digest, seen) = match self.recall(registry, repo, tag) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Err("offline_tag_memory: the tag was never seen vouched here".into());
+            }
+            Err(why) => {
+                return Err(format!(
+                    "offline_tag_memory: remembered file ignored ({why})"
+                ));
+            }
+        };
+        let when = humantime::format_rfc3339_seconds(seen);
+        let age = SystemTime::now().duration_since(seen).unwrap_or_default();
+        if age > max {
+            return Err(format!(
+                "offline_tag_memory: last seen {when} naming {digest}, longer ago than {}",
+                humantime::format_duration(max)
+            ));
+        }
+        Ok((
+            digest,
+            format!(
+                "REMEMBERED (offline_tag_memory): the registry named it at {when}, now unreachable; not signed"
+            ),
+        ))
+    }
+
     fn path(&self, registry: &str, repo: &RepoName, tag: &Tag) -> PathBuf {
         let name = Digest::sha256_of(format!("{registry}\n{repo}\n{tag}").as_bytes());
         self.dir.join(format!("{}.json", name.hex()))

@@ -147,7 +147,10 @@ async fn under_load(
         );
         // Let connections wind down, then sample the process.
         let settled = settle(p).await;
-        if round == 0 {
+        // Round 1 warms up what is kept on purpose: idle upstream connections in the pool
+        // (an fd and a task each; CI once saw +6 of each after round 2, then flat). A leak
+        // grows every round, so rounds 2 to ROUNDS are compared.
+        if round == 1 {
             baseline = Some(settled);
         }
         after_each.push(settled);
@@ -156,7 +159,7 @@ async fn under_load(
     let (fds, tasks) = *after_each.last().unwrap();
     assert!(
         fds <= fds0 + 4.0 && tasks <= tasks0 + 4.0,
-        "{}: open fds / tasks grew from round 1 to round {ROUNDS}: {after_each:?}",
+        "{}: open fds / tasks grew from round 2 to round {ROUNDS}: {after_each:?}",
         fault.name
     );
     let after = metrics(p).await;

@@ -14,18 +14,7 @@ use std::time::SystemTime;
 use portcullis::refs::Digest;
 use portcullis::trust::signature::{ArtifactKind, Verdict};
 use support::notation_signer::*;
-use support::tsa::{TestTsa, der_to_pem as pem, with_jws_timestamp};
-
-fn at(s: &str) -> SystemTime {
-    humantime::parse_rfc3339(s).unwrap()
-}
-
-fn unix(s: &str) -> i64 {
-    at(s)
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+use support::tsa::{TestTsa, at, der_to_pem as pem, unix, with_jws_timestamp};
 
 /// A JWS signature of `digest` by a certificate valid only in 2020, with `token(signature)`
 /// in its unsigned header.

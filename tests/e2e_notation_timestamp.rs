@@ -16,22 +16,10 @@ use support::real::artifacts::{
 };
 use support::real::images::ImageInfo;
 use support::real::*;
-use support::tsa::{TestTsa, der_to_pem as pem, with_jws_timestamp};
+use support::tsa::{TestTsa, at, der_to_pem as pem, unix, with_jws_timestamp};
 
 const REPO: &str = "team/app";
 const HEADER: &str = "io.cncf.notary.timestampSignature";
-
-/// Seconds since 1970 of a UTC date.
-fn at(s: &str) -> std::time::SystemTime {
-    humantime::parse_rfc3339(s).unwrap()
-}
-
-fn unix(s: &str) -> i64 {
-    at(s)
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// The JWS envelope with a token over its signature in the unsigned header.
 fn stamp_jws(envelope: &[u8], tsa: &TestTsa, when: &str) -> Vec<u8> {

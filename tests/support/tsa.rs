@@ -239,3 +239,15 @@ pub fn with_jws_timestamp(envelope: &[u8], token: impl Fn(&[u8]) -> Vec<u8>) -> 
         .into();
     serde_json::to_vec(&v).expect("JSON")
 }
+
+/// `YYYY-MM-DDTHH:MM:SSZ` as a SystemTime, and as Unix seconds (what `stamp_at` takes).
+pub fn at(s: &str) -> std::time::SystemTime {
+    humantime::parse_rfc3339(s).expect("RFC 3339 time")
+}
+
+pub fn unix(s: &str) -> i64 {
+    at(s)
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}

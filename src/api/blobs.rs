@@ -45,19 +45,13 @@ enum Local {
     Fetch(Option<Lead>),
 }
 
-impl From<Option<Reply>> for Local {
-    fn from(r: Option<Reply>) -> Local {
-        r.map_or(Local::Fetch(None), Local::Served)
-    }
-}
-
 /// The blob from the disk cache, or from a download in progress (see `cache::flight`).
 async fn local(cx: &Ctx<'_>, cache: &BlobCache, digest: &Digest) -> Result<Local, ApiError> {
     if cx.head {
         // A HEAD never starts nor joins a download: a hit answers from the file's length,
         // a miss with a HEAD upstream.
         return match cache.lookup(digest).await {
-            Some(hit) => Ok(from_hit(cx, digest, hit).await?.into()),
+            Some(hit) => Ok(Local::Served(from_hit(cx, digest, hit).await?)),
             None => {
                 super::access::note_cache("miss");
                 Ok(Local::Fetch(None))
@@ -74,7 +68,7 @@ async fn local(cx: &Ctx<'_>, cache: &BlobCache, digest: &Digest) -> Result<Local
                 if joined {
                     super::access::note_cache("inflight");
                 }
-                return Ok(reply.into());
+                return Ok(Local::Served(reply));
             }
             Begin::Lead(lead) => {
                 super::access::note_cache("miss");
@@ -152,8 +146,8 @@ async fn fetch(cx: &Ctx<'_>, digest: &Digest, lead: Option<Lead>) -> Result<Repl
 }
 
 /// Serves a blob from its file: no upstream request, no hashing (it was verified before it
-/// was stored). `None` when the file could not be read: it is fetched upstream instead.
-async fn from_hit(cx: &Ctx<'_>, digest: &Digest, hit: Hit) -> Result<Option<Reply>, ApiError> {
+/// was stored). A read that fails later aborts the response (the client retries).
+async fn from_hit(cx: &Ctx<'_>, digest: &Digest, hit: Hit) -> Result<Reply, ApiError> {
     super::access::note_cache("hit");
     // Passthrough mode: only to a client the registry accepts for this repository.
     let path = format!("/v2/{}/blobs/{digest}", cx.repo);
@@ -161,20 +155,14 @@ async fn from_hit(cx: &Ctx<'_>, digest: &Digest, hit: Hit) -> Result<Option<Repl
     let mut headers = cached_headers(digest)?;
     if cx.head {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(hit.len));
-        return Ok(Some(Reply::ok(headers, None)));
+        return Ok(Reply::ok(headers, None));
     }
     let (status, window) = window(cx, &mut headers, Some(hit.len))?;
-    match hit.body(window).await {
-        Ok(body) => Ok(Some(Reply {
-            status,
-            headers,
-            body: Some(body),
-        })),
-        Err(e) => {
-            tracing::warn!(%digest, error = %e, "blob cache: read failed; fetching upstream");
-            Ok(None)
-        }
-    }
+    Ok(Reply {
+        status,
+        headers,
+        body: Some(hit.body(window)),
+    })
 }
 
 /// What a request that joined another's download got.

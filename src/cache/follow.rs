@@ -8,18 +8,16 @@
 //! the follower also stops one byte short of it, whatever the file holds (an upstream that
 //! sends too much is cut off by the leader's check, but its extra bytes may reach the file).
 //!
-//! Reads are positioned (`pread`) on the follower's own descriptor, on the blocking pool, in
-//! chunks of at most [`CHUNK`]; between reads the follower waits on the flight's `watch`
+//! Reads are positioned on the follower's own descriptor (`pread`: from the page cache on the
+//! runtime's thread, else on the blocking pool), in chunks of at most [`CHUNK`]; between reads the follower waits on the flight's `watch`
 //! channel, so it never polls the file.
-
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
 use super::flight::{Following, Source, Stage};
+use super::pread::{HasFile, read_at};
 use crate::body::{Body, BoxError};
 
 /// Bytes read from the file per chunk (as for a hit, `read::CHUNK`).
@@ -68,8 +66,9 @@ impl Following {
                 }
             };
             if pos < limit {
-                let n = (limit - pos).min(CHUNK);
-                return read_at(self.source.clone(), pos, n).await.map(Some);
+                // At most CHUNK, so the cast cannot truncate.
+                let n = (limit - pos).min(CHUNK) as usize;
+                return Ok(Some(read_at(&self.source, pos, n).await?));
             }
             if matches!(stage, Stage::Committed { .. }) {
                 return Ok(None);
@@ -91,18 +90,9 @@ fn sendable(written: u64, total: Option<u64>) -> u64 {
     }
 }
 
-async fn read_at(source: Arc<Source>, pos: u64, n: u64) -> Result<Bytes, FollowError> {
-    let read = tokio::task::spawn_blocking(move || {
-        // At most CHUNK, so the cast cannot truncate.
-        let mut buf = vec![0u8; n as usize];
-        source
-            .file
-            .read_exact_at(&mut buf, pos)
-            .map(|()| Bytes::from(buf))
-    });
-    match read.await {
-        Ok(r) => Ok(r?),
-        Err(e) => Err(FollowError::Io(std::io::Error::other(e))),
+impl HasFile for Source {
+    fn file(&self) -> &std::fs::File {
+        &self.file
     }
 }
 
@@ -112,6 +102,7 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
     use std::io::Write;
+    use std::sync::Arc;
 
     #[test]
     fn never_the_last_byte_before_the_check() {

@@ -40,6 +40,7 @@ mod follow;
 mod index;
 mod layout;
 pub mod manifest_store;
+mod pread;
 mod read;
 mod verify;
 mod write;
@@ -223,12 +224,19 @@ impl BlobCache {
                 meta.len()
             }
         };
-        let opened = match tokio::fs::File::open(self.shared.layout.blob(d)).await {
-            Ok(f) => f.metadata().await.map(|m| (f, m.len())),
-            Err(e) => Err(e),
-        };
+        let path = self.shared.layout.blob(d);
+        let opened = tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(path)?;
+            let n = f.metadata()?.len();
+            Ok::<_, std::io::Error>((f, n))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match opened {
-            Ok((file, n)) if n == len => Some(Hit { file, len }),
+            Ok((file, n)) if n == len => Some(Hit {
+                file: Arc::new(file),
+                len,
+            }),
             // Evicted between the index and the open, or changed behind our back: forget it
             // and fetch upstream (which will cache it again).
             other => {

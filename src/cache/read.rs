@@ -2,47 +2,59 @@
 //! requested window in chunks.
 //!
 //! The bytes are not hashed again: they were verified before the file was renamed into place
-//! (`write`), and the store's directories are 0700. A `Range` seeks to the window's start and
-//! reads only the window.
+//! (`write`), and the store's directories are 0700. A `Range` reads only the window, by
+//! positioned reads from its start (see `pread` for how a chunk is read).
 
-use std::io::SeekFrom;
+use std::sync::Arc;
 
-use futures_util::TryStreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
+use super::pread::read_at;
 use crate::blob::Window;
 use crate::body::{Body, BoxError};
 
 /// Bytes read from the file per chunk.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: u64 = 64 * 1024;
 
 /// A cached blob, opened. Holding the file keeps the bytes readable even if eviction unlinks
 /// the name meanwhile (Linux keeps an unlinked inode until its last descriptor closes), so an
 /// entry being read is never pulled from under a client.
 pub struct Hit {
-    pub(super) file: tokio::fs::File,
+    pub(super) file: Arc<std::fs::File>,
     /// Length of the blob.
     pub len: u64,
 }
 
 impl Hit {
     /// The body for `window` (the whole blob when `None`).
-    pub async fn body(mut self, window: Option<Window>) -> std::io::Result<Body> {
+    pub fn body(self, window: Option<Window>) -> Body {
         let Window { start, end } = window.unwrap_or(Window {
             start: 0,
             end: self.len,
         });
-        if start > 0 {
-            self.file.seek(SeekFrom::Start(start)).await?;
-        }
-        let reader = self.file.take(end.saturating_sub(start));
-        let stream = ReaderStream::with_capacity(reader, CHUNK)
-            .inspect_ok(|b| crate::metrics::cache_bytes_served("cache", b.len() as u64))
-            .map_ok(Frame::data)
-            .map_err(|e| Box::new(e) as BoxError);
-        Ok(StreamBody::new(stream).boxed_unsync())
+        let stream = futures_util::stream::unfold(
+            Some((self.file, start)),
+            move |state| async move {
+                let (file, pos) = state?;
+                if pos >= end {
+                    return None;
+                }
+                // At most CHUNK, so the cast cannot truncate.
+                let want = (end - pos).min(CHUNK) as usize;
+                match read_at(&file, pos, want).await {
+                    Ok(chunk) => {
+                        crate::metrics::cache_bytes_served("cache", chunk.len() as u64);
+                        let next = pos + chunk.len() as u64;
+                        Some((Ok(Frame::data(chunk)), Some((file, next))))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "blob cache: reading a cached blob failed; response aborted");
+                        Some((Err(Box::new(e) as BoxError), None))
+                    }
+                }
+            },
+        );
+        StreamBody::new(stream).boxed_unsync()
     }
 }

@@ -223,8 +223,9 @@ http:
     return path
 
 
-def portcullis_config(tmp, port, admin, reg_port):
+def portcullis_config(tmp, port, admin, reg_port, cache_max_size=None):
     path = os.path.join(tmp, "portcullis.toml")
+    max_size = "" if cache_max_size is None else f"max_size = {cache_max_size}\n"
     with open(path, "w") as f:
         f.write(f"""[server]
 listen = "127.0.0.1:{port}"
@@ -232,7 +233,7 @@ admin_listen = "127.0.0.1:{admin}"
 
 [cache]
 dir = "{tmp}/portcullis-cache"
-
+{max_size}
 [log]
 level = "{LOG_LEVEL}"
 

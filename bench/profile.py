@@ -7,7 +7,9 @@ REPEAT times, and writes perf's flat and caller reports plus per-process CPU sec
 Portcullis) per GB moved, into bench/results/profile-<timestamp>/.
 Then the same for manifest GETs at concurrency 1 (wrk), with CPU microseconds per request.
 Environment: BLOB_MIB (default 256), STREAMS (default 1), REPEAT (default 4), WRK_SECS (10),
-PC_LOG_LEVEL (default info).
+PC_LOG_LEVEL (default info), CACHE=warm|cold|off (default warm: after the first GET the blob is
+served from Portcullis's cache; cold: the cache file is removed before each GET, so every GET
+fills the cache from upstream; off: `cache.max_size = 0`, the verifying stream without a cache).
 """
 
 import os
@@ -25,6 +27,9 @@ MIB = int(os.environ.get("BLOB_MIB", "256"))
 STREAMS = int(os.environ.get("STREAMS", "1"))
 REPEAT = int(os.environ.get("REPEAT", "4"))
 WRK_SECS = int(os.environ.get("WRK_SECS", "10"))
+CACHE = os.environ.get("CACHE", "warm")
+if CACHE not in ("warm", "cold", "off"):
+    sys.exit(f"CACHE={CACHE}: expected warm, cold or off")
 
 
 def cpu_secs(pid):
@@ -52,7 +57,8 @@ def main():
         os.unlink(path)
         bench.push_manifest(direct, tmp, digest, MIB << 20)
         pc = bench.start("portcullis", [bench.PC_BIN, "serve", "--config",
-                                        bench.portcullis_config(tmp, pc_port, pc_admin, reg_port)],
+                                        bench.portcullis_config(tmp, pc_port, pc_admin, reg_port,
+                                                                0 if CACHE == "off" else None)],
                          os.path.join(tmp, "portcullis.log"))
         bench.wait_ready(f"http://127.0.0.1:{pc_admin}/readyz", pc, "portcullis")
         proxy = f"http://127.0.0.1:{pc_port}"
@@ -70,11 +76,20 @@ def main():
                                  "-p", str(pc.pid)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         time.sleep(0.5)
+        entry = os.path.join(tmp, "portcullis-cache", "blobs", "sha256", digest)
         p0, r2 = cpu_secs(pc.pid), cpu_secs(reg.pid)
-        t0 = time.perf_counter()
+        proxy_wall = 0.0
         for _ in range(REPEAT):
+            if CACHE == "cold":
+                # Portcullis forgets an indexed entry it cannot open and fetches it again.
+                wait_gone = time.perf_counter() + 10
+                while not os.path.exists(entry) and time.perf_counter() < wait_gone:
+                    time.sleep(0.05)  # the last fill's commit (fsync, rename)
+                if os.path.exists(entry):
+                    os.unlink(entry)
+            t0 = time.perf_counter()
             bench.blob_streams(proxy, digest, STREAMS, size)
-        proxy_wall = time.perf_counter() - t0
+            proxy_wall += time.perf_counter() - t0
         p1, r3 = cpu_secs(pc.pid), cpu_secs(reg.pid)
         perf.send_signal(2)
         perf.wait()
@@ -110,7 +125,7 @@ def main():
         ]
         gb = REPEAT * STREAMS * size / 1e9
         summary = [
-            f"blob {MIB} MiB, {STREAMS} stream(s) x {REPEAT}: {gb:.2f} GB each way",
+            f"blob {MIB} MiB, {STREAMS} stream(s) x {REPEAT}: {gb:.2f} GB each way; cache {CACHE}",
             f"direct:   {gb / direct_wall * 1000:.0f} MB/s; registry CPU "
             f"{(r1[0] - r0[0]) / gb:.2f} s/GB",
             f"through:  {gb / proxy_wall * 1000:.0f} MB/s; registry CPU "

@@ -20,6 +20,7 @@ use futures_util::Stream;
 use hyper::body::Frame;
 use tokio::sync::OwnedSemaphorePermit;
 
+pub(crate) mod feed;
 mod hash;
 
 use crate::body::BoxError;
@@ -134,8 +135,8 @@ impl<S> VerifyingStream<S> {
         chunk.slice((from - start) as usize..(to - start) as usize)
     }
 
-    /// Hands `unhashed` to the hasher. Pending while a pipelined hasher is `PIPELINE_DEPTH`
-    /// chunks behind: that is the back-pressure that bounds memory.
+    /// Hands `unhashed` to the hasher. Pending while a pipelined hasher has its capacity
+    /// waiting: that is the back-pressure that bounds memory.
     fn poll_hash_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
         let Some(chunk) = self.unhashed.take() else {
             return Poll::Ready(Ok(()));
@@ -145,12 +146,12 @@ impl<S> VerifyingStream<S> {
                 h.update(&chunk);
                 Poll::Ready(Ok(()))
             }
-            HashWork::Pipelined { tx: Some(tx), .. } => match tx.poll_reserve(cx) {
+            HashWork::Pipelined { tx: Some(tx), .. } => match tx.poll_ready(cx) {
                 Poll::Pending => {
                     self.unhashed = Some(chunk);
                     Poll::Pending
                 }
-                Poll::Ready(Ok(())) => match tx.send_item(chunk) {
+                Poll::Ready(Ok(())) => match tx.push(chunk) {
                     Ok(()) => Poll::Ready(Ok(())),
                     Err(_) => {
                         Poll::Ready(Err(StreamError::Upstream("hashing thread ended".into())))

@@ -2,7 +2,8 @@
 //!
 //! [`Tee`] sits between the upstream body and `blob::VerifyingStream`. Each chunk it passes on
 //! is also handed (a `Bytes` clone: a reference count, not a copy) to a writer on a
-//! blocking-pool thread through a bounded channel. A disk slower than the network slows the
+//! blocking-pool thread through a bounded feed that wakes the writer per [`WRITE_BATCH`]
+//! bytes, not per chunk (`blob::feed`). A disk slower than the network slows the
 //! stream to the disk's pace, as nginx's proxy_temp does: giving up instead (measured: a cold
 //! 512 MiB pull cached its blob 4 times of 8 on this machine's disk, and each miss sent the next
 //! pull upstream again) would break "one upstream GET per blob". A disk that takes no chunk for
@@ -27,20 +28,23 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
-use tokio_util::sync::PollSender;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::Shared;
 use super::drive::Carrier;
 use super::flight::{Flight, Lead, Source};
 use super::layout::sync_dir;
 use crate::blob::Outcome;
+use crate::blob::feed::{Drain, Feed, feed};
 use crate::refs::Digest;
 
-/// Chunks that may wait for the disk before the stream waits too. With the upstream client's
-/// chunks (at most 64 KiB, `upstream::client::H1_MAX_BUF`; 16 KiB HTTP/2 frames) this bounds
-/// the memory one download's writer can hold to 4 MiB.
-const CHANNEL_DEPTH: usize = 64;
+/// Bytes that may wait for the disk before the stream waits too: the memory one download's
+/// writer can hold (and one chunk more).
+const WRITE_CAPACITY: usize = 4 << 20;
+
+/// The writer is woken once this much waits (or the stream ended). Followers of the download
+/// see the file grow in steps of about this size.
+const WRITE_BATCH: usize = 256 * 1024;
 
 /// How long the stream waits for the disk to take one chunk before caching is abandoned.
 const DISK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -48,7 +52,7 @@ const DISK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// The upstream body, with each chunk also handed to the cache writer.
 pub struct Tee<S> {
     inner: S,
-    tx: Option<PollSender<Bytes>>,
+    tx: Option<Feed>,
     /// A chunk read from upstream and not yet taken by the writer (nor given to the client).
     held: Option<Bytes>,
     /// Since when `held` waits; caching is abandoned after `wait`.
@@ -62,10 +66,10 @@ impl<S> Tee<S> {
         Tee::new(inner, None)
     }
 
-    fn new(inner: S, tx: Option<mpsc::Sender<Bytes>>) -> Tee<S> {
+    fn new(inner: S, tx: Option<Feed>) -> Tee<S> {
         Tee {
             inner,
-            tx: tx.map(PollSender::new),
+            tx,
             held: None,
             waiting: None,
             wait: DISK_WAIT,
@@ -77,11 +81,11 @@ impl<S> Tee<S> {
         let Some(tx) = self.tx.as_mut() else {
             return Poll::Ready(());
         };
-        match tx.poll_reserve(cx) {
+        match tx.poll_ready(cx) {
             Poll::Ready(Ok(())) => {
                 if let Some(chunk) = self.held.clone() {
-                    // Reserved just now: fails only if the writer went away meanwhile.
-                    if tx.send_item(chunk).is_err() {
+                    // Fails only if the writer went away meanwhile.
+                    if tx.push(chunk).is_err() {
                         self.tx = None;
                     }
                 }
@@ -161,7 +165,7 @@ pub(super) fn start<S>(
     inner: S,
     lead: Option<Lead>,
 ) -> (Tee<S>, Verdict, Carrier) {
-    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let (tx, rx) = feed(WRITE_BATCH, WRITE_CAPACITY);
     let (vtx, vrx) = oneshot::channel();
     let flight = lead.as_ref().map(Lead::flight);
     let carrier = lead.as_ref().map_or_else(Carrier::none, Lead::carrier);
@@ -193,16 +197,15 @@ enum Failed {
 /// Writes every chunk the tee offers into `sink` until the tee hangs up; the bytes written.
 /// `wrote` hears of each chunk once it is in `sink`. Stops at the first error (ENOSPC, EIO):
 /// the caller then drops the receiver, and the tee stops offering.
-fn receive(
-    rx: &mut mpsc::Receiver<Bytes>,
-    sink: &mut impl Write,
-    wrote: impl Fn(u64),
-) -> std::io::Result<u64> {
+fn receive(rx: &mut Drain, sink: &mut impl Write, wrote: impl Fn(u64)) -> std::io::Result<u64> {
     let mut written = 0u64;
-    while let Some(chunk) = rx.blocking_recv() {
-        sink.write_all(&chunk)?;
-        written += chunk.len() as u64;
-        wrote(chunk.len() as u64);
+    let mut batch = Vec::new();
+    while rx.take(&mut batch) {
+        for chunk in batch.drain(..) {
+            sink.write_all(&chunk)?;
+            written += chunk.len() as u64;
+            wrote(chunk.len() as u64);
+        }
     }
     Ok(written)
 }
@@ -212,7 +215,7 @@ fn write(
     shared: &Shared,
     digest: &Digest,
     total: Option<u64>,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: Drain,
     verdict: oneshot::Receiver<Option<u64>>,
     mut lead: Option<Lead>,
 ) {
@@ -288,6 +291,13 @@ mod tests {
     use futures_util::{FutureExt, StreamExt};
     use std::convert::Infallible;
 
+    /// A small feed for 1 KiB chunks: the writer wakes per 4 of them, 16 may wait.
+    const CAP_CHUNKS: usize = 16;
+
+    fn small_feed() -> (Feed, Drain) {
+        feed(4 * 1024, CAP_CHUNKS * 1024)
+    }
+
     /// A disk that fills up after `0` bytes (ENOSPC).
     struct FullAfter(usize);
 
@@ -310,13 +320,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_disk_stops_caching_and_every_chunk_still_reaches_the_client() {
-        let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (tx, mut rx) = small_feed();
         let writer = tokio::task::spawn_blocking(move || {
             let r = receive(&mut rx, &mut FullAfter(3000), |_| {});
             drop(rx);
             r
         });
-        let n = CHANNEL_DEPTH * 3;
+        let n = CAP_CHUNKS * 3;
         let mut tee = Tee::new(chunks(n), Some(tx));
         let mut passed = 0;
         while let Some(c) = tee.next().await {
@@ -330,14 +340,16 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_slow_disk_slows_the_stream_and_gets_every_byte() {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-        let n = CHANNEL_DEPTH * 4;
+        let (tx, mut rx) = small_feed();
+        let n = CAP_CHUNKS * 4;
         let writer = tokio::task::spawn_blocking(move || {
-            let mut got = Vec::new();
-            while let Some(c) = rx.blocking_recv() {
-                // Slower than the stream, but never DISK_WAIT for one chunk.
-                std::thread::sleep(std::time::Duration::from_millis(1));
-                got.extend_from_slice(&c);
+            let (mut got, mut batch) = (Vec::new(), Vec::new());
+            while rx.take(&mut batch) {
+                for c in batch.drain(..) {
+                    // Slower than the stream, but never DISK_WAIT for one chunk.
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    got.extend_from_slice(&c);
+                }
             }
             got
         });
@@ -355,20 +367,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_stalled_disk_is_given_up_after_the_wait_and_the_stream_goes_on() {
-        // The writer never reads: the channel fills, the tee waits `wait`, then gives up.
-        let (tx, _stalled) = mpsc::channel(CHANNEL_DEPTH);
-        let mut tee = Tee::new(chunks(CHANNEL_DEPTH * 2), Some(tx));
+        // The writer never takes: the feed fills, the tee waits `wait`, then gives up.
+        let (tx, _stalled) = small_feed();
+        let mut tee = Tee::new(chunks(CAP_CHUNKS * 2), Some(tx));
         tee.wait = std::time::Duration::from_millis(200);
-        for _ in 0..CHANNEL_DEPTH {
+        for _ in 0..CAP_CHUNKS {
             let chunk = tee
                 .next()
                 .now_or_never()
-                .expect("room in the channel: no wait");
+                .expect("room in the feed: no wait");
             assert!(chunk.is_some_and(|c| c.is_ok()));
         }
         assert!(
             tee.next().now_or_never().is_none(),
-            "a full channel makes the stream wait for the disk"
+            "a full feed makes the stream wait for the disk"
         );
         // A tee that never gave up would wait forever: fail, do not hang.
         let rest = tokio::time::timeout(std::time::Duration::from_secs(30), async {
@@ -381,7 +393,7 @@ mod tests {
         })
         .await
         .expect("the tee gave up on the stalled disk");
-        assert_eq!(rest, CHANNEL_DEPTH, "every chunk still reaches the client");
+        assert_eq!(rest, CAP_CHUNKS, "every chunk still reaches the client");
         assert!(tee.tx.is_none(), "caching of this blob was dropped");
     }
 }

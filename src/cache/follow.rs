@@ -20,8 +20,8 @@ use super::flight::{Following, Source, Stage};
 use super::pread::{HasFile, read_at};
 use crate::body::{Body, BoxError};
 
-/// Bytes read from the file per chunk (as for a hit, `read::CHUNK`).
-const CHUNK: u64 = 64 * 1024;
+/// Bytes read from the file per chunk (as for a hit; see `read::CHUNK` for why this size).
+const CHUNK: u64 = super::read::CHUNK;
 
 /// Why a follower's body ended early.
 #[derive(Debug, thiserror::Error)]

@@ -14,14 +14,12 @@ use super::pread::read_at;
 use crate::blob::Window;
 use crate::body::{Body, BoxError};
 
-/// Bytes read from the file per chunk. 128 KiB: one chunk fills hyper's write queue (its
-/// `max_buf_size`, twice the header limit), so a connection holds one chunk at a time; and at
-/// the mmap threshold the systemd unit sets (`MALLOC_MMAP_THRESHOLD_=131072`) each chunk is a
-/// mapping of its own, given back when hyper drops it rather than kept in a malloc arena.
-/// Measured against 64 KiB (`bench/profile.sh`, `CACHE=warm`): 0.34-0.37 s/GB instead of
-/// 0.43-0.53, and 256 streams through the cache peaked at 60 MiB instead of 62 (cold 38-47
-/// instead of 51), 30 MiB instead of 49 left after the load.
-pub(super) const CHUNK: u64 = 128 * 1024;
+/// Bytes read from the file per chunk. Tried: 128 KiB (one chunk fills hyper's write queue,
+/// and at the unit's mmap threshold each chunk is a mapping of its own, given back on drop):
+/// a single stream got cheaper (0.34-0.37 s/GB against 0.43-0.53) and memory after a burst
+/// lower, but 256 concurrent streams spent their time in page faults, `mmap_lock` contention
+/// and TLB shootdowns, at less than half the throughput.
+pub(super) const CHUNK: u64 = 64 * 1024;
 
 /// A cached blob, opened. Holding the file keeps the bytes readable even if eviction unlinks
 /// the name meanwhile (Linux keeps an unlinked inode until its last descriptor closes), so an

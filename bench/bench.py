@@ -414,7 +414,8 @@ def main():
         pc_env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
         pc_env.update(PC_EXTRA_ENV)
         pc = start("portcullis", HOP + [PC_BIN, "serve", "--config",
-                                  portcullis_config(tmp, pc_port, pc_admin, reg_port)],
+                                  # No blob cache: every GET is the verifying stream.
+                                  portcullis_config(tmp, pc_port, pc_admin, reg_port, 0)],
                    os.path.join(tmp, "portcullis.log"), env=pc_env)
         wait_ready(f"http://127.0.0.1:{pc_admin}/readyz", pc, "portcullis")
         ng = start("nginx", HOP + ["nginx", "-e", os.path.join(tmp, "nginx", "startup.log"), "-c",

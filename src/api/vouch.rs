@@ -19,6 +19,7 @@ use super::ctx::Ctx;
 use crate::policy::{Decision, Reason};
 use crate::refs::{Digest, Tag};
 use crate::trust::discover::Target;
+use crate::trust::tag_memory::NotRecalled;
 use crate::trust::verdicts::{self, Verdicts};
 use crate::trust::{SourceKind, TrustedTarget};
 use crate::upstream::UpstreamError;
@@ -430,14 +431,14 @@ impl Ctx<'_> {
                 Ok((digest, format!("{by} ({shown})")))
             }
             Err(why) => {
-                let outcome = if why.contains("longer ago") {
-                    "expired"
-                } else {
-                    "none"
+                let outcome = match &why {
+                    NotRecalled::Expired(_) => "expired",
+                    NotRecalled::Never => "none",
+                    NotRecalled::Ignored(_) => {
+                        tracing::error!(registry = %reg, repository = %self.repo, %tag, %why, "offline tag memory: file ignored");
+                        "none"
+                    }
                 };
-                if why.contains("file ignored") {
-                    tracing::error!(registry = %reg, repository = %self.repo, %tag, why, "offline tag memory: file ignored");
-                }
                 crate::metrics::offline_tag_memory(reg, outcome);
                 Err(format!("; {why}"))
             }

@@ -103,7 +103,10 @@ impl Drop for PipelineSlot {
 
 /// One more pipeline, if fewer than the cores are running.
 fn take_pipeline() -> bool {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Asked once: on Linux the answer reads cgroup files, not something to do per stream.
+    static CORES: std::sync::LazyLock<usize> =
+        std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cores = *CORES;
     PIPELINES
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
             (n < cores).then_some(n + 1)

@@ -21,6 +21,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::refs::{Digest, RepoName, Tag};
 
+/// Why a tag was not answered from memory (its `Display` is the line a denial carries).
+#[derive(Debug, thiserror::Error)]
+pub enum NotRecalled {
+    #[error("offline_tag_memory: the tag was never seen vouched here")]
+    Never,
+    #[error("offline_tag_memory: remembered file ignored ({0})")]
+    Ignored(String),
+    #[error("{0}")]
+    Expired(String),
+}
+
 /// A remembered answer is rewritten at most this often while it does not change, so a busy
 /// tag costs no disk write per pull (`seen_at` lags by at most this).
 const REWRITE_AFTER: Duration = Duration::from_secs(600);
@@ -76,25 +87,27 @@ impl TagMemory {
         repo: &RepoName,
         tag: &Tag,
         max: Duration,
-    ) -> Result<(Digest, String), String> {
+    ) -> Result<(Digest, String), NotRecalled> {
         let (digest, seen) = match self.recall(registry, repo, tag) {
             Ok(Some(r)) => r,
-            Ok(None) => {
-                return Err("offline_tag_memory: the tag was never seen vouched here".into());
-            }
-            Err(why) => {
-                return Err(format!(
-                    "offline_tag_memory: remembered file ignored ({why})"
-                ));
-            }
+            Ok(None) => return Err(NotRecalled::Never),
+            Err(why) => return Err(NotRecalled::Ignored(why)),
         };
         let when = humantime::format_rfc3339_seconds(seen);
-        let age = SystemTime::now().duration_since(seen).unwrap_or_default();
-        if age > max {
-            return Err(format!(
-                "offline_tag_memory: last seen {when} naming {digest}, longer ago than {}",
-                humantime::format_duration(max)
-            ));
+        match SystemTime::now().duration_since(seen) {
+            Ok(age) if age <= max => {}
+            Ok(_) => {
+                return Err(NotRecalled::Expired(format!(
+                    "offline_tag_memory: last seen {when} naming {digest}, longer ago than {}",
+                    humantime::format_duration(max)
+                )));
+            }
+            // Ahead of the clock (it was set back since): no age can be told, so not used.
+            Err(_) => {
+                return Err(NotRecalled::Expired(format!(
+                    "offline_tag_memory: last seen {when} naming {digest}, which is ahead of this machine's clock"
+                )));
+            }
         }
         Ok((
             digest,
@@ -255,5 +268,37 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
         let e = m.recall("r.example", &repo, &v1).unwrap_err();
         assert!(e.contains("not a tag memory file"), "{e}");
+    }
+
+    #[test]
+    fn recalls_only_within_the_bound_and_never_a_time_ahead_of_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = TagMemory::open(dir.path()).unwrap();
+        let repo: RepoName = "team/app".parse().unwrap();
+        let d = Digest::sha256_of(b"manifest");
+        let hour = Duration::from_secs(3600);
+        let at = |tag: &str, seen: SystemTime| {
+            let t: Tag = tag.parse().unwrap();
+            assert!(
+                m.remember_seen_blocking("r.example", &repo, &t, &d, seen)
+                    .unwrap()
+            );
+            m.recall_within("r.example", &repo, &t, hour)
+        };
+        let now = SystemTime::now();
+        assert_eq!(at("recent", now - Duration::from_secs(60)).unwrap().0, d);
+        let old = at("old", now - 2 * hour).unwrap_err();
+        assert!(old.to_string().contains("longer ago than 1h"), "{old}");
+        let ahead = at("ahead", now + hour).unwrap_err();
+        assert!(matches!(ahead, NotRecalled::Expired(_)));
+        assert!(
+            ahead.to_string().contains("ahead of this machine's clock"),
+            "{ahead}"
+        );
+        let never: Tag = "never".parse().unwrap();
+        assert!(matches!(
+            m.recall_within("r.example", &repo, &never, hour),
+            Err(NotRecalled::Never)
+        ));
     }
 }

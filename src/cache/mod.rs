@@ -34,6 +34,7 @@
 //! Disk use can exceed `max_size` by the downloads in flight (at most `MAX_WRITERS` temp
 //! files), which are counted only once they become entries.
 
+mod direct;
 mod drive;
 mod flight;
 mod follow;

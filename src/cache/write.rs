@@ -20,7 +20,6 @@
 //! did: the temp file once it exists, the bytes written after each chunk, and the end (indexed
 //! first, then `Committed`; or `Failed`), see `flight` and `follow`.
 
-use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,6 +30,7 @@ use futures_util::Stream;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::Shared;
+use super::direct::{Append, Direct};
 use super::drive::Carrier;
 use super::flight::{Flight, Lead, Source};
 use super::layout::sync_dir;
@@ -195,18 +195,24 @@ enum Failed {
 }
 
 /// Writes every chunk the tee offers into `sink` until the tee hangs up; the bytes written.
-/// `wrote` hears of each chunk once it is in `sink`. Stops at the first error (ENOSPC, EIO):
-/// the caller then drops the receiver, and the tee stops offering.
-fn receive(rx: &mut Drain, sink: &mut impl Write, wrote: impl Fn(u64)) -> std::io::Result<u64> {
+/// `wrote` hears of bytes once they are in the file (`sink` may hold back up to a block).
+/// Stops at the first error (ENOSPC, EIO): the caller then drops the receiver, and the tee
+/// stops offering.
+fn receive(rx: &mut Drain, sink: &mut impl Append, wrote: impl Fn(u64)) -> std::io::Result<u64> {
     let mut written = 0u64;
     let mut batch = Vec::new();
+    let mut announce = |n: u64| {
+        if n > 0 {
+            written += n;
+            wrote(n);
+        }
+    };
     while rx.take(&mut batch) {
         for chunk in batch.drain(..) {
-            sink.write_all(&chunk)?;
-            written += chunk.len() as u64;
-            wrote(chunk.len() as u64);
+            announce(sink.append(&chunk)?);
         }
     }
+    announce(sink.finish()?);
     Ok(written)
 }
 
@@ -220,9 +226,9 @@ fn write(
     mut lead: Option<Lead>,
 ) {
     let result = (|| {
-        // No `BufWriter`: followers read the file through another descriptor and must see
-        // every byte `wrote` announced.
-        let mut tmp = tempfile::Builder::new()
+        // Followers read the file through another descriptor: `wrote` announces only bytes
+        // written (`Direct` holds back at most a block).
+        let tmp = tempfile::Builder::new()
             .prefix(digest.hex())
             .tempfile_in(shared.layout.tmp())
             .map_err(Failed::Io)?;
@@ -242,7 +248,8 @@ fn write(
                 l.wrote(n);
             }
         };
-        let written = receive(&mut rx, &mut tmp, wrote).map_err(Failed::Io)?;
+        let written =
+            receive(&mut rx, &mut Direct::new(tmp.as_file()), wrote).map_err(Failed::Io)?;
         let verified = verdict
             .blocking_recv()
             .ok()
@@ -287,9 +294,11 @@ fn write(
 
 #[cfg(test)]
 mod tests {
+    use super::super::direct::Plain;
     use super::*;
     use futures_util::{FutureExt, StreamExt};
     use std::convert::Infallible;
+    use std::io::Write;
 
     /// A small feed for 1 KiB chunks: the writer wakes per 4 of them, 16 may wait.
     const CAP_CHUNKS: usize = 16;
@@ -322,7 +331,7 @@ mod tests {
     async fn a_full_disk_stops_caching_and_every_chunk_still_reaches_the_client() {
         let (tx, mut rx) = small_feed();
         let writer = tokio::task::spawn_blocking(move || {
-            let r = receive(&mut rx, &mut FullAfter(3000), |_| {});
+            let r = receive(&mut rx, &mut Plain(FullAfter(3000)), |_| {});
             drop(rx);
             r
         });

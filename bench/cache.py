@@ -350,6 +350,15 @@ class Bench:
                           "client_gets_until_stored": tries if stored else None})
         if not stored:
             log(f"{name}: the blob is not in its cache after {tries} GETs; going on uncached")
+            return
+        # The first hit after the fill, before anything else reads the entry: Portcullis wrote
+        # it with direct I/O, so this read comes from the disk (the registry proxy's from the
+        # page cache its buffered write left). The warm streams later read the page cache.
+        c0 = B.group_cpu(proc.pid)
+        bps, _, _, _ = B.blob_streams(proc.base, self.digest, 1, self.size)
+        c1 = B.group_cpu(proc.pid)
+        res[name].update({"first_hit_MBps": bps / 1e6,
+                          "first_hit_hop_cpu_s_per_GB": (c1 - c0) / gb})
 
     def streams(self, res, order, key, n):
         for name in order:

@@ -74,6 +74,16 @@ def report(rounds, mem, load_start, notes):
         f"{med('pc_nocache', 'single_hop_cpu_s_per_GB'):.2f} *",
         f"{med('regproxy', 'cold_hop_cpu_s_per_GB'):.2f}",
         f"{med('nginx_proxy', 'single_hop_cpu_s_per_GB'):.2f} *", "-"])
+    def first_hit(n):
+        v = med(n, "first_hit_MBps")
+        if v != v:
+            return "-"
+        return (f"{v:.0f} ({ratio(n, 'first_hit_MBps', refk='single_MBps'):.2f}); "
+                f"{med(n, 'first_hit_hop_cpu_s_per_GB'):.2f} s/GB")
+
+    row("first hit right after the fill MB/s (ratio to direct); hop CPU", [
+        "-", first_hit("pc_cache") + " (from disk: written with direct I/O)", "-",
+        first_hit("regproxy") + " (page cache)", "-", "-"])
     row("warm single stream MB/s (ratio)", [cell(c, "single_MBps") for c in COLS])
     row("  hop CPU s/GB", ["-"] + [cell(c, "single_hop_cpu_s_per_GB", "{:.2f}", False)
                                     for c in COLS[1:]])

@@ -74,16 +74,19 @@ pub(super) struct Direct<'f> {
 }
 
 impl<'f> Direct<'f> {
-    /// Turns direct I/O on for `file` (which must be empty); when the file system refuses,
-    /// the writer writes plainly and holds no block.
-    pub(super) fn new(file: &'f File) -> Direct<'f> {
-        let direct = fcntl_getfl(file)
-            .and_then(|f| fcntl_setfl(file, f | OFlags::DIRECT))
-            .is_ok();
+    /// Turns direct I/O on for `file` (which must be empty) when `wanted`; when the file system
+    /// refuses, the writer writes plainly and holds no block.
+    pub(super) fn new(file: &'f File, wanted: bool) -> Direct<'f> {
+        let direct = wanted
+            && fcntl_getfl(file)
+                .and_then(|f| fcntl_setfl(file, f | OFlags::DIRECT))
+                .is_ok();
         if !direct {
-            tracing::debug!(
-                "blob cache: no direct I/O on this file system; writing through the page cache"
-            );
+            if wanted {
+                tracing::debug!(
+                    "blob cache: no direct I/O on this file system; writing through the page cache"
+                );
+            }
             return Direct {
                 file,
                 raw: Vec::new(),
@@ -205,7 +208,7 @@ mod tests {
     fn whole_blocks_go_direct_and_only_written_bytes_are_announced() {
         let (tmp, mut reader) = file();
         let d = data(2 * BLOCK + 12_345);
-        let mut w = Direct::new(tmp.as_file());
+        let mut w = Direct::new(tmp.as_file(), true);
         assert!(
             w.is_direct(),
             "the test's temp dir ({}) must allow O_DIRECT (a disk file system, not tmpfs)",
@@ -232,7 +235,7 @@ mod tests {
     fn a_refused_direct_write_goes_on_through_the_page_cache() {
         let (tmp, _) = file();
         let d = data(3 * BLOCK + 1);
-        let mut w = Direct::new(tmp.as_file());
+        let mut w = Direct::new(tmp.as_file(), true);
         assert!(w.is_direct(), "the test's temp dir must allow O_DIRECT");
         // A block that does not start on an aligned address: the kernel refuses it (EINVAL).
         w.start += 1;
@@ -248,7 +251,7 @@ mod tests {
         for n in [0, 1, ALIGN, BLOCK - 1, BLOCK] {
             let (tmp, _) = file();
             let d = data(n);
-            let mut w = Direct::new(tmp.as_file());
+            let mut w = Direct::new(tmp.as_file(), true);
             let total = append_all(&mut w, &d, 4000).iter().sum::<u64>() + w.finish().unwrap();
             assert_eq!(total, n as u64, "{n} bytes");
             assert_eq!(std::fs::read(tmp.path()).unwrap(), d, "{n} bytes");
@@ -256,10 +259,25 @@ mod tests {
     }
 
     #[test]
+    fn direct_io_off_writes_through_the_page_cache() {
+        let (tmp, _) = file();
+        let d = data(BLOCK + 7);
+        let mut w = Direct::new(tmp.as_file(), false);
+        assert!(!w.is_direct());
+        let announced = append_all(&mut w, &d, 65_536);
+        assert!(
+            announced.iter().all(|&n| n > 0),
+            "every byte is in the file at once"
+        );
+        assert_eq!(w.finish().unwrap(), 0);
+        assert_eq!(std::fs::read(tmp.path()).unwrap(), d);
+    }
+
+    #[test]
     fn a_full_disk_is_an_error_not_a_short_file() {
         // /dev/full: every write fails with ENOSPC (and it takes no O_DIRECT: plain writes).
         let full = File::options().write(true).open("/dev/full").unwrap();
-        let mut w = Direct::new(&full);
+        let mut w = Direct::new(&full, true);
         let err = w
             .append(&data(BLOCK + 1))
             .map(|_| ())

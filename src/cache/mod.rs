@@ -91,6 +91,8 @@ pub enum Begin {
 struct Shared {
     layout: Layout,
     max_size: u64,
+    /// `cache.direct_io`: blobs are written past the page cache.
+    direct_io: bool,
     index: Mutex<Index>,
     stats: Counters,
 }
@@ -140,6 +142,7 @@ impl BlobCache {
         let shared = Arc::new(Shared {
             layout,
             max_size: cfg.max_size,
+            direct_io: cfg.direct_io,
             index: Mutex::new(Index::default()),
             stats: Counters::default(),
         });

@@ -248,8 +248,12 @@ fn write(
                 l.wrote(n);
             }
         };
-        let written =
-            receive(&mut rx, &mut Direct::new(tmp.as_file()), wrote).map_err(Failed::Io)?;
+        let written = receive(
+            &mut rx,
+            &mut Direct::new(tmp.as_file(), shared.direct_io),
+            wrote,
+        )
+        .map_err(Failed::Io)?;
         let verified = verdict
             .blocking_recv()
             .ok()

@@ -9,7 +9,7 @@
 //! sends too much is cut off by the leader's check, but its extra bytes may reach the file).
 //!
 //! Reads are positioned on the follower's own descriptor (`pread`: from the page cache on the
-//! runtime's thread, else on the blocking pool), in chunks sized as a hit's (`read::Reader`); between reads the follower waits on the flight's `watch`
+//! runtime's thread, else on the blocking pool), in chunks of at most [`CHUNK`]; between reads the follower waits on the flight's `watch`
 //! channel, so it never polls the file.
 
 use bytes::Bytes;
@@ -18,8 +18,10 @@ use hyper::body::Frame;
 
 use super::flight::{Following, Source, Stage};
 use super::pread::{HasFile, read_at};
-use super::read::Reader;
 use crate::body::{Body, BoxError};
+
+/// Bytes read from the file per chunk (as for a hit; see `read::CHUNK` for why this size).
+const CHUNK: u64 = super::read::CHUNK;
 
 /// Why a follower's body ended early.
 #[derive(Debug, thiserror::Error)]
@@ -33,14 +35,13 @@ pub enum FollowError {
 impl Following {
     /// The whole blob, as it is written (`Range` followers wait for the entry instead).
     pub fn body(self) -> Body {
-        let reader = Reader::enter();
-        let stream = futures_util::stream::unfold(Some((self, 0u64, reader)), |state| async move {
-            let (mut f, pos, reader) = state?;
-            match f.next(pos, reader.chunk()).await {
+        let stream = futures_util::stream::unfold(Some((self, 0u64)), |state| async move {
+            let (mut f, pos) = state?;
+            match f.next(pos).await {
                 Ok(Some(chunk)) => {
                     let next = pos + chunk.len() as u64;
                     crate::metrics::cache_bytes_served("cache", chunk.len() as u64);
-                    Some((Ok(Frame::data(chunk)), Some((f, next, reader))))
+                    Some((Ok(Frame::data(chunk)), Some((f, next))))
                 }
                 Ok(None) => None,
                 Err(e) => {
@@ -53,7 +54,7 @@ impl Following {
     }
 
     /// The next chunk from `pos`, waiting for the writer when there is nothing to send yet.
-    async fn next(&mut self, pos: u64, chunk: u64) -> Result<Option<Bytes>, FollowError> {
+    async fn next(&mut self, pos: u64) -> Result<Option<Bytes>, FollowError> {
         loop {
             let stage = self.joined.stage.borrow_and_update().clone();
             let limit = match stage {
@@ -65,8 +66,8 @@ impl Following {
                 }
             };
             if pos < limit {
-                // At most a chunk, so the cast cannot truncate.
-                let n = (limit - pos).min(chunk) as usize;
+                // At most CHUNK, so the cast cannot truncate.
+                let n = (limit - pos).min(CHUNK) as usize;
                 return Ok(Some(read_at(&self.source, pos, n).await?));
             }
             if matches!(stage, Stage::Committed { .. }) {

@@ -6,7 +6,6 @@
 //! positioned reads from its start (see `pread` for how a chunk is read).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -15,53 +14,12 @@ use super::pread::read_at;
 use crate::blob::Window;
 use crate::body::{Body, BoxError};
 
-/// Bytes read from the file per chunk while few bodies read the store (see [`Reader`]).
-/// Tried: 128 KiB (one chunk fills hyper's write queue,
+/// Bytes read from the file per chunk. Tried: 128 KiB (one chunk fills hyper's write queue,
 /// and at the unit's mmap threshold each chunk is a mapping of its own, given back on drop):
 /// a single stream got cheaper (0.34-0.37 s/GB against 0.43-0.53) and memory after a burst
 /// lower, but 256 concurrent streams spent their time in page faults, `mmap_lock` contention
 /// and TLB shootdowns, at less than half the throughput.
 pub(super) const CHUNK: u64 = 64 * 1024;
-
-/// Bytes per chunk while more than [`BUSY`] bodies read the store at once.
-const SMALL_CHUNK: u64 = 32 * 1024;
-
-/// Bodies reading the store (hits and followers) above which chunks shrink.
-const BUSY: usize = 64;
-
-/// Bodies reading the store now.
-static READERS: AtomicUsize = AtomicUsize::new(0);
-
-/// A body reading the store, counted in [`READERS`] while it lives.
-///
-/// Why: each body holds about two chunks (one queued in hyper, one being read), so memory
-/// grows with the chunk size times the bodies. Measured with 256 concurrent hits of a 512 MiB
-/// blob at 64 KiB: a peak of 52-65 MiB, at the edge of the 64 MiB target. With that many
-/// streams each is slow anyway, and smaller reads cost little; with few, a large chunk is
-/// what makes a single stream fast.
-pub(super) struct Reader(());
-
-impl Reader {
-    pub(super) fn enter() -> Reader {
-        READERS.fetch_add(1, Ordering::Relaxed);
-        Reader(())
-    }
-
-    /// How much to read next.
-    pub(super) fn chunk(&self) -> u64 {
-        if READERS.load(Ordering::Relaxed) > BUSY {
-            SMALL_CHUNK
-        } else {
-            CHUNK
-        }
-    }
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        READERS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// A cached blob, opened. Holding the file keeps the bytes readable even if eviction unlinks
 /// the name meanwhile (Linux keeps an unlinked inode until its last descriptor closes), so an
@@ -80,19 +38,19 @@ impl Hit {
             end: self.len,
         });
         let stream = futures_util::stream::unfold(
-            Some((self.file, start, Reader::enter())),
+            Some((self.file, start)),
             move |state| async move {
-                let (file, pos, reader) = state?;
+                let (file, pos) = state?;
                 if pos >= end {
                     return None;
                 }
                 // At most CHUNK, so the cast cannot truncate.
-                let want = (end - pos).min(reader.chunk()) as usize;
+                let want = (end - pos).min(CHUNK) as usize;
                 match read_at(&file, pos, want).await {
                     Ok(chunk) => {
                         crate::metrics::cache_bytes_served("cache", chunk.len() as u64);
                         let next = pos + chunk.len() as u64;
-                        Some((Ok(Frame::data(chunk)), Some((file, next, reader))))
+                        Some((Ok(Frame::data(chunk)), Some((file, next))))
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "blob cache: reading a cached blob failed; response aborted");
@@ -102,21 +60,5 @@ impl Hit {
             },
         );
         StreamBody::new(stream).boxed_unsync()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_shrink_while_many_bodies_read_and_grow_back() {
-        // Other tests may hold a few readers at the same time, never more than BUSY.
-        let first = Reader::enter();
-        assert_eq!(first.chunk(), CHUNK);
-        let many: Vec<Reader> = (0..BUSY).map(|_| Reader::enter()).collect();
-        assert_eq!(first.chunk(), SMALL_CHUNK);
-        drop(many);
-        assert_eq!(first.chunk(), CHUNK);
     }
 }

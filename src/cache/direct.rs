@@ -8,7 +8,8 @@
 //! block is written directly to the device. Only the last, partial block is written through
 //! the page cache (direct I/O wants whole, aligned blocks), after direct I/O was turned off.
 //! The price: the entry is not in the page cache when the first hit reads it; that read comes
-//! from the disk (`pread` sends it to the blocking pool), later ones from the page cache.
+//! from the disk (through the kernel's read-ahead: measured 0.7-1.5 s/GB here against 0.4 from
+//! memory), later ones from the page cache. `cache.direct_io = false` keeps the old way.
 //!
 //! Direct I/O is a best effort: a file system that refuses it (tmpfs before Linux 6.6,
 //! some overlay set-ups) or a write it refuses (EINVAL) turns it off for this file, and the

@@ -82,22 +82,17 @@ impl<'f> Direct<'f> {
             && fcntl_getfl(file)
                 .and_then(|f| fcntl_setfl(file, f | OFlags::DIRECT))
                 .is_ok();
-        if !direct {
-            if wanted {
-                tracing::debug!(
-                    "blob cache: no direct I/O on this file system; writing through the page cache"
-                );
-            }
-            return Direct {
-                file,
-                raw: Vec::new(),
-                start: 0,
-                fill: 0,
-                direct,
-                offset: 0,
-            };
+        if wanted && !direct {
+            tracing::debug!(
+                "blob cache: no direct I/O on this file system; writing through the page cache"
+            );
         }
-        let raw = vec![0u8; BLOCK + ALIGN];
+        // A plain writer holds no block.
+        let raw = if direct {
+            vec![0u8; BLOCK + ALIGN]
+        } else {
+            Vec::new()
+        };
         // An address is a number; no pointer is dereferenced here.
         let start = (ALIGN - raw.as_ptr() as usize % ALIGN) % ALIGN;
         Direct {

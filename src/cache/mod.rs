@@ -152,7 +152,7 @@ impl BlobCache {
         for (d, len, _) in found {
             shared.committed(&d, len);
         }
-        tracing::info!(dir = %cfg.dir.display(), max_size = cfg.max_size, entries = shared.stats().entries, "blob cache open");
+        tracing::info!(dir = %cfg.dir.display(), max_size = cfg.max_size, direct_io = cfg.direct_io, entries = shared.stats().entries, "blob cache open");
         Some(BlobCache {
             shared,
             writers: Arc::new(Semaphore::new(MAX_WRITERS)),

@@ -41,7 +41,7 @@ WRK_SECS = int(os.environ.get("WRK_SECS", "3" if QUICK else "6"))
 RSS_STREAMS = int(os.environ.get("RSS_STREAMS", "64"))
 MULTI_STREAMS = 8
 LOG_LEVEL = os.environ.get("PC_LOG_LEVEL", "info")
-# Extra environment for the Portcullis process only, e.g. "MALLOC_MMAP_THRESHOLD_=131072".
+# Extra environment for the Portcullis process only, e.g. "MIMALLOC_ARENA_EAGER_COMMIT=1".
 PC_EXTRA_ENV = dict(kv.split("=", 1) for kv in os.environ.get("PC_EXTRA_ENV", "").split())
 # PIN=1: registry and clients (curl, wrk) on CPU 0, the hop (Portcullis, nginx) on CPU 1: the
 # "proxy has a core of its own" topology, instead of everything sharing both cores.

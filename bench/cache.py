@@ -29,7 +29,8 @@ Phases (each figure also as the ratio to direct measured in the same round; medi
                (one upstream GET, the rest follow it) and again warm, VmRSS idle after the load.
 
 Knobs: QUICK=1 (64 MiB, 1 round, 3 s wrk), BLOB_MIB (512), ROUNDS (3), WRK_SECS (6),
-RSS_STREAMS (256), TRUST=notary|skip, PC_BIN, PC_LOG_LEVEL (info), PC_EXTRA_ENV, KEEP=1.
+RSS_STREAMS (256), TRUST=notary|skip, PC_BIN, PC_LOG_LEVEL (info), PC_EXTRA_ENV, KEEP=1,
+MEMORY_ONLY=1 (the memory phase alone, printed as JSON; no report file).
 Writes bench/results/<UTC>-cache[-quick].md and prints it.
 """
 
@@ -477,6 +478,10 @@ def main():
     load_start = os.getloadavg()
     try:
         b = Bench(tmp)
+        if os.environ.get("MEMORY_ONLY") == "1":  # e.g. an allocator A/B (PROFILE.md section 5)
+            b.setup()
+            print(json.dumps(b.memory(), indent=1))
+            return
         rounds, mem = b.run()
         trust = ("enforce, real notary-server + notary-signer, tag signed with `notary addhash` "
                  "(targets role), TOFU root; every cold fill starts from an empty cache dir "

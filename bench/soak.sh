@@ -25,13 +25,12 @@ log() { printf '[soak] %s\n' "$*" >&2; }
 # 1000 client connections plus upstream connections and cache files: more than the usual 1024.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -gt $((CLIENTS * 2 + 512)) ] || log "WARNING: ulimit -n is $(ulimit -n); $CLIENTS clients may run out of file descriptors"
-# Portcullis as the systemd unit runs it (its malloc setting), and with room for the clients:
+# Portcullis with room for the clients:
 # hyper's pool opens a new connection while a busy one is about to free, so N clients hold a
 # little over N connections, and the default server.max_connections (1024) refuses some of
 # 1000 clients with 503 TOOMANYREQUESTS (measured: 2080 of 251k pulls). Said in the results.
-export MALLOC_MMAP_THRESHOLD_=131072
 export PORTCULLIS_SERVER__MAX_CONNECTIONS="${MAX_CONNECTIONS:-$((CLIENTS * 2 + 256))}"
-log "starting registry, notary-server, signed images and Portcullis (scripts/demo.sh, KEEP=1; server.max_connections=$PORTCULLIS_SERVER__MAX_CONNECTIONS, MALLOC_MMAP_THRESHOLD_=$MALLOC_MMAP_THRESHOLD_ as in systemd/portcullis.service)"
+log "starting registry, notary-server, signed images and Portcullis (scripts/demo.sh, KEEP=1; server.max_connections=$PORTCULLIS_SERVER__MAX_CONNECTIONS)"
 KEEP=1 PROFILE=release scripts/demo.sh >"/tmp/soak-demo-$stamp.log" 2>&1 || {
   tail -30 "/tmp/soak-demo-$stamp.log"; log "the demo failed"; exit 1; }
 trap 'scripts/demo.sh stop >/dev/null 2>&1 || true' EXIT
@@ -42,7 +41,7 @@ cargo bench --quiet --bench soak -- --proxy "$PROXY" --admin "$ADMIN" \
   --image "demo/app:v1" --refused "demo/app:unsigned" \
   --clients "$CLIENTS" --seconds "$SECS" --out "$out.part" || soak_rc=$?
 { echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores; Portcullis release build; registry $REG;"
-  echo "server.max_connections=$PORTCULLIS_SERVER__MAX_CONNECTIONS, MALLOC_MMAP_THRESHOLD_=$MALLOC_MMAP_THRESHOLD_ (as the systemd unit)."
+  echo "server.max_connections=$PORTCULLIS_SERVER__MAX_CONNECTIONS."
   echo; cat "$out.part"; } >"$out"
 rm -f "$out.part"
 

@@ -422,6 +422,10 @@ class Bench:
                    warm_upstream_requests=(g2 - g1) + (h2 - h1))
         time.sleep(3)
         out["idle_after_MiB"] = B.proc_status_kib(pc.pid, "VmRSS") / 1024
+        # VmRSS also counts the binary's own pages (file-backed, shared, reclaimable): say how
+        # much of it is the process's memory (heap, stacks) and how much the mapped files.
+        for k in ("RssAnon", "RssFile"):
+            out[f"idle_after_{k}_MiB"] = B.proc_status_kib(pc.pid, k) / 1024
         out["alive"] = pc.poll() is None
         return out
 

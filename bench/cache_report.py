@@ -129,6 +129,9 @@ def report(rounds, mem, load_start, notes):
         f"**{mem['warm_hwm_MiB']:.1f}** ({mem['warm_sampled_MiB']:.1f}); "
         f"{mem['warm_MBps']:.0f} MB/s aggregate, {mem['warm_upstream_requests']} upstream blob requests |",
         f"| idle after the load, 3 s later (VmRSS) | {mem['idle_after_MiB']:.1f} |",
+        f"|   of which anonymous (heap, stacks: RssAnon); mapped files (the binary, libc: RssFile) | "
+        f"{mem.get('idle_after_RssAnon_MiB', float('nan')):.1f}; "
+        f"{mem.get('idle_after_RssFile_MiB', float('nan')):.1f} |",
         f"| idle at start of each round's cache Portcullis (median) | "
         f"{med('pc_cache', 'idle_start_MiB'):.1f} |",
     ]

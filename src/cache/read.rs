@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
 use super::pread::read_at;
@@ -59,6 +58,6 @@ impl Hit {
                 }
             },
         );
-        StreamBody::new(stream).boxed_unsync()
+        crate::body::one_chunk_in_flight(stream)
     }
 }

@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -31,8 +31,8 @@ pub fn empty() -> Body {
     full(Bytes::new())
 }
 
-/// A streamed body that gives hyper its next chunk only once the previous one has left the
-/// process.
+/// A streamed body that, while many such bodies are being sent, gives hyper its next chunk
+/// only once the previous one has left the process.
 ///
 /// hyper's HTTP/1 writer keeps polling a body while its write queue holds less than
 /// `max_buf_size` (128 KiB here: it is also the request-header ceiling, `server::limits`), so a
@@ -40,29 +40,56 @@ pub fn empty() -> Body {
 /// body's next read on top: 256 concurrent cache hits peaked at 62-65 MiB against the 64 MiB
 /// target. Each chunk is handed over wrapped (`Bytes::from_owner`, no copy); hyper drops it
 /// when the socket took its last byte (HTTP/2: when the last frame cut from it was sent), and
-/// the drop wakes the body for the next one. A fast client loses nothing: the write that
-/// completes the chunk drops it before hyper polls the body again, and the kernel's socket
-/// buffer still keeps the connection fed while the next chunk is read.
+/// the drop wakes the body for the next one. Only above [`PACE_ABOVE`] bodies at once: with
+/// few, the memory is small and the read-ahead hyper does is worth keeping (one stream gated
+/// cost 5-10 % of its throughput on the loaded machine, `bench/PROFILE.md` section 5).
 pub fn one_chunk_in_flight<S>(inner: S) -> Body
 where
     S: Stream<Item = Result<Frame<Bytes>, BoxError>> + Send + 'static,
 {
-    StreamBody::new(OneInFlight {
-        inner: Box::pin(inner),
-        out: Arc::new(Outstanding::default()),
-    })
-    .boxed_unsync()
+    StreamBody::new(OneInFlight::new(inner, PACE_ABOVE)).boxed_unsync()
 }
+
+/// Paced bodies being sent at once above which each holds one chunk at a time (32 unpaced
+/// bodies hold at most ~6 MiB).
+const PACE_ABOVE: usize = 32;
+
+/// Paced bodies alive in the process.
+static BODIES: AtomicUsize = AtomicUsize::new(0);
 
 struct OneInFlight<S> {
     inner: Pin<Box<S>>,
     out: Arc<Outstanding>,
+    pace_above: usize,
 }
 
-/// Whether a chunk handed to hyper is still held there, and who waits for it to go.
+impl<S> OneInFlight<S> {
+    fn new(inner: S, pace_above: usize) -> Self {
+        BODIES.fetch_add(1, Ordering::Relaxed);
+        OneInFlight {
+            inner: Box::pin(inner),
+            out: Arc::new(Outstanding::default()),
+            pace_above,
+        }
+    }
+
+    /// A chunk is still held and too many bodies are being sent to let another go.
+    fn must_wait(&self) -> bool {
+        self.out.held.load(Ordering::Acquire) > 0
+            && BODIES.load(Ordering::Relaxed) > self.pace_above
+    }
+}
+
+impl<S> Drop for OneInFlight<S> {
+    fn drop(&mut self) {
+        BODIES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How many chunks handed to hyper are still held there, and who waits for them to go.
 #[derive(Default)]
 struct Outstanding {
-    held: AtomicBool,
+    held: AtomicUsize,
     waker: AtomicWaker,
 }
 
@@ -80,8 +107,9 @@ impl AsRef<[u8]> for Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        self.out.held.store(false, Ordering::Release);
-        self.out.waker.wake();
+        if self.out.held.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.out.waker.wake();
+        }
     }
 }
 
@@ -92,17 +120,17 @@ where
     type Item = Result<Frame<Bytes>, BoxError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.out.held.load(Ordering::Acquire) {
+        if self.must_wait() {
             self.out.waker.register(cx.waker());
             // Dropped between the check and the registration: go on rather than sleep.
-            if self.out.held.load(Ordering::Acquire) {
+            if self.must_wait() {
                 return Poll::Pending;
             }
         }
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                 Ok(bytes) if !bytes.is_empty() => {
-                    self.out.held.store(true, Ordering::Release);
+                    self.out.held.fetch_add(1, Ordering::AcqRel);
                     let out = self.out.clone();
                     Poll::Ready(Some(Ok(Frame::data(Bytes::from_owner(Tracked {
                         bytes,
@@ -122,7 +150,6 @@ mod tests {
     use super::*;
     use futures_util::task::noop_waker_ref;
     use http_body_util::BodyExt;
-    use std::sync::atomic::AtomicUsize;
     use std::task::Wake;
 
     /// Counts wake-ups.
@@ -149,10 +176,8 @@ mod tests {
 
     #[test]
     fn the_next_chunk_waits_until_every_slice_of_the_last_one_is_gone() {
-        let mut s = OneInFlight {
-            inner: Box::pin(chunks(3)),
-            out: Arc::new(Outstanding::default()),
-        };
+        // Paced whatever the number of bodies (the threshold is 0).
+        let mut s = OneInFlight::new(chunks(3), 0);
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = std::task::Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
@@ -180,20 +205,33 @@ mod tests {
     }
 
     #[test]
+    fn below_the_threshold_hyper_may_hold_several_chunks() {
+        let mut s = OneInFlight::new(chunks(3), usize::MAX);
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let held: Vec<Bytes> = (0..3)
+            .map(|i| match poll(&mut s, &mut cx) {
+                Poll::Ready(Some(b)) => b,
+                other => panic!("chunk {i} not given at once: {other:?}"),
+            })
+            .collect();
+        assert_eq!(s.out.held.load(Ordering::SeqCst), 3);
+        drop(held);
+        assert_eq!(s.out.held.load(Ordering::SeqCst), 0);
+        assert!(matches!(poll(&mut s, &mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
     fn errors_and_the_end_pass_through() {
         let items: Vec<Result<Frame<Bytes>, BoxError>> =
             vec![Ok(Frame::data(Bytes::new())), Err("upstream cut".into())];
-        let mut s = OneInFlight {
-            inner: Box::pin(futures_util::stream::iter(items)),
-            out: Arc::new(Outstanding::default()),
-        };
+        let mut s = OneInFlight::new(futures_util::stream::iter(items), 0);
         let mut cx = Context::from_waker(noop_waker_ref());
         assert!(matches!(
             poll_raw(&mut s, &mut cx),
             Poll::Ready(Some(Ok(_)))
         ));
         assert!(
-            !s.out.held.load(Ordering::SeqCst),
+            s.out.held.load(Ordering::SeqCst) == 0,
             "an empty chunk holds nothing back"
         );
         assert!(matches!(

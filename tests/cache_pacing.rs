@@ -1,5 +1,6 @@
-//! A cached blob's body hands hyper one chunk at a time (`body::one_chunk_in_flight`): the
-//! next is read only once hyper dropped the last, which it does when the socket took it. These
+//! While many cached blobs are being sent, each body hands hyper one chunk at a time
+//! (`body::one_chunk_in_flight`): the next is read only once hyper dropped the last, which it
+//! does when the socket took it. These
 //! pin that nothing stalls or reorders on the way: followers of a download and hits, over
 //! HTTP/2 (hyper cuts each chunk into frames and holds them for flow-control windows) and over
 //! HTTP/1.1 to clients that read slowly (the socket fills, hyper holds a chunk half written).
@@ -56,15 +57,19 @@ async fn read(
     (version, got)
 }
 
-/// Eight concurrent GETs: even ones on HTTP/1.1, odd ones on HTTP/2; the first four read
+/// More concurrent GETs than `body::one_chunk_in_flight` lets go unpaced (32), so that each
+/// holds one chunk at a time.
+const CLIENTS: usize = 40;
+
+/// `CLIENTS` concurrent GETs: even ones on HTTP/1.1, odd ones on HTTP/2; the first four read
 /// slowly.
-async fn eight(
+async fn many(
     h1: &reqwest::Client,
     h2: &reqwest::Client,
     url: &str,
     d: &str,
 ) -> Vec<(reqwest::Version, Vec<u8>)> {
-    join_all((0..8).map(|i| {
+    join_all((0..CLIENTS).map(|i| {
         let c = if i % 2 == 0 { h1 } else { h2 };
         let pause = Duration::from_millis(if i < 4 { 2 } else { 0 });
         read(c, url, d, pause)
@@ -93,15 +98,15 @@ async fn followers_and_hits_arrive_whole_over_http2_and_to_slow_http1_readers() 
     let (h1, h2) = clients();
 
     // Cold: one leader and followers. Then warm: hits.
-    let cold = eight(&h1, &h2, &url, &d).await;
+    let cold = many(&h1, &h2, &url, &d).await;
     settled(&proxy).await;
     assert!(entry(&dir, &d).exists(), "the download became an entry");
     assert_eq!(
         fake.hits(&blob_path(&d)),
         1,
-        "one upstream GET for all eight"
+        "one upstream GET for all of them"
     );
-    let warm = eight(&h1, &h2, &url, &d).await;
+    let warm = many(&h1, &h2, &url, &d).await;
     assert_eq!(
         fake.hits(&blob_path(&d)),
         1,

@@ -4,7 +4,7 @@
 //!
 //! After the gate, a blob in the disk cache (`cache`) is served from its file: 200, 206 for a
 //! `Range` (only the window is read), HEAD from the file's length; no upstream request. On a
-//! miss the upstream body also goes through `cache::Tee`, which writes it to the cache, kept
+//! miss the verifying stream also hands the bytes to the cache's sink, which writes them, kept
 //! only if `VerifyingStream` reports it verified. A GET that misses while another request is
 //! downloading the same blob follows that download (`cache::flight`, `cache::follow`): one
 //! upstream GET per blob however many clients ask at once.
@@ -18,7 +18,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use super::ctx::{Ctx, Reply, copy_headers};
 use super::{DOCKER_CONTENT_DIGEST, header_value, range};
 use crate::blob::{Observer, Outcome, VerifyingStream, Window};
-use crate::cache::{Begin, BlobCache, Carrier, Hit, Joined, Lead, Ready, Tee, Verdict};
+use crate::cache::{Begin, BlobCache, Carrier, Hit, Joined, Lead, Ready, Verdict};
 use crate::error::{ApiError, Code, Side};
 use crate::refs::Digest;
 use crate::upstream::{self, answer::Kind, answer::content_length};
@@ -89,7 +89,7 @@ async fn local(cx: &Ctx<'_>, cache: &BlobCache, digest: &Digest) -> Result<Local
     Ok(Local::Fetch(None))
 }
 
-/// Fetches the blob upstream and streams it through `VerifyingStream` (and the cache's tee,
+/// Fetches the blob upstream and streams it through `VerifyingStream` (and the cache's sink,
 /// followed by the requests that joined `lead`).
 async fn fetch(cx: &Ctx<'_>, digest: &Digest, lead: Option<Lead>) -> Result<Reply, ApiError> {
     let path = format!("/v2/{}/blobs/{digest}", cx.repo);
@@ -118,21 +118,18 @@ async fn fetch(cx: &Ctx<'_>, digest: &Digest, lead: Option<Lead>) -> Result<Repl
     }
     let (status, window) = window(cx, &mut headers, total)?;
     let upstream::Response { inner, permit } = resp;
-    let (body, verdict, carrier) = match cx.proxy.blob_cache() {
-        Some(c) => c.tee(digest, total, Box::pin(inner.into_body()), lead),
-        None => (
-            Tee::passthrough(Box::pin(inner.into_body())),
-            Verdict::none(),
-            Carrier::none(),
-        ),
+    let (sink, verdict, carrier) = match cx.proxy.blob_cache() {
+        Some(c) => c.sink(digest, total, lead),
+        None => (None, Verdict::none(), Carrier::none()),
     };
     let report = observer(cx, digest);
     let stream = VerifyingStream::new(
-        body,
+        Box::pin(inner.into_body()),
         digest.clone(),
         total,
         window,
         Some(permit),
+        sink,
         Box::new(move |o: &Outcome| {
             verdict.report(o);
             report(o);

@@ -27,7 +27,7 @@ use crate::body::BoxError;
 use crate::refs::Digest;
 use hash::HashWork;
 pub(crate) use hash::Hasher;
-pub use hash::PIPELINE_MIN_BYTES;
+pub use hash::{PIPELINE_MIN_BYTES, Sink};
 
 /// How a stream ended, reported once to the observer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,17 +91,19 @@ enum State {
 impl<S> VerifyingStream<S> {
     /// `expected_len`: the length the upstream announced (or that was signed), checked at the end.
     /// `window`: for Range requests, the bytes to pass on; `None` passes everything.
+    /// `sink`: where every byte also goes, after it was hashed (the cache's writer).
     pub fn new(
         inner: S,
         expected: Digest,
         expected_len: Option<u64>,
         window: Option<Window>,
         permit: Option<OwnedSemaphorePermit>,
+        sink: Option<Box<dyn Sink>>,
         observer: Observer,
     ) -> Self {
         VerifyingStream {
             inner,
-            hash: HashWork::new(expected.algorithm(), expected_len),
+            hash: HashWork::new(expected.algorithm(), expected_len, sink),
             unhashed: None,
             expected,
             expected_len,
@@ -391,6 +393,7 @@ mod tests {
             len,
             window,
             None,
+            None,
             Box::new(move |o| *s2.lock().unwrap() = Some(o.clone())),
         );
         let mut out = Vec::new();
@@ -455,6 +458,7 @@ mod tests {
         let mut s = VerifyingStream::new(
             chunks(&[b"a", b"b", b"c"]),
             Digest::sha256_of(b"abc"),
+            None,
             None,
             None,
             None,

@@ -1,6 +1,6 @@
 //! Driving a followed download: a task of its own reads the leader's `VerifyingStream`
-//! (upstream, tee to the temp file, hash) and hands each frame to the leader's response body
-//! through a short channel.
+//! (upstream, hash, and the cache's sink to the temp file) and hands each frame to the
+//! leader's response body through a short channel.
 //!
 //! Why a task: once others follow a download, it must not depend on the leader's client.
 //! When that client goes away, the task goes on to the end if anyone follows (the digest is

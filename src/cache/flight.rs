@@ -2,8 +2,8 @@
 //!
 //! The first request that misses a blob becomes the download's *leader*: it registers a
 //! [`Flight`] under the digest before it asks upstream, then streams the blob to its own
-//! client exactly as an uncached pull does (`blob::VerifyingStream`, with `write::Tee` writing
-//! the temp file). Requests for the same digest that arrive meanwhile *join* the flight
+//! client exactly as an uncached pull does (`blob::VerifyingStream`, whose sink, `write::Blocks`,
+//! has the temp file written). Requests for the same digest that arrive meanwhile *join* the flight
 //! instead of asking upstream: they read the same temp file as it grows (`follow`), through a
 //! read handle of their own (the inode outlives the rename into place and any eviction).
 //!

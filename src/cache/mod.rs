@@ -5,8 +5,10 @@
 //!   bookkeeping after a commit (index, eviction, metrics)
 //! - `layout`: paths, directory creation (0700), emptying `tmp/` and scanning at start
 //! - `index`: the in-memory index and least-recently-used order (pure)
-//! - `write`: the tee beside `blob::VerifyingStream` and the writer thread (write, fsync,
-//!   rename, fsync the directory; only verified bytes become an entry)
+//! - `write`: the sink of `blob::VerifyingStream` (the hashed bytes, gathered into aligned
+//!   blocks) and the writer thread (write, fsync, rename, fsync the directory; only verified
+//!   bytes become an entry)
+//! - `direct`: the blocks, and writing them past the page cache
 //! - `read`: a hit: the open file and the body that streams a window of it
 //! - `flight`: downloads in progress by digest, so concurrent misses make one upstream GET:
 //!   the first request leads, the others join (and the leader's download outlives its
@@ -51,6 +53,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 
+use crate::blob::Sink;
 use crate::config::CacheConfig;
 use crate::refs::Digest;
 pub use drive::Carrier;
@@ -63,7 +66,7 @@ pub use layout::open_private;
 pub use manifest_store::{ManifestStore, StoredManifest};
 pub use read::Hit;
 pub use verify::{Report as VerifyReport, verify};
-pub use write::{Tee, Verdict};
+pub use write::Verdict;
 
 /// Blobs written to the cache at the same time. Each writer holds a blocking-pool thread for
 /// the length of its download; the bound keeps those threads available to the hashers
@@ -83,7 +86,7 @@ pub enum Begin {
     Hit(Hit),
     /// Another request is downloading it: follow that download.
     Join(Joined),
-    /// Nobody is: fetch it upstream, and pass the lead to [`BlobCache::tee`].
+    /// Nobody is: fetch it upstream, and pass the lead to [`BlobCache::sink`].
     Lead(Lead),
 }
 
@@ -253,26 +256,28 @@ impl BlobCache {
         }
     }
 
-    /// Wraps an upstream body so that its bytes are also written to the store, committed only
-    /// if the verdict says they verified; requests that joined `lead` follow the temp file.
-    /// Blobs larger than `max_size`, or arriving while every writer slot is busy, pass through
-    /// uncached (and the lead is dropped: its followers fetch for themselves).
-    pub fn tee<S>(
+    /// Where a download's bytes also go (the `blob::Sink` of its `VerifyingStream`) so that
+    /// they are written to the store, committed only if the verdict says they verified;
+    /// requests that joined `lead` follow the temp file. Blobs larger than `max_size`, or
+    /// arriving while every writer slot is busy, are not cached (no sink; the lead is dropped:
+    /// its followers fetch for themselves).
+    pub fn sink(
         &self,
         d: &Digest,
         len: Option<u64>,
-        inner: S,
         lead: Option<Lead>,
-    ) -> (Tee<S>, Verdict, Carrier) {
-        let passthrough = |inner| (Tee::passthrough(inner), Verdict::none(), Carrier::none());
+    ) -> (Option<Box<dyn Sink>>, Verdict, Carrier) {
+        let uncached = || (None, Verdict::none(), Carrier::none());
         if len.is_some_and(|n| n > self.shared.max_size) {
-            return passthrough(inner);
+            return uncached();
         }
         let Ok(permit) = self.writers.clone().try_acquire_owned() else {
             tracing::debug!(digest = %d, "blob cache: every writer busy; not caching");
-            return passthrough(inner);
+            return uncached();
         };
-        write::start(self.shared.clone(), d.clone(), len, permit, inner, lead)
+        let (sink, verdict, carrier) =
+            write::start(self.shared.clone(), d.clone(), len, permit, lead);
+        (Some(sink), verdict, carrier)
     }
 
     pub fn stats(&self) -> Stats {

@@ -1,15 +1,15 @@
 //! Writing a blob into the store while it streams to the client.
 //!
-//! [`Tee`] sits between the upstream body and `blob::VerifyingStream`. Each chunk it passes on
-//! is also handed (a `Bytes` clone: a reference count, not a copy) to a writer on a
-//! blocking-pool thread through a bounded feed that wakes the writer per [`WRITE_BATCH`]
-//! bytes, not per chunk (`blob::feed`). A disk slower than the network slows the
-//! stream to the disk's pace, as nginx's proxy_temp does: giving up instead (measured: a cold
-//! 512 MiB pull cached its blob 4 times of 8 on this machine's disk, and each miss sent the next
-//! pull upstream again) would break "one upstream GET per blob". A disk that takes no chunk for
-//! [`DISK_WAIT`] (hung, or far too slow), or a writer that stopped (a write failed, e.g.
-//! ENOSPC), makes the tee drop its sender: caching of that blob is abandoned and the pull goes
-//! on at the network's pace.
+//! The download's `blob::VerifyingStream` hashes it on a thread of its own and hands each chunk,
+//! right after hashing it, to [`Blocks`] (its `blob::Sink`): that copies the bytes into aligned
+//! blocks (`direct`) and passes each full block to the writer, another blocking-pool thread,
+//! which writes it to the temp file and hands the empty block back. At most [`POOL`] blocks
+//! exist per download: a disk slower than the network slows the stream to the disk's pace, as
+//! nginx's proxy_temp does (giving up instead, measured: a cold 512 MiB pull cached its blob 4
+//! times of 8 on this machine's disk, and each miss sent the next pull upstream again, against
+//! "one upstream GET per blob"). A disk that takes no block for [`DISK_WAIT`] (hung, or far too
+//! slow), or a writer that stopped (a write failed, e.g. ENOSPC), makes the sink stop copying:
+//! caching of that blob is abandoned and the pull goes on at the network's pace, still hashed.
 //!
 //! The writer learns the stream's [`Outcome`] through a [`Verdict`] the observer fires. Only
 //! `Verified` with exactly as many bytes written as were verified becomes an entry: write,
@@ -17,117 +17,113 @@
 //! client gone, disk behind) removes the temp file (`NamedTempFile` deletes on drop).
 //!
 //! With a `flight::Lead`, the writer also tells the requests following the download what it
-//! did: the temp file once it exists, the bytes written after each chunk, and the end (indexed
+//! did: the temp file once it exists, the bytes written after each block, and the end (indexed
 //! first, then `Committed`; or `Failed`), see `flight` and `follow`.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::Stream;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::Shared;
-use super::direct::{Append, Direct};
+use super::direct::{Append, BLOCK, Block, Direct};
 use super::drive::Carrier;
 use super::flight::{Flight, Lead, Source};
 use super::layout::sync_dir;
-use crate::blob::Outcome;
-use crate::blob::feed::{Drain, Feed, feed};
+use crate::blob::{Outcome, Sink};
 use crate::refs::Digest;
 
-/// Bytes that may wait for the disk before the stream waits too: the memory one download's
-/// writer can hold (and one chunk more).
-const WRITE_CAPACITY: usize = 4 << 20;
+/// Blocks one download may have (being filled, waiting for the disk, being written): the
+/// memory its writer can hold, 4 MiB. Made only as the disk falls behind.
+const POOL: usize = (4 << 20) / BLOCK;
 
-/// The writer is woken once this much waits (or the stream ended). Followers of the download
-/// see the file grow in steps of about this size.
-const WRITE_BATCH: usize = 256 * 1024;
+/// How long the stream waits for the disk to take a block before caching is abandoned.
+const DISK_WAIT: Duration = Duration::from_secs(2);
 
-/// How long the stream waits for the disk to take one chunk before caching is abandoned.
-const DISK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The upstream body, with each chunk also handed to the cache writer.
-pub struct Tee<S> {
-    inner: S,
-    tx: Option<Feed>,
-    /// A chunk read from upstream and not yet taken by the writer (nor given to the client).
-    held: Option<Bytes>,
-    /// Since when `held` waits; caching is abandoned after `wait`.
-    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
-    wait: std::time::Duration,
+/// The download's bytes, gathered into blocks for the writer (on the hashing thread).
+pub struct Blocks {
+    /// The block being filled.
+    block: Option<Block>,
+    /// To the writer; `None` once caching was abandoned.
+    to_writer: Option<Sender<Block>>,
+    /// Blocks the writer is done with.
+    free: Receiver<Block>,
+    made: usize,
+    wait: Duration,
 }
 
-impl<S> Tee<S> {
-    /// A tee that writes nothing (no cache, or this blob is not to be cached).
-    pub fn passthrough(inner: S) -> Tee<S> {
-        Tee::new(inner, None)
-    }
-
-    fn new(inner: S, tx: Option<Feed>) -> Tee<S> {
-        Tee {
-            inner,
-            tx,
-            held: None,
-            waiting: None,
+impl Blocks {
+    /// The sink and the writer's ends: the blocks to write, and where to return them.
+    fn new() -> (Blocks, Receiver<Block>, Sender<Block>) {
+        let (to_writer, blocks) = channel();
+        let (give_back, free) = channel();
+        let sink = Blocks {
+            block: None,
+            to_writer: Some(to_writer),
+            free,
+            made: 0,
             wait: DISK_WAIT,
-        }
+        };
+        (sink, blocks, give_back)
     }
 
-    /// Hands `held` to the writer; `Pending` while the disk is behind (up to `wait`).
-    fn hand_over(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(tx) = self.tx.as_mut() else {
-            return Poll::Ready(());
-        };
-        match tx.poll_ready(cx) {
-            Poll::Ready(Ok(())) => {
-                if let Some(chunk) = self.held.clone() {
-                    // Fails only if the writer went away meanwhile.
-                    if tx.push(chunk).is_err() {
-                        self.tx = None;
-                    }
+    /// The block to fill: one the writer gave back, a new one while fewer than `POOL` exist,
+    /// or, after waiting `wait` for the writer, none (caching abandoned).
+    fn current(&mut self) -> Option<&mut Block> {
+        if self.block.is_none() {
+            let next = match self.free.try_recv() {
+                Ok(b) => Some(b),
+                Err(TryRecvError::Empty) if self.made < POOL => {
+                    self.made += 1;
+                    Some(Block::new())
                 }
-            }
-            // The writer stopped (a write failed and said why): the writer sees fewer bytes
-            // than verified and discards.
-            Poll::Ready(Err(_)) => self.tx = None,
-            Poll::Pending => {
-                let wait = self.wait;
-                let timer = self
-                    .waiting
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(wait)));
-                if timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                // The disk took nothing for `wait`: stop caching, go on at network pace.
-                self.tx = None;
+                Err(TryRecvError::Empty) => match self.free.recv_timeout(self.wait) {
+                    Ok(b) => Some(b),
+                    // The disk took no block for `wait`: the writer sees fewer bytes than
+                    // verified and says so.
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => None,
+                },
+                // The writer stopped (a write failed; it said why).
+                Err(TryRecvError::Disconnected) => None,
+            };
+            match next {
+                Some(b) => self.block = Some(b),
+                None => self.to_writer = None,
             }
         }
-        self.waiting = None;
-        Poll::Ready(())
+        self.block.as_mut()
+    }
+
+    /// Sends the block being filled to the writer.
+    fn send(&mut self) {
+        if let (Some(b), Some(tx)) = (self.block.take(), self.to_writer.as_ref())
+            && tx.send(b).is_err()
+        {
+            self.to_writer = None;
+        }
     }
 }
 
-impl<S, E> Stream for Tee<S>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-{
-    type Item = Result<Bytes, E>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        if this.held.is_none() {
-            match Pin::new(&mut this.inner).poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) if this.tx.is_some() => this.held = Some(chunk),
-                other => return other,
+impl Sink for Blocks {
+    fn take(&mut self, mut chunk: &[u8]) {
+        while !chunk.is_empty() && self.to_writer.is_some() {
+            let Some(block) = self.current() else { return };
+            let n = block.push(chunk);
+            chunk = &chunk[n..];
+            if block.is_full() {
+                self.send();
             }
         }
-        if this.hand_over(cx).is_pending() {
-            return Poll::Pending;
+    }
+
+    fn end(mut self: Box<Self>) {
+        if self.block.as_ref().is_some_and(|b| !b.is_empty()) {
+            self.send();
         }
-        Poll::Ready(this.held.take().map(Ok))
+        // Dropping the sender tells the writer that nothing more comes.
     }
 }
 
@@ -155,38 +151,33 @@ impl Verdict {
     }
 }
 
-/// Starts a writer for `digest` and returns the tee and the verdict that drive it, and the
+/// Starts a writer for `digest` and returns the sink and the verdict that drive it, and the
 /// carrier that keeps the download going for followers of `lead` (see `flight`).
-pub(super) fn start<S>(
+pub(super) fn start(
     shared: Arc<Shared>,
     digest: Digest,
     total: Option<u64>,
     permit: OwnedSemaphorePermit,
-    inner: S,
     lead: Option<Lead>,
-) -> (Tee<S>, Verdict, Carrier) {
-    let (tx, rx) = feed(WRITE_BATCH, WRITE_CAPACITY);
+) -> (Box<dyn Sink>, Verdict, Carrier) {
+    let (sink, blocks, give_back) = Blocks::new();
     let (vtx, vrx) = oneshot::channel();
     let flight = lead.as_ref().map(Lead::flight);
     let carrier = lead.as_ref().map_or_else(Carrier::none, Lead::carrier);
     shared.stats.writing.fetch_add(1, Ordering::SeqCst);
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        write(&shared, &digest, total, rx, vrx, lead);
+        write(&shared, &digest, total, (blocks, give_back), vrx, lead);
         shared.stats.writing.fetch_sub(1, Ordering::SeqCst);
     });
-    (
-        Tee::new(inner, Some(tx)),
-        Verdict(Some(vtx), flight),
-        carrier,
-    )
+    (Box::new(sink), Verdict(Some(vtx), flight), carrier)
 }
 
 /// Why a blob was not cached.
 enum Failed {
     /// A write, fsync or rename failed (ENOSPC, EIO, read-only file system, ...).
     Io(std::io::Error),
-    /// The tee gave up because the disk took no chunk for `DISK_WAIT`: fewer bytes written
+    /// The sink gave up because the disk took no block for `DISK_WAIT`: fewer bytes written
     /// than verified.
     Slow { written: u64, verified: u64 },
     /// The stream did not verify (mismatch, truncation, stall, client gone): not an error of
@@ -194,25 +185,23 @@ enum Failed {
     NotVerified,
 }
 
-/// Writes every chunk the tee offers into `sink` until the tee hangs up; the bytes written.
-/// `wrote` hears of bytes once they are in the file (`sink` may hold back up to a block).
-/// Stops at the first error (ENOSPC, EIO): the caller then drops the receiver, and the tee
-/// stops offering.
-fn receive(rx: &mut Drain, sink: &mut impl Append, wrote: impl Fn(u64)) -> std::io::Result<u64> {
+/// Writes every block the sink sends into `file` until the sink hangs up, giving each back
+/// empty; the bytes written. `wrote` hears of bytes once they are in the file. Stops at the
+/// first error (ENOSPC, EIO): the caller then drops both channels, and the sink stops.
+fn receive(
+    (blocks, give_back): &(Receiver<Block>, Sender<Block>),
+    file: &mut impl Append,
+    wrote: impl Fn(u64),
+) -> std::io::Result<u64> {
     let mut written = 0u64;
-    let mut batch = Vec::new();
-    let mut announce = |n: u64| {
-        if n > 0 {
-            written += n;
-            wrote(n);
-        }
-    };
-    while rx.take(&mut batch) {
-        for chunk in batch.drain(..) {
-            announce(sink.append(&chunk)?);
-        }
+    for mut block in blocks.iter() {
+        let n = file.append(&block)?;
+        written += n;
+        wrote(n);
+        block.clear();
+        // The sink may be done already.
+        let _ = give_back.send(block);
     }
-    announce(sink.finish()?);
     Ok(written)
 }
 
@@ -221,13 +210,13 @@ fn write(
     shared: &Shared,
     digest: &Digest,
     total: Option<u64>,
-    mut rx: Drain,
+    channels: (Receiver<Block>, Sender<Block>),
     verdict: oneshot::Receiver<Option<u64>>,
     mut lead: Option<Lead>,
 ) {
     let result = (|| {
         // Followers read the file through another descriptor: `wrote` announces only bytes
-        // written (`Direct` holds back at most a block).
+        // written.
         let tmp = tempfile::Builder::new()
             .prefix(digest.hex())
             .tempfile_in(shared.layout.tmp())
@@ -249,7 +238,7 @@ fn write(
             }
         };
         let written = receive(
-            &mut rx,
+            &channels,
             &mut Direct::new(tmp.as_file(), shared.direct_io),
             wrote,
         )
@@ -270,8 +259,8 @@ fn write(
         }
         Ok(written)
     })();
-    // Dropping the receiver (on error) makes the tee stop offering chunks.
-    drop(rx);
+    // Dropping the channels (on error) makes the sink stop copying.
+    drop(channels);
     // Indexed before the flight ends: a request arriving in between finds the entry.
     let committed = result.as_ref().ok().copied();
     if let Some(len) = committed {
@@ -300,16 +289,8 @@ fn write(
 mod tests {
     use super::super::direct::Plain;
     use super::*;
-    use futures_util::{FutureExt, StreamExt};
-    use std::convert::Infallible;
     use std::io::Write;
-
-    /// A small feed for 1 KiB chunks: the writer wakes per 4 of them, 16 may wait.
-    const CAP_CHUNKS: usize = 16;
-
-    fn small_feed() -> (Feed, Drain) {
-        feed(4 * 1024, CAP_CHUNKS * 1024)
-    }
+    use std::sync::mpsc;
 
     /// A disk that fills up after `0` bytes (ENOSPC).
     struct FullAfter(usize);
@@ -327,86 +308,110 @@ mod tests {
         }
     }
 
-    fn chunks(n: usize) -> impl Stream<Item = Result<Bytes, Infallible>> + Unpin {
-        futures_util::stream::iter((0..n).map(|i| Ok(Bytes::from(vec![i as u8; 1024]))))
+    /// A disk slower than the stream (but never `DISK_WAIT` for a block).
+    struct Slow(Vec<u8>);
+
+    impl Write for Slow {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(20));
+            self.0.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_full_disk_stops_caching_and_every_chunk_still_reaches_the_client() {
-        let (tx, mut rx) = small_feed();
-        let writer = tokio::task::spawn_blocking(move || {
-            let r = receive(&mut rx, &mut Plain(FullAfter(3000)), |_| {});
-            drop(rx);
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 13 % 241) as u8).collect()
+    }
+
+    /// Runs `f` on a thread; fails the test instead of hanging if it never returns.
+    fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{what}: did not return"))
+    }
+
+    /// Feeds `d` to `sink` in chunks of 64 KiB, as the hashing thread does.
+    fn feed(sink: &mut Blocks, d: &[u8]) {
+        for c in d.chunks(65_536) {
+            sink.take(c);
+        }
+    }
+
+    #[test]
+    fn every_byte_reaches_the_file_in_order_through_a_few_reused_blocks() {
+        let (mut sink, blocks, give_back) = Blocks::new();
+        let writer = std::thread::spawn(move || {
+            let mut out = Plain(Vec::new());
+            let n = receive(&(blocks, give_back), &mut out, |_| {}).unwrap();
+            (n, out.0)
+        });
+        let d = data(5 * POOL * BLOCK + 4321);
+        feed(&mut sink, &d);
+        assert!(sink.made <= POOL, "{} blocks made", sink.made);
+        Box::new(sink).end();
+        let (n, written) = writer.join().unwrap();
+        assert_eq!(n, d.len() as u64);
+        assert!(written == d, "the file has every byte, in order");
+    }
+
+    #[test]
+    fn a_full_disk_stops_caching_and_the_stream_goes_on() {
+        let (mut sink, blocks, give_back) = Blocks::new();
+        // Were the sink to wait for a writer that stopped, this test would hang on it.
+        sink.wait = Duration::from_secs(3600);
+        let writer = std::thread::spawn(move || {
+            let ch = (blocks, give_back);
+            let r = receive(&ch, &mut Plain(FullAfter(BLOCK + 10)), |_| {});
+            drop(ch);
             r
         });
-        let n = CAP_CHUNKS * 3;
-        let mut tee = Tee::new(chunks(n), Some(tx));
-        let mut passed = 0;
-        while let Some(c) = tee.next().await {
-            passed += c.unwrap().len();
-        }
-        assert_eq!(passed, n * 1024, "the client gets every byte");
-        let err = writer.await.unwrap().unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(28));
-        assert!(tee.tx.is_none(), "the tee stopped offering chunks");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_slow_disk_slows_the_stream_and_gets_every_byte() {
-        let (tx, mut rx) = small_feed();
-        let n = CAP_CHUNKS * 4;
-        let writer = tokio::task::spawn_blocking(move || {
-            let (mut got, mut batch) = (Vec::new(), Vec::new());
-            while rx.take(&mut batch) {
-                for c in batch.drain(..) {
-                    // Slower than the stream, but never DISK_WAIT for one chunk.
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                    got.extend_from_slice(&c);
-                }
-            }
-            got
+        let sink = within("a sink whose writer stopped", move || {
+            feed(&mut sink, &data(3 * POOL * BLOCK));
+            sink
         });
-        let mut tee = Tee::new(chunks(n), Some(tx));
-        let mut passed = Vec::new();
-        while let Some(c) = tee.next().await {
-            passed.extend_from_slice(&c.unwrap());
-        }
-        assert!(tee.tx.is_some(), "caching was not abandoned");
-        drop(tee);
-        let written = writer.await.unwrap();
-        assert_eq!(passed.len(), n * 1024);
-        assert_eq!(written, passed, "the writer got every byte, in order");
+        let err = writer.join().unwrap().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28));
+        assert!(sink.to_writer.is_none(), "the sink stopped copying");
     }
 
-    #[tokio::test]
-    async fn a_stalled_disk_is_given_up_after_the_wait_and_the_stream_goes_on() {
-        // The writer never takes: the feed fills, the tee waits `wait`, then gives up.
-        let (tx, _stalled) = small_feed();
-        let mut tee = Tee::new(chunks(CAP_CHUNKS * 2), Some(tx));
-        tee.wait = std::time::Duration::from_millis(200);
-        for _ in 0..CAP_CHUNKS {
-            let chunk = tee
-                .next()
-                .now_or_never()
-                .expect("room in the feed: no wait");
-            assert!(chunk.is_some_and(|c| c.is_ok()));
-        }
+    #[test]
+    fn a_slow_disk_slows_the_stream_and_gets_every_byte() {
+        let (mut sink, blocks, give_back) = Blocks::new();
+        let writer = std::thread::spawn(move || {
+            let mut out = Plain(Slow(Vec::new()));
+            receive(&(blocks, give_back), &mut out, |_| {}).unwrap();
+            out.0.0
+        });
+        let d = data(3 * POOL * BLOCK + 1);
+        feed(&mut sink, &d);
+        assert!(sink.to_writer.is_some(), "caching was not abandoned");
+        Box::new(sink).end();
         assert!(
-            tee.next().now_or_never().is_none(),
-            "a full feed makes the stream wait for the disk"
+            writer.join().unwrap() == d,
+            "the writer got every byte, in order"
         );
-        // A tee that never gave up would wait forever: fail, do not hang.
-        let rest = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-            let mut rest = 0;
-            while let Some(c) = tee.next().await {
-                c.unwrap();
-                rest += 1;
-            }
-            rest
-        })
-        .await
-        .expect("the tee gave up on the stalled disk");
-        assert_eq!(rest, CAP_CHUNKS, "every chunk still reaches the client");
-        assert!(tee.tx.is_none(), "caching of this blob was dropped");
+    }
+
+    #[test]
+    fn a_stalled_disk_is_given_up_after_the_wait_and_the_stream_goes_on() {
+        // The writer never takes a block: the pool fills, the sink waits `wait`, then gives up.
+        let (mut sink, stalled, _give_back) = Blocks::new();
+        sink.wait = Duration::from_millis(200);
+        let sink = within("a sink on a stalled disk", move || {
+            feed(&mut sink, &data(POOL * BLOCK));
+            assert!(sink.to_writer.is_some(), "the pool's blocks need no wait");
+            feed(&mut sink, &data(3 * BLOCK));
+            sink
+        });
+        assert!(sink.to_writer.is_none(), "caching of this blob was dropped");
+        assert_eq!(
+            stalled.try_iter().count(),
+            POOL,
+            "the blocks the disk never took"
+        );
     }
 }

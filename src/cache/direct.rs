@@ -31,36 +31,38 @@ use rustix::io::Errno;
 /// writer (`MAX_WRITERS` writers at most).
 pub(super) const BLOCK: usize = 512 * 1024;
 
-/// Alignment of the block's memory, file offsets and lengths: the page size, which covers
-/// every device's logical block size.
+/// Alignment of the block's memory (a mapping: page-aligned), file offsets and lengths: the
+/// page size, which covers every device's logical block size.
+#[cfg(test)]
 const ALIGN: usize = 4096;
 
 /// [`BLOCK`] bytes of memory starting on an aligned address, and how many of them are filled.
+///
+/// The memory is an anonymous mapping of its own, not the allocator's: it is page-aligned as
+/// direct I/O wants, and it goes back to the kernel when the download ends. From the heap,
+/// the allocator kept the pages of the last download's blocks until it next ran its delayed
+/// purge, which an idle process does not (measured: 3-4 MiB of the RSS left after a pull).
 pub(super) struct Block {
-    /// The memory, with `ALIGN` bytes of slack to start the block on an aligned address.
-    raw: Vec<u8>,
-    /// Where the aligned block starts in `raw`.
-    start: usize,
+    map: memmap2::MmapMut,
     fill: usize,
 }
 
 impl Block {
-    pub(super) fn new() -> Block {
-        let raw = vec![0u8; BLOCK + ALIGN];
-        // An address is a number; no pointer is dereferenced here.
-        let start = (ALIGN - raw.as_ptr() as usize % ALIGN) % ALIGN;
-        Block {
-            raw,
-            start,
-            fill: 0,
+    /// A new block; `None` if the kernel has no memory for it (the caller stops caching).
+    pub(super) fn new() -> Option<Block> {
+        match memmap2::MmapMut::map_anon(BLOCK) {
+            Ok(map) => Some(Block { map, fill: 0 }),
+            Err(e) => {
+                tracing::warn!(error = %e, "blob cache: no memory for a write block");
+                None
+            }
         }
     }
 
     /// Copies as much of `b` as fits; returns how many bytes that was.
     pub(super) fn push(&mut self, b: &[u8]) -> usize {
         let take = b.len().min(BLOCK - self.fill);
-        let at = self.start + self.fill;
-        self.raw[at..at + take].copy_from_slice(&b[..take]);
+        self.map[self.fill..self.fill + take].copy_from_slice(&b[..take]);
         self.fill += take;
         take
     }
@@ -79,7 +81,7 @@ impl Block {
     }
 
     fn filled(&self) -> &[u8] {
-        &self.raw[self.start..self.start + self.fill]
+        &self.map[..self.fill]
     }
 }
 
@@ -153,7 +155,13 @@ impl Append for Direct<'_> {
             // The tail is shorter than a block: direct I/O would refuse it.
             self.plain()?;
         }
-        let bytes = block.filled();
+        self.write_all(block.filled())
+    }
+}
+
+impl Direct<'_> {
+    /// Writes `bytes` at the offset: directly while the kernel takes it, plainly after.
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<u64> {
         let mut done = 0;
         while done < bytes.len() {
             match self.file.write_at(&bytes[done..], self.offset) {
@@ -194,12 +202,12 @@ mod tests {
 
     /// `d` in blocks, as the hashing thread fills them (from chunks of 65 536 bytes).
     fn blocks(d: &[u8]) -> Vec<Block> {
-        let mut out = vec![Block::new()];
+        let mut out = vec![Block::new().unwrap()];
         for mut c in d.chunks(65_536) {
             while !c.is_empty() {
                 let last = out.len() - 1;
                 if out[last].is_full() {
-                    out.push(Block::new());
+                    out.push(Block::new().unwrap());
                     continue;
                 }
                 let n = out[last].push(c);
@@ -246,14 +254,13 @@ mod tests {
         let d = data(3 * BLOCK + 1);
         let mut w = Direct::new(tmp.as_file(), true);
         assert!(w.is_direct(), "the test's temp dir must allow O_DIRECT");
-        let mut bs = blocks(&d);
-        // A block that does not start on an aligned address: the kernel refuses it (EINVAL).
-        let mut odd = Block::new();
-        odd.start += 1;
-        odd.push(bs[0].filled());
-        bs[0] = odd;
-        let total: u64 = bs.iter().map(|b| w.append(b).unwrap()).sum();
+        let bs = blocks(&d);
+        // A direct write that is not a whole number of device blocks: the kernel refuses it
+        // (EINVAL); it and everything after go through the page cache.
+        let mut total = w.write_all(&bs[0].filled()[..1000]).unwrap();
         assert!(!w.is_direct(), "refused, then plain");
+        total += w.write_all(&bs[0].filled()[1000..]).unwrap();
+        total += bs[1..].iter().map(|b| w.append(b).unwrap()).sum::<u64>();
         assert_eq!(total, d.len() as u64);
         assert_eq!(std::fs::read(tmp.path()).unwrap(), d);
     }
@@ -294,7 +301,7 @@ mod tests {
 
     #[test]
     fn a_block_takes_what_fits_and_is_reused_empty() {
-        let mut b = Block::new();
+        let mut b = Block::new().unwrap();
         assert_eq!(b.filled().as_ptr() as usize % ALIGN, 0, "aligned");
         assert_eq!(b.push(&data(BLOCK - 10)), BLOCK - 10);
         assert_eq!(b.push(&data(100)), 10, "only what fits");

@@ -77,7 +77,8 @@ impl Blocks {
                 Ok(b) => Some(b),
                 Err(TryRecvError::Empty) if self.made < POOL => {
                     self.made += 1;
-                    Some(Block::new())
+                    // No memory for it (said why): stop caching.
+                    Block::new()
                 }
                 Err(TryRecvError::Empty) => match self.free.recv_timeout(self.wait) {
                     Ok(b) => Some(b),

@@ -435,7 +435,10 @@ pub fn start_with_retry<T>(what: &str, mut attempt: impl FnMut(u32) -> Result<T,
         match attempt(i) {
             Ok(t) => return t,
             Err(e) => {
-                let retry = e.contains("address already in use") || e.contains("bind:");
+                // Go says "bind: address already in use"; Rust's io::Error "Address already
+                // in use (os error 98)".
+                let lower = e.to_lowercase();
+                let retry = lower.contains("address already in use") || lower.contains("bind:");
                 errors.push(e);
                 if !retry {
                     break;

@@ -26,7 +26,8 @@ Phases (each figure also as the ratio to direct measured in the same round; medi
                cache, the registry proxy and nginx proxy; upstream requests during Portcullis's run;
   memory       a fresh Portcullis (fresh cache dir): VmRSS idle at start, peak RSS (VmHWM after
                `echo 5 > clear_refs`) during RSS_STREAMS (256) concurrent GETs of the blob cold
-               (one upstream GET, the rest follow it) and again warm, VmRSS idle after the load.
+               (one upstream GET, the rest follow it) and again warm, VmRSS idle after the load
+               and after one more single pull.
 
 Knobs: QUICK=1 (64 MiB, 1 round, 3 s wrk), BLOB_MIB (512), ROUNDS (3), WRK_SECS (6),
 RSS_STREAMS (256), TRUST=notary|skip, PC_BIN, PC_LOG_LEVEL (info), PC_EXTRA_ENV, KEEP=1,
@@ -426,6 +427,12 @@ class Bench:
         # much of it is the process's memory (heap, stacks) and how much the mapped files.
         for k in ("RssAnon", "RssFile"):
             out[f"idle_after_{k}_MiB"] = B.proc_status_kib(pc.pid, k) / 1024
+        # mimalloc returns some of what a burst freed only when a thread allocates again
+        # (delayed purges, retired pages): one more pull shows what stays.
+        B.blob_streams(pc.base, self.digest, 1, self.size)
+        time.sleep(3)
+        out["idle_next_MiB"] = B.proc_status_kib(pc.pid, "VmRSS") / 1024
+        out["idle_next_RssAnon_MiB"] = B.proc_status_kib(pc.pid, "RssAnon") / 1024
         out["alive"] = pc.poll() is None
         return out
 

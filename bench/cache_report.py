@@ -132,6 +132,10 @@ def report(rounds, mem, load_start, notes):
         f"|   of which anonymous (heap, stacks: RssAnon); mapped files (the binary, libc: RssFile) | "
         f"{mem.get('idle_after_RssAnon_MiB', float('nan')):.1f}; "
         f"{mem.get('idle_after_RssFile_MiB', float('nan')):.1f} |",
+        f"| idle after one more single pull, 3 s later (VmRSS; RssAnon): what the allocator "
+        f"had deferred is returned when a thread allocates again | "
+        f"{mem.get('idle_next_MiB', float('nan')):.1f}; "
+        f"{mem.get('idle_next_RssAnon_MiB', float('nan')):.1f} |",
         f"| idle at start of each round's cache Portcullis (median) | "
         f"{med('pc_cache', 'idle_start_MiB'):.1f} |",
     ]

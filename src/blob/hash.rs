@@ -148,3 +148,104 @@ fn take_pipeline() -> bool {
         })
         .is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+
+    use super::Sink;
+    use crate::blob::{Outcome, VerifyingStream};
+    use crate::refs::Digest;
+
+    /// Records what it was given, on which thread, and whether `end` came.
+    #[derive(Default)]
+    struct Seen {
+        bytes: Vec<u8>,
+        threads: Vec<std::thread::ThreadId>,
+        ended: bool,
+    }
+
+    struct Recorder(Arc<Mutex<Seen>>);
+
+    impl Sink for Recorder {
+        fn take(&mut self, chunk: &[u8]) {
+            let mut s = self.0.lock().unwrap();
+            s.bytes.extend_from_slice(chunk);
+            s.threads.push(std::thread::current().id());
+        }
+        fn end(self: Box<Self>) {
+            self.0.lock().unwrap().ended = true;
+        }
+    }
+
+    /// Streams `data` (digest of `of`) in 1000-byte chunks with a recording sink.
+    async fn run(data: &[u8], of: &[u8]) -> (Option<Outcome>, Arc<Mutex<Seen>>) {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let outcome = Arc::new(Mutex::new(None));
+        let o2 = outcome.clone();
+        let chunks: Vec<Result<Bytes, String>> = data
+            .chunks(1000)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let mut s = VerifyingStream::new(
+            futures_util::stream::iter(chunks),
+            Digest::sha256_of(of),
+            Some(data.len() as u64),
+            None,
+            None,
+            Some(Box::new(Recorder(seen.clone()))),
+            Box::new(move |o| *o2.lock().unwrap() = Some(o.clone())),
+        );
+        while let Some(item) = s.next().await {
+            if item.is_err() {
+                break;
+            }
+        }
+        drop(s);
+        let o = outcome.lock().unwrap().clone();
+        (o, seen)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sink_gets_every_byte_in_order_on_the_hashing_thread_even_for_a_small_blob() {
+        // Small: without a sink this would be hashed inline, on the runtime's thread.
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let (outcome, seen) = run(&data, &data).await;
+        assert_eq!(outcome, Some(Outcome::Verified { bytes: 10_000 }));
+        // `end` comes after the digest was sent: wait for the thread to get there.
+        for _ in 0..500 {
+            if seen.lock().unwrap().ended {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let s = seen.lock().unwrap();
+        assert!(s.ended, "the sink was ended");
+        assert_eq!(s.bytes, data);
+        assert!(
+            s.threads.windows(2).all(|w| w[0] == w[1]),
+            "one thread takes every chunk"
+        );
+        assert_ne!(s.threads[0], std::thread::current().id());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mismatch_still_ends_the_sink_and_says_so_to_the_observer() {
+        let data = vec![7u8; 5000];
+        let (outcome, seen) = run(&data, b"something else").await;
+        assert!(
+            matches!(outcome, Some(Outcome::Mismatch { .. })),
+            "{outcome:?}"
+        );
+        for _ in 0..500 {
+            if seen.lock().unwrap().ended {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(seen.lock().unwrap().ended);
+    }
+}

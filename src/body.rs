@@ -169,9 +169,7 @@ mod tests {
         s: &mut OneInFlight<impl Stream<Item = Result<Frame<Bytes>, BoxError>>>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Bytes>> {
-        Pin::new(s)
-            .poll_next(cx)
-            .map(|o| o.map(|r| r.unwrap().into_data().unwrap()))
+        poll_raw(s, cx).map(|o| o.map(|r| r.unwrap().into_data().unwrap()))
     }
 
     #[test]

@@ -14,9 +14,10 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use fake::blobs::{blob_path, cache_dir, cache_toml, data, entry, get, settled, stats, tmp_files};
-use fake::{Behaviour, FakeRegistry, client, config, start_proxy_arc};
+use fake::blobs::{
+    blob_path, cache_dir, cache_toml, dripped, entry, get, settled, stats, tmp_files,
+};
+use fake::{FakeRegistry, client, config, start_proxy_arc};
 use futures_util::future::join_all;
 use portcullis::api::Proxy;
 use portcullis::refs::Digest;
@@ -36,17 +37,7 @@ async fn dripping(
     Arc<Proxy>,
 ) {
     let fake = FakeRegistry::default();
-    let blob = data(n, 7);
-    let d = Digest::sha256_of(&blob).to_string();
-    fake.set(
-        &blob_path(&d),
-        Behaviour::Drip {
-            body: Bytes::from(served(&blob)),
-            len: n,
-            chunk: 64 * 1024,
-            every,
-        },
-    );
+    let (blob, d) = dripped(&fake, n, 7, every, served);
     let addr = fake.start().await;
     let dir = cache_dir();
     let toml = config(addr, "skip", false, &cache_toml(&dir, ""));

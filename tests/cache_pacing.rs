@@ -9,11 +9,9 @@ mod fake;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use fake::blobs::{blob_path, cache_dir, cache_toml, data, entry, settled};
-use fake::{Behaviour, FakeRegistry, config, install_crypto, start_proxy_arc};
+use fake::blobs::{blob_path, cache_dir, cache_toml, dripped, entry, settled};
+use fake::{FakeRegistry, config, install_crypto, start_proxy_arc};
 use futures_util::future::join_all;
-use portcullis::refs::Digest;
 
 /// 4 MiB dripped in 64 KiB pieces every 5 ms: concurrent GETs overlap the download.
 const N: usize = 4 * 1024 * 1024;
@@ -80,17 +78,7 @@ async fn many(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn followers_and_hits_arrive_whole_over_http2_and_to_slow_http1_readers() {
     let fake = FakeRegistry::default();
-    let blob = data(N, 3);
-    let d = Digest::sha256_of(&blob).to_string();
-    fake.set(
-        &blob_path(&d),
-        Behaviour::Drip {
-            body: Bytes::from(blob.clone()),
-            len: N,
-            chunk: 64 * 1024,
-            every: Duration::from_millis(5),
-        },
-    );
+    let (blob, d) = dripped(&fake, N, 3, Duration::from_millis(5), <[u8]>::to_vec);
     let addr = fake.start().await;
     let dir = cache_dir();
     let (url, proxy) =

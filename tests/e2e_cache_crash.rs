@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ::portcullis::refs::Digest;
 use bytes::Bytes;
-use fake::blobs::{blob_path, data, entry, tmp_files};
+use fake::blobs::{blob_path, dripped, entry, tmp_files};
 use fake::{Behaviour, FakeRegistry};
 use support::real::proc::wait_until;
 use support::real::*;
@@ -66,18 +66,8 @@ fn a_sigkill_mid_download_leaves_no_corrupt_entry_and_cache_verify_drops_a_flipp
         .unwrap();
     // 8 MiB in 64 KiB pieces every 25 ms: over 3 s for the whole blob.
     const N: usize = 8 * 1024 * 1024;
-    let blob = data(N, 5);
-    let d = Digest::sha256_of(&blob).to_string();
     let fake = FakeRegistry::default();
-    fake.set(
-        &blob_path(&d),
-        Behaviour::Drip {
-            body: Bytes::from(blob.clone()),
-            len: N,
-            chunk: 64 * 1024,
-            every: Duration::from_millis(25),
-        },
-    );
+    let (blob, d) = dripped(&fake, N, 5, Duration::from_millis(25), <[u8]>::to_vec);
     let addr = rt.block_on(fake.start());
     let config = fake::config(
         addr,

@@ -13,7 +13,6 @@
 //! channel, so it never polls the file.
 
 use bytes::Bytes;
-
 use hyper::body::Frame;
 
 use super::flight::{Following, Source, Stage};

@@ -4,8 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use portcullis::api::Proxy;
 use portcullis::cache::Stats;
+use portcullis::refs::Digest;
+
+use super::{Behaviour, FakeRegistry};
 
 pub fn stats(p: &Proxy) -> Stats {
     p.blob_cache().expect("blob cache on").stats()
@@ -85,4 +89,28 @@ pub async fn head(c: &reqwest::Client, url: &str, d: &str) -> reqwest::Response 
 
 pub fn data(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+}
+
+/// A blob of `n` bytes (`data(n, seed)`) that `fake` drips in 64 KiB pieces every `every`, so
+/// that a download lasts and concurrent GETs overlap it. It sends `served(&blob)`: the blob,
+/// or bytes that lie about it. Returns the blob and its digest.
+pub fn dripped(
+    fake: &FakeRegistry,
+    n: usize,
+    seed: u8,
+    every: Duration,
+    served: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> (Vec<u8>, String) {
+    let blob = data(n, seed);
+    let d = Digest::sha256_of(&blob).to_string();
+    fake.set(
+        &blob_path(&d),
+        Behaviour::Drip {
+            body: Bytes::from(served(&blob)),
+            len: n,
+            chunk: 64 * 1024,
+            every,
+        },
+    );
+    (blob, d)
 }

@@ -417,7 +417,8 @@ pub fn cache_size(bytes: u64) {
         .set(i64::try_from(bytes).unwrap_or(i64::MAX));
 }
 
-/// `reason`: "io" (a write, fsync or rename failed) or "slow" (the disk took no data for 2 s).
+/// `reason`: "io" (a write, fsync or rename failed), "slow" (the disk took no data for 2 s) or
+/// "memory" (no write block could be made).
 pub fn cache_write_failure(reason: &'static str) {
     METRICS
         .cache

@@ -21,7 +21,7 @@
 //! first, then `Committed`; or `Failed`), see `flight` and `follow`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::time::Duration;
 
@@ -52,6 +52,11 @@ pub struct Blocks {
     free: Receiver<Block>,
     made: usize,
     wait: Duration,
+    /// Makes a new block (`Block::new`; tests put a failing one here).
+    make: fn() -> Option<Block>,
+    /// Set when caching was abandoned because no block could be made: the writer then counts
+    /// the failure as `memory`, not as a slow disk.
+    no_memory: Arc<AtomicBool>,
 }
 
 impl Blocks {
@@ -65,6 +70,8 @@ impl Blocks {
             free,
             made: 0,
             wait: DISK_WAIT,
+            make: Block::new,
+            no_memory: Arc::new(AtomicBool::new(false)),
         };
         (sink, blocks, give_back)
     }
@@ -77,8 +84,12 @@ impl Blocks {
                 Ok(b) => Some(b),
                 Err(TryRecvError::Empty) if self.made < POOL => {
                     self.made += 1;
-                    // No memory for it (said why): stop caching.
-                    Block::new()
+                    let made = (self.make)();
+                    if made.is_none() {
+                        // No memory for it (`Block::new` said why): stop caching.
+                        self.no_memory.store(true, Ordering::SeqCst);
+                    }
+                    made
                 }
                 Err(TryRecvError::Empty) => match self.free.recv_timeout(self.wait) {
                     Ok(b) => Some(b),
@@ -162,13 +173,21 @@ pub(super) fn start(
     lead: Option<Lead>,
 ) -> (Box<dyn Sink>, Verdict, Carrier) {
     let (sink, blocks, give_back) = Blocks::new();
+    let no_memory = sink.no_memory.clone();
     let (vtx, vrx) = oneshot::channel();
     let flight = lead.as_ref().map(Lead::flight);
     let carrier = lead.as_ref().map_or_else(Carrier::none, Lead::carrier);
     shared.stats.writing.fetch_add(1, Ordering::SeqCst);
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        write(&shared, &digest, total, (blocks, give_back), vrx, lead);
+        write(
+            &shared,
+            &digest,
+            total,
+            (blocks, give_back),
+            (vrx, &no_memory),
+            lead,
+        );
         shared.stats.writing.fetch_sub(1, Ordering::SeqCst);
     });
     (Box::new(sink), Verdict(Some(vtx), flight), carrier)
@@ -181,6 +200,8 @@ enum Failed {
     /// The sink gave up because the disk took no block for `DISK_WAIT`: fewer bytes written
     /// than verified.
     Slow { written: u64, verified: u64 },
+    /// The sink gave up because no write block could be made (out of memory).
+    NoMemory { written: u64, verified: u64 },
     /// The stream did not verify (mismatch, truncation, stall, client gone): not an error of
     /// the cache, and nothing to count.
     NotVerified,
@@ -212,7 +233,7 @@ fn write(
     digest: &Digest,
     total: Option<u64>,
     channels: (Receiver<Block>, Sender<Block>),
-    verdict: oneshot::Receiver<Option<u64>>,
+    (verdict, no_memory): (oneshot::Receiver<Option<u64>>, &AtomicBool),
     mut lead: Option<Lead>,
 ) {
     let result = (|| {
@@ -250,7 +271,11 @@ fn write(
             .flatten()
             .ok_or(Failed::NotVerified)?;
         if written != verified {
-            return Err(Failed::Slow { written, verified });
+            return Err(if no_memory.load(Ordering::SeqCst) {
+                Failed::NoMemory { written, verified }
+            } else {
+                Failed::Slow { written, verified }
+            });
         }
         tmp.as_file().sync_all().map_err(Failed::Io)?;
         let path = shared.layout.blob(digest);
@@ -278,6 +303,10 @@ fn write(
         Err(Failed::Slow { written, verified }) => {
             shared.write_failed("slow");
             tracing::warn!(%digest, written, verified, wait_secs = DISK_WAIT.as_secs(), "blob cache: the disk took no data for the wait (stalled); blob served but not cached");
+        }
+        Err(Failed::NoMemory { written, verified }) => {
+            shared.write_failed("memory");
+            tracing::warn!(%digest, written, verified, "blob cache: no memory for a write block; blob served but not cached");
         }
         Err(Failed::Io(e)) => {
             shared.write_failed("io");
@@ -395,6 +424,41 @@ mod tests {
             writer.join().unwrap() == d,
             "the writer got every byte, in order"
         );
+    }
+
+    #[test]
+    fn no_memory_for_a_block_stops_caching_says_so_and_the_stream_goes_on() {
+        let (mut sink, blocks, give_back) = Blocks::new();
+        sink.make = || None;
+        let flag = sink.no_memory.clone();
+        let writer = std::thread::spawn(move || {
+            receive(&(blocks, give_back), &mut Plain(Vec::new()), |_| {}).unwrap()
+        });
+        let sink = within("a sink with no memory for blocks", move || {
+            feed(&mut sink, &data(2 * BLOCK));
+            sink
+        });
+        assert!(sink.to_writer.is_none(), "the sink stopped copying");
+        assert!(flag.load(Ordering::SeqCst), "the writer is told why");
+        Box::new(sink).end();
+        assert_eq!(writer.join().unwrap(), 0, "nothing was written");
+    }
+
+    #[test]
+    fn a_stalled_disk_is_not_counted_as_no_memory() {
+        let (mut sink, stalled, _give_back) = Blocks::new();
+        sink.wait = Duration::from_millis(100);
+        let flag = sink.no_memory.clone();
+        let sink = within("a sink on a stalled disk", move || {
+            feed(&mut sink, &data((POOL + 2) * BLOCK));
+            sink
+        });
+        assert!(sink.to_writer.is_none(), "caching of this blob was dropped");
+        assert!(
+            !flag.load(Ordering::SeqCst),
+            "a stalled disk is not a lack of memory"
+        );
+        drop(stalled);
     }
 
     #[test]

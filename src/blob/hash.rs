@@ -181,7 +181,8 @@ mod tests {
         }
     }
 
-    /// Streams `data` (digest of `of`) in 1000-byte chunks with a recording sink.
+    /// Streams `data` (digest of `of`) in 1000-byte chunks with a recording sink; returns once
+    /// the sink was ended (or after 5 s).
     async fn run(data: &[u8], of: &[u8]) -> (Option<Outcome>, Arc<Mutex<Seen>>) {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let outcome = Arc::new(Mutex::new(None));
@@ -205,6 +206,13 @@ mod tests {
             }
         }
         drop(s);
+        // `end` comes after the digest was sent: wait for the thread to get there.
+        for _ in 0..500 {
+            if seen.lock().unwrap().ended {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let o = outcome.lock().unwrap().clone();
         (o, seen)
     }
@@ -215,13 +223,6 @@ mod tests {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
         let (outcome, seen) = run(&data, &data).await;
         assert_eq!(outcome, Some(Outcome::Verified { bytes: 10_000 }));
-        // `end` comes after the digest was sent: wait for the thread to get there.
-        for _ in 0..500 {
-            if seen.lock().unwrap().ended {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
         let s = seen.lock().unwrap();
         assert!(s.ended, "the sink was ended");
         assert_eq!(s.bytes, data);
@@ -240,12 +241,6 @@ mod tests {
             matches!(outcome, Some(Outcome::Mismatch { .. })),
             "{outcome:?}"
         );
-        for _ in 0..500 {
-            if seen.lock().unwrap().ended {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert!(seen.lock().unwrap().ended);
+        assert!(seen.lock().unwrap().ended, "the sink was ended");
     }
 }

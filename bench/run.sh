@@ -4,6 +4,9 @@
 #        QUICK=1 bench/run.sh    (smoke: 64 MiB blob, 1 round)
 #        bench/run.sh cache      (the blob cache vs the registry's proxy: mode, nginx, direct;
 #                                 bench/cache.py, writes bench/results/<timestamp>-cache.md)
+#        BINS="a=path,b=path" bench/run.sh ab
+#                                (builds compared on one blob stream, uncached and cold fill:
+#                                 hop CPU s/GB, MB/s, ratio to nginx; bench/ab.py)
 #        bench/run.sh signatures [--iterations N] [--cold N] [--herd N]
 #                                (keyless cosign .sig behind a [[policy]]: cached manifest by
 #                                 tag vs direct, cold pulls, a herd of cold pulls; benches/
@@ -17,6 +20,7 @@ fi
 case "${1:-}" in
   "") exec python3 bench/bench.py ;;
   cache) exec python3 bench/cache.py ;;
+  ab) exec python3 bench/ab.py ;;
   # The harness starts the registry and the release proxy itself (tests/support/real). It is
   # run in the test profile (`cargo test --bench`): it only drives and times requests, the
   # same for direct and Portcullis, and a release build of it and its dev-dependencies would
@@ -25,5 +29,5 @@ case "${1:-}" in
     PC_BIN=${PC_BIN:-${CARGO_TARGET_DIR:-target}/release/portcullis} \
       exec cargo test --quiet --bench signatures -- \
       --out "bench/results/$(date -u +%Y%m%dT%H%M%SZ)-signatures.md" "${@:2}" ;;
-  *) echo "usage: bench/run.sh [cache|signatures]" >&2; exit 2 ;;
+  *) echo "usage: bench/run.sh [cache|ab|signatures]" >&2; exit 2 ;;
 esac

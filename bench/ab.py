@@ -16,8 +16,9 @@ Per round, for each mode in MODES and each build in BINS (the order rotates each
             hash, write, fsync, rename); the CPU is read after the entry appeared;
 a fresh process for every GET, so no build profits from a warm heap or a pooled connection,
 `mode = "skip"` (no trust lookup: the blob path alone). One `curl` of the blob through it:
-hop CPU s/GB (utime+stime from /proc/<pid>/stat), MB/s, minor page faults per GB, and the ratio
-to one GET through nginx in the same round. Medians over ROUNDS, with the range.
+hop CPU s/GB (utime+stime from /proc/<pid>/stat), MB/s, minor page faults per GB, the ratio
+to one GET through nginx in the same round, the peak RSS during the GET (VmHWM, reset first) and
+the anonymous RSS 2 s after it (what a build keeps of one stream). Medians over ROUNDS, with the range.
 
 Knobs: BINS="name=path,name=path" (default: main=target/release/portcullis), MODES
 (uncached,cold), ROUNDS (6), BLOB_MIB (512), NO_CACHE="name,..." (builds without a cache:
@@ -54,9 +55,10 @@ def proc_stat(pid):
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK"), int(parts[7])
 
 
-def one_get(base, digest, size):
-    bps, _, _, _ = B.blob_streams(base, digest, 1, size)
-    return bps
+def one_get(base, digest, size, pid=None):
+    """bytes/s of one GET; with pid, also that process's peak RSS during it (MiB)."""
+    bps, _, hwm, _ = B.blob_streams(base, digest, 1, size, pid_for_rss=pid)
+    return bps, (hwm or 0) / 1024
 
 
 def median_range(xs):
@@ -91,11 +93,11 @@ def main():
         nginx = f"http://127.0.0.1:{ng_port}"
         B.wait_ready(f"{nginx}/v2/", ng, "nginx")
         gb = size / 1e9
-        res = {(m, n): {"cpu": [], "mbps": [], "ratio": [], "minflt": []}
+        res = {(m, n): {"cpu": [], "mbps": [], "ratio": [], "minflt": [], "hwm": [], "idle": []}
                for m in MODES for n, _ in BINS if not (m == "cold" and n in NO_CACHE)}
         n_start = 0
         for r in range(ROUNDS):
-            ng_bps = one_get(nginx, digest, size)
+            ng_bps, _ = one_get(nginx, digest, size)
             order = BINS[r % len(BINS):] + BINS[:r % len(BINS)]
             for mode in MODES:
                 for name, path in order:
@@ -117,11 +119,13 @@ def main():
                                 os.path.join(tmp, f"pc-{n_start}.log"), env=env)
                     B.wait_ready(f"http://127.0.0.1:{admin}/readyz", p, name)
                     c0, f0 = proc_stat(p.pid)
-                    bps = one_get(f"http://127.0.0.1:{port}", digest, size)
+                    bps, hwm = one_get(f"http://127.0.0.1:{port}", digest, size, p.pid)
                     if mode == "cold" and not wait_file(
                             os.path.join(cache_dir, "blobs", "sha256", digest), 10):
                         log(f"{name}: the cold GET left no cache entry (counted anyway)")
                     c1, f1 = proc_stat(p.pid)
+                    time.sleep(2)
+                    idle = B.proc_status_kib(p.pid, "RssAnon") / 1024
                     stop_one(p)
                     shutil.rmtree(cache_dir, ignore_errors=True)
                     row = res[(mode, name)]
@@ -129,19 +133,23 @@ def main():
                     row["mbps"].append(bps / 1e6)
                     row["ratio"].append(bps / ng_bps)
                     row["minflt"].append((f1 - f0) / gb / 1000)
+                    row["hwm"].append(hwm)
+                    row["idle"].append(idle)
                     log(f"round {r + 1}/{ROUNDS} {mode} {name}: {(c1 - c0) / gb:.2f} s/GB, "
-                        f"{bps / 1e6:.0f} MB/s, {bps / ng_bps:.2f} of nginx")
+                        f"{bps / 1e6:.0f} MB/s, {bps / ng_bps:.2f} of nginx, peak {hwm:.0f} MiB")
         lines = [f"# Portcullis A/B, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
                  f"blob {B.BLOB_MIB} MiB, {ROUNDS} rounds, a fresh process per GET, "
                  f"mode = \"skip\"; load average at start {load_start[0]:.2f}, "
                  f"at end {os.getloadavg()[0]:.2f}", "",
                  *[f"- `{n}`: `{p}`" for n, p in BINS], "",
                  "| mode | build | hop CPU s/GB | MB/s | of nginx (same round) "
-                 "| minor faults k/GB |", "| --- | --- | --- | --- | --- | --- |"]
+                 "| minor faults k/GB | peak RSS MiB | anonymous RSS 2 s after, MiB |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for (mode, name), row in res.items():
             lines.append(f"| {mode} | {name} | {median_range(row['cpu'])} | "
                          f"{B.median(row['mbps']):.0f} | {median_range(row['ratio'])} | "
-                         f"{B.median(row['minflt']):.1f} |")
+                         f"{B.median(row['minflt']):.1f} | {median_range(row['hwm'])} | "
+                         f"{median_range(row['idle'])} |")
         text = "\n".join(lines) + "\n"
         out = os.path.join(HERE, "results", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
                            + "-ab.md")

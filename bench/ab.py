@@ -101,11 +101,11 @@ def main():
             order = BINS[r % len(BINS):] + BINS[:r % len(BINS)]
             for mode in MODES:
                 for name, path in order:
+                    if mode == "cold" and name in NO_CACHE:
+                        continue
                     n_start += 1
                     port, admin = B.free_ports(2)
                     cache_dir = os.path.join(tmp, f"cache-{n_start}")
-                    if mode == "cold" and name in NO_CACHE:
-                        continue
                     with open(B.portcullis_config(tmp, port, admin, reg_port,
                                                   0 if mode == "uncached" else 10 << 30)) as f:
                         conf = f.read().replace(f"{tmp}/portcullis-cache", cache_dir)
@@ -114,9 +114,8 @@ def main():
                     cfg = os.path.join(tmp, f"pc-{n_start}.toml")
                     with open(cfg, "w") as f:
                         f.write(conf)
-                    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
                     p = B.start(f"{name}-{mode}", [path, "serve", "--config", cfg],
-                                os.path.join(tmp, f"pc-{n_start}.log"), env=env)
+                                os.path.join(tmp, f"pc-{n_start}.log"))
                     B.wait_ready(f"http://127.0.0.1:{admin}/readyz", p, name)
                     c0, f0 = proc_stat(p.pid)
                     bps, hwm = one_get(f"http://127.0.0.1:{port}", digest, size, p.pid)
@@ -158,11 +157,7 @@ def main():
         print(text)
         log(f"wrote {out}")
     finally:
-        B.stop_all()
-        if os.environ.get("KEEP") == "1":
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        B.finish(tmp)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,16 @@ def stop_all():
     children.clear()
 
 
+def finish(tmp):
+    """Stop what the run started; remove its temp dir unless KEEP=1. True if it was removed."""
+    stop_all()
+    if os.environ.get("KEEP") == "1":
+        log(f"kept {tmp}")
+        return False
+    shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
 def http_status(url, headers=None):
     try:
         req = urllib.request.Request(url, headers=headers or {})
@@ -487,11 +497,7 @@ def main():
             return
         report(tmp, rounds, digest, size, load_start, pc_alive)
     finally:
-        stop_all()
-        if os.environ.get("KEEP") == "1":
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        finish(tmp)
 
 
 def report(tmp, rounds, digest, size, load_start, pc_alive):

@@ -500,14 +500,9 @@ def main():
                  "mode = \"skip\" (TRUST=skip): no trust check, digests still verified")
         report(rounds, mem, load_start, {"trust": trust})
     finally:
-        B.stop_all()
-        if os.environ.get("KEEP") == "1":
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if CACHE_DIR_PARENT:
-                shutil.rmtree(os.path.join(CACHE_DIR_PARENT, os.path.basename(tmp)),
-                              ignore_errors=True)
+        if B.finish(tmp) and CACHE_DIR_PARENT:
+            shutil.rmtree(os.path.join(CACHE_DIR_PARENT, os.path.basename(tmp)),
+                          ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ PKGS=(
   busybox-static         # a static busybox for the test images' rootfs
   faketime umoci socat nginx wrk              # time shifting, OCI tooling, fault injection, load tests
   protobuf-compiler      # protoc, for crates that build gRPC stubs (CRI)
-  gcc libc6-dev          # the C compiler cc-rs calls: mimalloc (the allocator) and aws-lc-sys
+  gcc libc6-dev make     # C compiler for aws-lc-sys; make for jemalloc (the allocator)
   docker.io              # docker CLI / dockerd for DCT signing as `docker push` does
   docker-compose         # the compose deployment test
   debootstrap            # base images for the project's Dockerfile (no image registry here)

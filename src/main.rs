@@ -9,10 +9,11 @@ use clap::{Parser, Subcommand};
 
 use portcullis::config::{Config, LogFormat};
 
-/// mimalloc gives memory freed after a burst of pulls back to the kernel; glibc's malloc kept
-/// it (Cargo.toml says what was measured).
+/// jemalloc, whose background thread gives memory freed after a burst of pulls back to the
+/// kernel while the process is idle; glibc's malloc and mimalloc kept it (Cargo.toml says what
+/// was measured, .cargo/config.toml which options are built in).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(

@@ -59,22 +59,13 @@ fn size(p: &Path) -> u64 {
 fn a_sigkill_mid_download_leaves_no_corrupt_entry_and_cache_verify_drops_a_flipped_byte() {
     require_tool("curl", "curl");
     require_tool("kill", "procps");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = fake::background_runtime();
     // 8 MiB in 64 KiB pieces every 25 ms: over 3 s for the whole blob.
     const N: usize = 8 * 1024 * 1024;
     let fake = FakeRegistry::default();
     let (blob, d) = dripped(&fake, N, 5, Duration::from_millis(25), <[u8]>::to_vec);
     let addr = rt.block_on(fake.start());
-    let config = fake::config(
-        addr,
-        "skip",
-        false,
-        "[server]\nclient_auth = { mode = \"none\" }\n",
-    );
+    let config = fake::config(addr, "skip", false, fake::NO_CLIENT_AUTH);
     let mut proxy = Portcullis::start(&config);
     let cache = proxy.dir().join("cache");
     let url = format!("{}{}", proxy.url(), blob_path(&d));

@@ -1,9 +1,11 @@
 //! `HttpClient` and `Body` against a small HTTP/1 server on 127.0.0.1: redirects (followed,
 //! refused past the limit, `Authorization` kept or dropped by origin, relative `Location`,
-//! 303), the body limit, the response deadline and the idle deadline.
+//! 303), the body limit, the response deadline and the idle deadline; blob downloads reading
+//! with a wide buffer while a slot is free.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,9 +15,10 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
+use tokio::sync::Semaphore;
 use url::Url;
 
-use super::{Body, BodyError, HttpClient, MAX_REDIRECTS, SendError};
+use super::{Body, BodyError, H1_MAX_BUF, HttpClient, MAX_REDIRECTS, SendError};
 
 type Resp = Response<BoxBody<Bytes, Infallible>>;
 
@@ -57,6 +60,7 @@ async fn route(req: Request<Incoming>, port: u16) -> Result<Resp, Infallible> {
         ),
         "/see-other" => redirect(StatusCode::SEE_OTHER, "/echo"),
         "/big" => text(StatusCode::OK, vec![7u8; 256 * 1024]),
+        "/v2/r/blobs/sha256:b1" => text(StatusCode::OK, vec![7u8; BLOB]),
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             text(StatusCode::OK, "late")
@@ -248,4 +252,89 @@ async fn a_refused_connection_is_a_transport_error_with_its_cause() {
         .unwrap_err();
     assert!(matches!(e, SendError::Transport(_)), "{e}");
     assert!(e.to_string().to_lowercase().contains("refused"), "{e}");
+}
+
+/// The test blob's size: enough for hyper's reads to grow past the narrow cap.
+const BLOB: usize = 16 << 20;
+
+/// Sends a request through `send_reading`; the body holds the slot it got.
+async fn send_reading(c: &HttpClient, method: Method, u: Url) -> Body {
+    let (resp, wide) = c
+        .send_reading(method, u, HeaderMap::new(), FIVE)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    Body::new(resp.into_body(), None).holding(wide)
+}
+
+/// Reads the body to its end: (bytes, largest chunk).
+async fn drain(mut body: Body) -> (usize, usize) {
+    let (mut n, mut largest) = (0, 0);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.unwrap();
+        n += chunk.len();
+        largest = largest.max(chunk.len());
+    }
+    (n, largest)
+}
+
+#[tokio::test]
+async fn only_blob_downloads_take_a_wide_slot_and_the_body_gives_it_back_at_its_end() {
+    let addr = server().await;
+    let slots = Arc::new(Semaphore::new(1));
+    let c = client().with_slots(slots.clone());
+    let blob = url(addr, "/v2/r/blobs/sha256:b1");
+
+    let first = send_reading(&c, Method::GET, blob.clone()).await;
+    assert!(first.is_wide());
+    assert_eq!(slots.available_permits(), 0);
+    // No slot left: the next download reads narrow, and still reads every byte.
+    let second = send_reading(&c, Method::GET, blob.clone()).await;
+    assert!(!second.is_wide());
+    assert_eq!(drain(second).await.0, BLOB);
+    // Neither a HEAD nor another path takes a slot, even when one is free.
+    assert_eq!(drain(first).await.0, BLOB);
+    assert_eq!(
+        slots.available_permits(),
+        1,
+        "the slot is back at the body's end"
+    );
+    assert!(!send_reading(&c, Method::HEAD, blob.clone()).await.is_wide());
+    assert!(
+        !send_reading(&c, Method::GET, url(addr, "/big"))
+            .await
+            .is_wide()
+    );
+    // A body dropped halfway gives its slot back too.
+    let mut dropped = send_reading(&c, Method::GET, blob).await;
+    assert!(dropped.is_wide());
+    dropped.next().await.unwrap().unwrap();
+    drop(dropped);
+    assert_eq!(slots.available_permits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_download_reads_past_the_narrow_cap_and_a_narrow_one_never_does() {
+    let addr = server().await;
+    let blob = url(addr, "/v2/r/blobs/sha256:b1");
+    let wide = client().with_slots(Arc::new(Semaphore::new(1)));
+    let (n, largest) = drain(send_reading(&wide, Method::GET, blob.clone()).await).await;
+    assert_eq!(n, BLOB);
+    // hyper reads into what its buffer has room for: up to twice the cap when a partial
+    // chunk was left in it. Past that only a wide buffer goes.
+    assert!(largest > 2 * H1_MAX_BUF, "largest chunk {largest}");
+    let narrow = client().with_slots(Arc::new(Semaphore::new(0)));
+    let (n, largest) = drain(send_reading(&narrow, Method::GET, blob).await).await;
+    assert_eq!(n, BLOB);
+    assert!(largest <= 2 * H1_MAX_BUF, "largest chunk {largest}");
+}
+
+#[test]
+fn a_blob_path_is_one_ending_in_blobs_and_a_digest() {
+    use super::is_blob_path;
+    assert!(is_blob_path("/v2/a/b/blobs/sha256:00"));
+    assert!(is_blob_path("/prefix/v2/a/blobs/sha512:00"));
+    assert!(!is_blob_path("/v2/a/blobs/uploads/"));
+    assert!(!is_blob_path("/v2/blobs/manifests/sha256:00"));
+    assert!(!is_blob_path("/v2/a/manifests/v1"));
 }

@@ -342,7 +342,7 @@ impl Upstream {
         }
         match self
             .client
-            .send(method, url, headers, self.first_byte)
+            .send_reading(method, url, headers, self.first_byte)
             .await
         {
             Err(SendError::Timeout(_) | SendError::ConnectTimeout(_)) => {
@@ -355,7 +355,7 @@ impl Upstream {
                 registry: self.name.clone(),
                 cause: e.to_string(),
             }),
-            Ok(r) => Ok(r.map(|b| Body::new(b, Some(self.idle)))),
+            Ok((r, wide)) => Ok(r.map(|b| Body::new(b, Some(self.idle)).holding(wide))),
         }
     }
 

@@ -394,6 +394,19 @@ impl TrustSource for TableTrust {
     }
 }
 
+/// The `[server]` table of a config whose clients need no credentials (for `config`'s extra).
+pub const NO_CLIENT_AUTH: &str = "[server]\nclient_auth = { mode = \"none\" }\n";
+
+/// A runtime for the fake registry of a test that drives a real Portcullis process with
+/// blocking calls (curl, kill): the registry serves on its two workers meanwhile.
+pub fn background_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// reqwest is built without a default rustls provider: choose ring, as the binary does.
 pub fn install_crypto() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

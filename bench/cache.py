@@ -31,7 +31,8 @@ Phases (each figure also as the ratio to direct measured in the same round; medi
 
 Knobs: QUICK=1 (64 MiB, 1 round, 3 s wrk), BLOB_MIB (512), ROUNDS (3), WRK_SECS (6),
 RSS_STREAMS (256), TRUST=notary|skip, PC_BIN, PC_LOG_LEVEL (info), PC_EXTRA_ENV, KEEP=1,
-MEMORY_ONLY=1 (the memory phase alone, printed as JSON; no report file).
+MEMORY_ONLY=1 (the memory phase alone, printed as JSON; no report file), SMAPS_OUT=path (a
+copy of the memory phase's /proc/<pid>/smaps 20 s after the load).
 Writes bench/results/<UTC>-cache[-quick].md and prints it.
 """
 
@@ -53,6 +54,10 @@ from cache_settings import (  # noqa: E402
     TAG, TRUST, log,
 )
 from cache_report import report  # noqa: E402
+
+
+# Seconds after the load at which the idle RSS is sampled; the report's "idle after" is at 3 s.
+IDLE_SERIES_S = (1, 3, 6, 9, 12, 15, 20)
 
 
 def stop_one(p):
@@ -401,8 +406,10 @@ class Bench:
         g0, h0, _ = settled_counts(self.reg_log, self.digest)
         hits0 = metric(pc.admin, "portcullis_cache_hits_total")
         log(f"memory: {RSS_STREAMS} concurrent cold GETs")
+        cpu0 = B.group_cpu(pc.pid)
         bps, wall, hwm, sampled = B.blob_streams(pc.base, self.digest, RSS_STREAMS, self.size,
                                                  pid_for_rss=pc.pid)
+        out["cold_cpu_s_per_GB"] = (B.group_cpu(pc.pid) - cpu0) / (RSS_STREAMS * self.size / 1e9)
         out["cold_stored"] = wait_file(self.pc_blob_file(), 10)
         g1, h1, _ = settled_counts(self.reg_log, self.digest)
         out.update(cold_hwm_MiB=hwm / 1024, cold_sampled_MiB=sampled / 1024,
@@ -416,19 +423,32 @@ class Bench:
                 log("memory phase: the blob is not in the cache; the 'warm' phase is not")
             g1, h1, _ = settled_counts(self.reg_log, self.digest)
         log(f"memory: {RSS_STREAMS} concurrent warm GETs")
+        cpu0 = B.group_cpu(pc.pid)
         bps, wall, hwm, sampled = B.blob_streams(pc.base, self.digest, RSS_STREAMS, self.size,
                                                  pid_for_rss=pc.pid)
+        out["warm_cpu_s_per_GB"] = (B.group_cpu(pc.pid) - cpu0) / (RSS_STREAMS * self.size / 1e9)
         g2, h2, _ = settled_counts(self.reg_log, self.digest)
         out.update(warm_hwm_MiB=hwm / 1024, warm_sampled_MiB=sampled / 1024, warm_MBps=bps / 1e6,
                    warm_upstream_requests=(g2 - g1) + (h2 - h1))
-        time.sleep(3)
-        out["idle_after_MiB"] = B.proc_status_kib(pc.pid, "VmRSS") / 1024
-        # VmRSS also counts the binary's own pages (file-backed, shared, reclaimable): say how
-        # much of it is the process's memory (heap, stacks) and how much the mapped files.
-        for k in ("RssAnon", "RssFile"):
-            out[f"idle_after_{k}_MiB"] = B.proc_status_kib(pc.pid, k) / 1024
-        # mimalloc returns some of what a burst freed only when a thread allocates again
-        # (delayed purges, retired pages): one more pull shows what stays.
+        # How the idle figure settles, with the thread count: tokio's blocking threads (hashing,
+        # disk reads) live 10 s after their last task; jemalloc purges on a timer.
+        series = []
+        t_load = time.time()
+        for t in IDLE_SERIES_S:
+            time.sleep(max(0.0, t_load + t - time.time()))
+            series.append([t] + [B.proc_status_kib(pc.pid, k) / 1024 for k in ("VmRSS", "RssAnon")]
+                          + [B.proc_status_kib(pc.pid, "Threads")])
+            if t == 3:
+                out["idle_after_MiB"] = series[-1][1]
+                # VmRSS also counts the binary's own pages (file-backed, shared, reclaimable):
+                # say how much is the process's memory (heap, stacks) and how much mapped files.
+                for k in ("RssAnon", "RssFile"):
+                    out[f"idle_after_{k}_MiB"] = B.proc_status_kib(pc.pid, k) / 1024
+        out["idle_series"] = series
+        if os.environ.get("SMAPS_OUT"):
+            shutil.copyfile(f"/proc/{pc.pid}/smaps", os.environ["SMAPS_OUT"])
+        # An allocator that purges only when a thread allocates again (mimalloc did) gives
+        # some of a burst back then: one more pull shows what stays.
         B.blob_streams(pc.base, self.digest, 1, self.size)
         time.sleep(3)
         out["idle_next_MiB"] = B.proc_status_kib(pc.pid, "VmRSS") / 1024

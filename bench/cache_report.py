@@ -124,16 +124,19 @@ def report(rounds, mem, load_start, notes):
         f"| idle at start (VmRSS) | {mem['idle_start_MiB']:.1f} |",
         f"| peak during {RSS_STREAMS} concurrent cold GETs, {BLOB_MIB} MiB blob being cached "
         f"(VmHWM; sampled VmRSS max) | **{mem['cold_hwm_MiB']:.1f}** ({mem['cold_sampled_MiB']:.1f}); "
-        f"{mem['cold_MBps']:.0f} MB/s aggregate |",
+        f"{mem['cold_MBps']:.0f} MB/s aggregate, {mem.get('cold_cpu_s_per_GB', float('nan')):.2f} s/GB of CPU |",
         f"| peak during {RSS_STREAMS} concurrent warm GETs (VmHWM; sampled) | "
         f"**{mem['warm_hwm_MiB']:.1f}** ({mem['warm_sampled_MiB']:.1f}); "
-        f"{mem['warm_MBps']:.0f} MB/s aggregate, {mem['warm_upstream_requests']} upstream blob requests |",
+        f"{mem['warm_MBps']:.0f} MB/s aggregate, {mem.get('warm_cpu_s_per_GB', float('nan')):.2f} s/GB of CPU, "
+        f"{mem['warm_upstream_requests']} upstream blob requests |",
         f"| idle after the load, 3 s later (VmRSS) | {mem['idle_after_MiB']:.1f} |",
         f"|   of which anonymous (heap, stacks: RssAnon); mapped files (the binary, libc: RssFile) | "
         f"{mem.get('idle_after_RssAnon_MiB', float('nan')):.1f}; "
         f"{mem.get('idle_after_RssFile_MiB', float('nan')):.1f} |",
-        f"| idle after one more single pull, 3 s later (VmRSS; RssAnon): what the allocator "
-        f"had deferred is returned when a thread allocates again | "
+        "| idle after the load, VmRSS (threads) at " + ", ".join(f"{t} s" for t, *_ in mem.get("idle_series", []))
+        + " | " + ", ".join(f"{r:.1f} ({n})" for _, r, _, n in mem.get("idle_series", [])) + " |",
+        f"| idle after one more single pull, 3 s later (VmRSS; RssAnon): what an allocator that "
+        f"purges only when a thread allocates again had kept | "
         f"{mem.get('idle_next_MiB', float('nan')):.1f}; "
         f"{mem.get('idle_next_RssAnon_MiB', float('nan')):.1f} |",
         f"| idle at start of each round's cache Portcullis (median) | "

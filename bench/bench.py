@@ -355,12 +355,20 @@ class CpuMeter:
         self.used = {k: group_cpu(v) - self.start[k] for k, v in self.pgids.items()}
 
 
-def proc_status_kib(pid, key):
+def proc_status(pid):
+    """The numeric fields of /proc/<pid>/status (kB for sizes), read at one instant."""
+    out = {}
     with open(f"/proc/{pid}/status") as f:
-        for line in f:  # noqa
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
+        for line in f:
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            if parts and parts[0].isdigit():
+                out[key] = int(parts[0])
+    return out
+
+
+def proc_status_kib(pid, key):
+    return proc_status(pid).get(key, 0)
 
 
 def wrk_latency(base, conc, lua):

@@ -56,8 +56,9 @@ from cache_settings import (  # noqa: E402
 from cache_report import report  # noqa: E402
 
 
-# Seconds after the load at which the idle RSS is sampled; the report's "idle after" is at 3 s.
+# Seconds after the load at which the idle RSS is sampled; the report's "idle after" is IDLE_AT.
 IDLE_SERIES_S = (1, 3, 6, 9, 12, 15, 20)
+IDLE_AT = 3
 
 
 def stop_one(p):
@@ -405,11 +406,14 @@ class Bench:
         manifest_ok(pc.base)
         g0, h0, _ = settled_counts(self.reg_log, self.digest)
         hits0 = metric(pc.admin, "portcullis_cache_hits_total")
+        def streams():
+            """RSS_STREAMS concurrent GETs: blob_streams' figures and the hop's CPU s/GB."""
+            cpu0 = B.group_cpu(pc.pid)
+            got = B.blob_streams(pc.base, self.digest, RSS_STREAMS, self.size, pid_for_rss=pc.pid)
+            return got, (B.group_cpu(pc.pid) - cpu0) / (RSS_STREAMS * self.size / 1e9)
+
         log(f"memory: {RSS_STREAMS} concurrent cold GETs")
-        cpu0 = B.group_cpu(pc.pid)
-        bps, wall, hwm, sampled = B.blob_streams(pc.base, self.digest, RSS_STREAMS, self.size,
-                                                 pid_for_rss=pc.pid)
-        out["cold_cpu_s_per_GB"] = (B.group_cpu(pc.pid) - cpu0) / (RSS_STREAMS * self.size / 1e9)
+        (bps, wall, hwm, sampled), out["cold_cpu_s_per_GB"] = streams()
         out["cold_stored"] = wait_file(self.pc_blob_file(), 10)
         g1, h1, _ = settled_counts(self.reg_log, self.digest)
         out.update(cold_hwm_MiB=hwm / 1024, cold_sampled_MiB=sampled / 1024,
@@ -423,10 +427,7 @@ class Bench:
                 log("memory phase: the blob is not in the cache; the 'warm' phase is not")
             g1, h1, _ = settled_counts(self.reg_log, self.digest)
         log(f"memory: {RSS_STREAMS} concurrent warm GETs")
-        cpu0 = B.group_cpu(pc.pid)
-        bps, wall, hwm, sampled = B.blob_streams(pc.base, self.digest, RSS_STREAMS, self.size,
-                                                 pid_for_rss=pc.pid)
-        out["warm_cpu_s_per_GB"] = (B.group_cpu(pc.pid) - cpu0) / (RSS_STREAMS * self.size / 1e9)
+        (bps, wall, hwm, sampled), out["warm_cpu_s_per_GB"] = streams()
         g2, h2, _ = settled_counts(self.reg_log, self.digest)
         out.update(warm_hwm_MiB=hwm / 1024, warm_sampled_MiB=sampled / 1024, warm_MBps=bps / 1e6,
                    warm_upstream_requests=(g2 - g1) + (h2 - h1))
@@ -436,14 +437,15 @@ class Bench:
         t_load = time.time()
         for t in IDLE_SERIES_S:
             time.sleep(max(0.0, t_load + t - time.time()))
-            series.append([t] + [B.proc_status_kib(pc.pid, k) / 1024 for k in ("VmRSS", "RssAnon")]
-                          + [B.proc_status_kib(pc.pid, "Threads")])
-            if t == 3:
-                out["idle_after_MiB"] = series[-1][1]
+            # One read of /proc/<pid>/status: the figures of a row are of the same instant.
+            st = B.proc_status(pc.pid)
+            rss, anon, files = (st[k] / 1024 for k in ("VmRSS", "RssAnon", "RssFile"))
+            series.append([t, rss, anon, st["Threads"]])
+            if t == IDLE_AT:
                 # VmRSS also counts the binary's own pages (file-backed, shared, reclaimable):
                 # say how much is the process's memory (heap, stacks) and how much mapped files.
-                for k in ("RssAnon", "RssFile"):
-                    out[f"idle_after_{k}_MiB"] = B.proc_status_kib(pc.pid, k) / 1024
+                out.update(idle_after_MiB=rss, idle_after_RssAnon_MiB=anon,
+                           idle_after_RssFile_MiB=files)
         out["idle_series"] = series
         if os.environ.get("SMAPS_OUT"):
             shutil.copyfile(f"/proc/{pc.pid}/smaps", os.environ["SMAPS_OUT"])

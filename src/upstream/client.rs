@@ -343,8 +343,9 @@ impl Body {
         self
     }
 
-    /// Whether the body reads with a wide buffer (holds a slot).
-    pub fn is_wide(&self) -> bool {
+    /// Whether the body reads with a wide buffer (holds a slot); for the tests.
+    #[cfg(test)]
+    pub(crate) fn is_wide(&self) -> bool {
         self.wide.is_some()
     }
 
